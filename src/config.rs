@@ -1,0 +1,858 @@
+//! The configuration file: raw TOML structures, and the checked form the rest of
+//! the daemon uses.
+//!
+//! Everything an admin can get wrong is caught here, once, at load: the rest of
+//! the code takes a [`Config`] and never re-validates. Errors name the file, the
+//! line and the key, because the person reading them is editing that file.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::address::EmailAddress;
+
+/// Why a config file could not be loaded.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{}", format_invalid(path, problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+/// One semantic problem in an otherwise well-formed file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key path, e.g. `mailbox[0].tls`.
+    pub key: String,
+    /// 1-based line of the key in the file, when it could be located.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+fn format_invalid(path: &Path, problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| match p.line {
+            Some(line) => format!("{}:{}: {}: {}", path.display(), line, p.key, p.message),
+            None => format!("{}: {}: {}", path.display(), p.key, p.message),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+// ---------------------------------------------------------------------------
+// Raw file structures: exactly what the TOML says, nothing derived.
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    desk: RawDesk,
+    #[serde(default, rename = "mailbox")]
+    mailboxes: Vec<RawMailbox>,
+    smtp: RawSmtp,
+    #[serde(default)]
+    outbox: RawOutbox,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDesk {
+    address: String,
+    #[serde(default = "default_desk_name")]
+    name: String,
+    #[serde(default = "default_subject_tag")]
+    subject_tag: String,
+    storage: PathBuf,
+    templates: PathBuf,
+    #[serde(default)]
+    control_socket: Option<PathBuf>,
+    #[serde(default = "default_first_ticket")]
+    first_ticket: u64,
+}
+
+fn default_desk_name() -> String {
+    "Help Desk".into()
+}
+fn default_subject_tag() -> String {
+    "[#{id}]".into()
+}
+fn default_first_ticket() -> u64 {
+    1000
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Implicit,
+    /// Plain connection upgraded with STARTTLS before login.
+    Starttls,
+    /// No encryption: only for loopback unless `allow_insecure` is set.
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMailbox {
+    name: Option<String>,
+    host: String,
+    port: Option<u16>,
+    #[serde(default = "default_tls")]
+    tls: TlsMode,
+    #[serde(default)]
+    allow_insecure: bool,
+    user: String,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    #[serde(default = "default_folder")]
+    folder: String,
+    #[serde(default)]
+    after_processing: AfterProcessingKind,
+    move_to: Option<String>,
+    #[serde(default = "default_true")]
+    idle: bool,
+    #[serde(default = "default_poll_interval", with = "humantime_serde")]
+    poll_interval: Duration,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    timeout: Duration,
+    #[serde(default = "default_batch_size")]
+    batch_size: u32,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum AfterProcessingKind {
+    #[default]
+    Seen,
+    Move,
+}
+
+fn default_tls() -> TlsMode {
+    TlsMode::Implicit
+}
+fn default_folder() -> String {
+    "INBOX".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_batch_size() -> u32 {
+    500
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: String,
+    port: Option<u16>,
+    #[serde(default = "default_smtp_tls")]
+    tls: TlsMode,
+    #[serde(default)]
+    allow_insecure: bool,
+    user: Option<String>,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    timeout: Duration,
+    /// Envelope sender (MAIL FROM); defaults to the help address so bounces come back to us.
+    envelope_from: Option<String>,
+}
+
+fn default_smtp_tls() -> TlsMode {
+    TlsMode::Starttls
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutbox {
+    #[serde(default = "default_retry_initial", with = "humantime_serde")]
+    retry_initial: Duration,
+    #[serde(default = "default_retry_max", with = "humantime_serde")]
+    retry_max: Duration,
+    #[serde(default = "default_max_attempts")]
+    max_attempts: u32,
+    #[serde(default = "default_concurrency")]
+    concurrency: usize,
+}
+
+impl Default for RawOutbox {
+    fn default() -> Self {
+        RawOutbox {
+            retry_initial: default_retry_initial(),
+            retry_max: default_retry_max(),
+            max_attempts: default_max_attempts(),
+            concurrency: default_concurrency(),
+        }
+    }
+}
+
+fn default_retry_initial() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_retry_max() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+fn default_max_attempts() -> u32 {
+    // With 5 s doubling to a 15 min cap this is roughly two days of trying.
+    200
+}
+fn default_concurrency() -> usize {
+    4
+}
+
+// ---------------------------------------------------------------------------
+// Checked configuration.
+// ---------------------------------------------------------------------------
+
+/// The validated configuration. Paths are absolute (resolved against the config
+/// file's folder), secrets are loaded, every combination has been checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub desk: Desk,
+    pub mailboxes: Vec<MailboxConfig>,
+    pub smtp: SmtpConfig,
+    pub outbox: OutboxConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct Desk {
+    pub address: EmailAddress,
+    pub name: String,
+    pub subject_tag: SubjectTag,
+    pub storage: PathBuf,
+    pub templates: PathBuf,
+    pub control_socket: PathBuf,
+    pub first_ticket: u64,
+}
+
+/// The subject token format, split around `{id}` so it can be both rendered and recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectTag {
+    pub prefix: String,
+    pub suffix: String,
+}
+
+impl SubjectTag {
+    pub fn parse(tag: &str) -> Option<SubjectTag> {
+        let (prefix, suffix) = tag.split_once("{id}")?;
+        if suffix.contains("{id}") || prefix.trim().is_empty() {
+            return None;
+        }
+        if tag.chars().any(|c| c.is_control()) {
+            return None;
+        }
+        Some(SubjectTag {
+            prefix: prefix.to_string(),
+            suffix: suffix.to_string(),
+        })
+    }
+
+    pub fn render(&self, id: u64) -> String {
+        format!("{}{}{}", self.prefix, id, self.suffix)
+    }
+}
+
+impl Default for SubjectTag {
+    fn default() -> Self {
+        SubjectTag::parse(&default_subject_tag()).expect("default tag is valid")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterProcessing {
+    /// Set `\Seen` and leave the mail where it is.
+    FlagSeen,
+    /// Move the mail to this folder (created if missing).
+    MoveTo(String),
+}
+
+#[derive(Clone)]
+pub struct MailboxConfig {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub user: String,
+    pub password: String,
+    pub folder: String,
+    pub after_processing: AfterProcessing,
+    pub idle: bool,
+    pub poll_interval: Duration,
+    pub timeout: Duration,
+    pub batch_size: u32,
+}
+
+impl std::fmt::Debug for MailboxConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailboxConfig")
+            .field("name", &self.name)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("folder", &self.folder)
+            .field("after_processing", &self.after_processing)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub credentials: Option<(String, String)>,
+    pub timeout: Duration,
+    pub envelope_from: EmailAddress,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("user", &self.credentials.as_ref().map(|c| &c.0))
+            .field("envelope_from", &self.envelope_from)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxConfig {
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    pub max_attempts: u32,
+    pub concurrency: usize,
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_str_at(&text, path)
+    }
+
+    /// Parses config text as if it were read from `path` (which anchors relative paths).
+    pub fn from_str_at(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line: e.span().map(|s| line_of_offset(text, s.start)).unwrap_or(1),
+            message: e.message().trim().to_string(),
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let mut v = Validator {
+            problems: Vec::new(),
+        };
+        let config = v.check(raw, &base, path);
+        if v.problems.is_empty() {
+            if let Some(config) = config {
+                return Ok(config);
+            }
+        }
+        let lines = KeyLines::new(text);
+        let problems = v
+            .problems
+            .into_iter()
+            .map(|mut p| {
+                p.line = lines.line_of(&p.key);
+                p
+            })
+            .collect();
+        Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        })
+    }
+}
+
+struct Validator {
+    problems: Vec<Problem>,
+}
+
+impl Validator {
+    fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            key: key.into(),
+            line: None,
+            message: message.into(),
+        });
+    }
+
+    fn check(&mut self, raw: RawConfig, base: &Path, path: &Path) -> Option<Config> {
+        let address = match EmailAddress::parse(&raw.desk.address) {
+            Some(a) => Some(a),
+            None => {
+                self.problem("desk.address", "is not an email address");
+                None
+            }
+        };
+        let subject_tag = SubjectTag::parse(&raw.desk.subject_tag);
+        if subject_tag.is_none() {
+            self.problem(
+                "desk.subject_tag",
+                "must contain {id} exactly once, with non-blank text before it and no control characters",
+            );
+        }
+        if raw.desk.name.chars().any(char::is_control) {
+            self.problem("desk.name", "must not contain control characters");
+        }
+        let storage = base.join(&raw.desk.storage);
+        let templates = base.join(&raw.desk.templates);
+        if !templates.is_dir() {
+            self.problem(
+                "desk.templates",
+                format!("folder {} does not exist", templates.display()),
+            );
+        }
+        let control_socket = raw
+            .desk
+            .control_socket
+            .map(|p| base.join(p))
+            .unwrap_or_else(|| storage.join("control.sock"));
+
+        if raw.mailboxes.is_empty() {
+            self.problem("mailbox", "at least one [[mailbox]] is needed");
+        }
+        let mut mailboxes = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for (i, m) in raw.mailboxes.into_iter().enumerate() {
+            let key = format!("mailbox[{i}]");
+            let name = m
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}/{}", m.user, m.folder));
+            if !names.insert(name.clone()) {
+                self.problem(format!("{key}.name"), format!("\"{name}\" is used twice"));
+            }
+            self.check_tls(&key, &m.host, m.tls, m.allow_insecure);
+            let password = self.secret(
+                &key,
+                m.password_file.as_deref(),
+                m.password_env.as_deref(),
+                base,
+                true,
+            );
+            let after_processing = match (m.after_processing, m.move_to) {
+                (AfterProcessingKind::Seen, None) => AfterProcessing::FlagSeen,
+                (AfterProcessingKind::Seen, Some(_)) => {
+                    self.problem(
+                        format!("{key}.move_to"),
+                        "only makes sense with after_processing = \"move\"",
+                    );
+                    AfterProcessing::FlagSeen
+                }
+                (AfterProcessingKind::Move, Some(folder))
+                    if !folder.trim().is_empty() && folder != m.folder =>
+                {
+                    AfterProcessing::MoveTo(folder)
+                }
+                (AfterProcessingKind::Move, _) => {
+                    self.problem(
+                        format!("{key}.after_processing"),
+                        "\"move\" needs move_to = \"FOLDER\", a folder other than the one polled",
+                    );
+                    AfterProcessing::FlagSeen
+                }
+            };
+            if m.batch_size == 0 || m.batch_size > 10_000 {
+                self.problem(format!("{key}.batch_size"), "must be between 1 and 10000");
+            }
+            if m.timeout.is_zero() {
+                self.problem(format!("{key}.timeout"), "must be more than zero");
+            }
+            if m.poll_interval < Duration::from_millis(100) {
+                self.problem(format!("{key}.poll_interval"), "must be at least 100ms");
+            }
+            if imap_quoted_string_unsafe(&m.folder) {
+                self.problem(
+                    format!("{key}.folder"),
+                    "must not contain quotes, backslashes or control characters",
+                );
+            }
+            if let AfterProcessing::MoveTo(f) = &after_processing {
+                if imap_quoted_string_unsafe(f) {
+                    self.problem(
+                        format!("{key}.move_to"),
+                        "must not contain quotes, backslashes or control characters",
+                    );
+                }
+            }
+            let port = m.port.unwrap_or(match m.tls {
+                TlsMode::Implicit => 993,
+                _ => 143,
+            });
+            mailboxes.push(MailboxConfig {
+                name,
+                host: m.host,
+                port,
+                tls: m.tls,
+                user: m.user,
+                password: password.unwrap_or_default(),
+                folder: m.folder,
+                after_processing,
+                idle: m.idle,
+                poll_interval: m.poll_interval,
+                timeout: m.timeout,
+                batch_size: m.batch_size,
+            });
+        }
+
+        let s = raw.smtp;
+        self.check_tls("smtp", &s.host, s.tls, s.allow_insecure);
+        let credentials = match &s.user {
+            Some(user) => self
+                .secret(
+                    "smtp",
+                    s.password_file.as_deref(),
+                    s.password_env.as_deref(),
+                    base,
+                    true,
+                )
+                .map(|p| (user.clone(), p)),
+            None => {
+                if s.password_file.is_some() || s.password_env.is_some() {
+                    self.problem("smtp.user", "a password is set but no user");
+                }
+                None
+            }
+        };
+        let envelope_from = match &s.envelope_from {
+            Some(e) => {
+                let parsed = EmailAddress::parse(e);
+                if parsed.is_none() {
+                    self.problem("smtp.envelope_from", "is not an email address");
+                }
+                parsed
+            }
+            None => address.clone(),
+        };
+        let port = s.port.unwrap_or(match s.tls {
+            TlsMode::Implicit => 465,
+            TlsMode::Starttls => 587,
+            TlsMode::None => 25,
+        });
+        if s.timeout.is_zero() {
+            self.problem("smtp.timeout", "must be more than zero");
+        }
+
+        let o = raw.outbox;
+        if o.retry_initial.is_zero() || o.retry_max < o.retry_initial {
+            self.problem("outbox.retry_max", "needs 0 < retry_initial <= retry_max");
+        }
+        if o.concurrency == 0 || o.concurrency > 64 {
+            self.problem("outbox.concurrency", "must be between 1 and 64");
+        }
+        if o.max_attempts == 0 {
+            self.problem("outbox.max_attempts", "must be at least 1");
+        }
+
+        Some(Config {
+            path: path.to_path_buf(),
+            desk: Desk {
+                address: address?,
+                name: raw.desk.name,
+                subject_tag: subject_tag?,
+                storage,
+                templates,
+                control_socket,
+                first_ticket: raw.desk.first_ticket,
+            },
+            mailboxes,
+            smtp: SmtpConfig {
+                host: s.host,
+                port,
+                tls: s.tls,
+                credentials,
+                timeout: s.timeout,
+                envelope_from: envelope_from?,
+            },
+            outbox: OutboxConfig {
+                retry_initial: o.retry_initial,
+                retry_max: o.retry_max,
+                max_attempts: o.max_attempts,
+                concurrency: o.concurrency,
+            },
+        })
+    }
+
+    fn check_tls(&mut self, key: &str, host: &str, tls: TlsMode, allow_insecure: bool) {
+        if host.trim().is_empty() {
+            self.problem(format!("{key}.host"), "must not be empty");
+        }
+        if tls == TlsMode::None && !allow_insecure && !is_loopback(host) {
+            self.problem(
+                format!("{key}.tls"),
+                format!(
+                    "\"none\" sends passwords and mail in clear text to {host}; it is allowed only for loopback hosts unless allow_insecure = true"
+                ),
+            );
+        }
+    }
+
+    /// Loads a password from exactly one of a file or an environment variable.
+    fn secret(
+        &mut self,
+        key: &str,
+        file: Option<&Path>,
+        env: Option<&str>,
+        base: &Path,
+        required: bool,
+    ) -> Option<String> {
+        match (file, env) {
+            (Some(_), Some(_)) => {
+                self.problem(
+                    format!("{key}.password_file"),
+                    "set password_file or password_env, not both",
+                );
+                None
+            }
+            (Some(file), None) => {
+                let p = base.join(file);
+                match std::fs::read_to_string(&p) {
+                    Ok(s) => Some(s.trim_end_matches(['\r', '\n']).to_string()),
+                    Err(e) => {
+                        self.problem(
+                            format!("{key}.password_file"),
+                            format!("cannot read {}: {e}", p.display()),
+                        );
+                        None
+                    }
+                }
+            }
+            (None, Some(var)) => match std::env::var(var) {
+                Ok(s) => Some(s),
+                Err(_) => {
+                    self.problem(
+                        format!("{key}.password_env"),
+                        format!("environment variable {var} is not set"),
+                    );
+                    None
+                }
+            },
+            (None, None) => {
+                if required {
+                    self.problem(
+                        format!("{key}.password_file"),
+                        "a password is needed: set password_file or password_env",
+                    );
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Folder names go into IMAP quoted strings; refusing the few characters that
+/// would need escaping keeps command building trivial and injection-free.
+fn imap_quoted_string_unsafe(s: &str) -> bool {
+    s.is_empty() || s.chars().any(|c| c == '"' || c == '\\' || c.is_control())
+}
+
+fn is_loopback(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .map(|ip| ip.is_loopback())
+        .unwrap_or(false)
+}
+
+fn line_of_offset(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Maps key paths such as `mailbox[1].tls` to lines of the file, so semantic
+/// errors can point at a line even though serde has forgotten where values were.
+struct KeyLines<'a> {
+    text: &'a str,
+    doc: Option<toml_edit::ImDocument<&'a str>>,
+}
+
+impl<'a> KeyLines<'a> {
+    fn new(text: &'a str) -> Self {
+        KeyLines {
+            text,
+            doc: toml_edit::ImDocument::parse(text).ok(),
+        }
+    }
+
+    /// Walks the path as far as the file has it; the deepest key found gives the line.
+    fn line_of(&self, key: &str) -> Option<usize> {
+        use toml_edit::{Item, TableLike, Value};
+        let doc = self.doc.as_ref()?;
+        let mut table: &dyn TableLike = doc.as_table();
+        let mut best = None;
+        for seg in key.split('.') {
+            let (name, index) = match seg.split_once('[') {
+                Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+                None => (seg, None),
+            };
+            let Some((k, item)) = table.get_key_value(name) else {
+                break;
+            };
+            best = k.span().or(best);
+            match (item, index) {
+                (Item::ArrayOfTables(a), Some(i)) => {
+                    let Some(t) = a.get(i) else { break };
+                    best = t.span().or(best);
+                    table = t;
+                }
+                (Item::Table(t), None) => table = t,
+                (Item::Value(Value::InlineTable(t)), None) => table = t,
+                _ => break,
+            }
+        }
+        best.map(|s| line_of_offset(self.text, s.start))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_env(dir: &Path) {
+        std::fs::create_dir_all(dir.join("templates")).unwrap();
+        std::fs::write(dir.join("pw"), "secret\n").unwrap();
+    }
+
+    const GOOD: &str = r#"
+[desk]
+address = "help@desk.test"
+storage = "state"
+templates = "templates"
+
+[[mailbox]]
+host = "127.0.0.1"
+port = 1143
+tls = "none"
+user = "help@desk.test"
+password_file = "pw"
+
+[smtp]
+host = "127.0.0.1"
+port = 2525
+tls = "none"
+"#;
+
+    #[test]
+    fn good_config_loads_with_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        write_env(dir.path());
+        let c = Config::from_str_at(GOOD, &dir.path().join("deskgate.toml")).unwrap();
+        assert_eq!(c.mailboxes[0].password, "secret");
+        assert_eq!(c.mailboxes[0].after_processing, AfterProcessing::FlagSeen);
+        assert_eq!(c.desk.subject_tag.render(7), "[#7]");
+        assert_eq!(c.smtp.envelope_from.as_str(), "help@desk.test");
+        assert_eq!(c.desk.storage, dir.path().join("state"));
+    }
+
+    #[test]
+    fn unknown_key_names_line() {
+        let dir = tempfile::tempdir().unwrap();
+        write_env(dir.path());
+        let text = GOOD.replace("port = 2525", "port = 2525\ncolour = \"blue\"");
+        let err = Config::from_str_at(&text, &dir.path().join("d.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("d.toml:17"), "{msg}");
+        assert!(msg.contains("colour"), "{msg}");
+    }
+
+    #[test]
+    fn insecure_remote_host_is_refused_with_line() {
+        let dir = tempfile::tempdir().unwrap();
+        write_env(dir.path());
+        let text = GOOD.replacen("host = \"127.0.0.1\"", "host = \"imap.example.com\"", 1);
+        let err = Config::from_str_at(&text, &dir.path().join("d.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("d.toml:10: mailbox[0].tls"), "{msg}");
+        assert!(msg.contains("loopback"), "{msg}");
+    }
+
+    #[test]
+    fn missing_password_and_bad_tag_are_both_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        write_env(dir.path());
+        let text = GOOD
+            .replace("password_file = \"pw\"", "password_file = \"nope\"")
+            .replace(
+                "templates = \"templates\"",
+                "templates = \"templates\"\nsubject_tag = \"[ticket]\"",
+            );
+        let msg = Config::from_str_at(&text, &dir.path().join("d.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("mailbox[0].password_file: cannot read"),
+            "{msg}"
+        );
+        assert!(msg.contains("d.toml:6: desk.subject_tag"), "{msg}");
+    }
+
+    #[test]
+    fn move_needs_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        write_env(dir.path());
+        let text = GOOD.replace(
+            "password_file = \"pw\"",
+            "password_file = \"pw\"\nafter_processing = \"move\"",
+        );
+        let msg = Config::from_str_at(&text, &dir.path().join("d.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("after_processing"), "{msg}");
+    }
+
+    #[test]
+    fn syntax_error_has_line() {
+        let err = Config::from_str_at("[desk\naddress=1", Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().starts_with("x.toml:1:"), "{err}");
+    }
+
+    #[test]
+    fn subject_tag_forms() {
+        assert!(SubjectTag::parse("[#{id}]").is_some());
+        assert!(SubjectTag::parse("Ticket {id}:").is_some());
+        assert!(SubjectTag::parse("{id}").is_none());
+        assert!(SubjectTag::parse("[{id}{id}]").is_none());
+        assert!(SubjectTag::parse("[#]").is_none());
+    }
+}

@@ -1,0 +1,109 @@
+//! The long-running daemon: opens the store, starts one task per mailbox, the
+//! outbox sender and the control socket, and stops them all cleanly on
+//! SIGTERM or SIGINT.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::clock::{Clock, SystemClock};
+use crate::compose::ComposeError;
+use crate::config::Config;
+use crate::control::{ControlError, ControlServer};
+use crate::engine::{Engine, Policy};
+use crate::ingest::MailboxTask;
+use crate::outbox::{self, OutboxError, OutboxSender};
+use crate::store::{Store, StoreError};
+
+/// How long tasks get to finish the mail in hand after a stop signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Templates(#[from] ComposeError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error("cannot install signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+pub async fn run(config: Config) -> Result<(), DaemonError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    std::fs::create_dir_all(&config.desk.storage).map_err(|e| StoreError::Open {
+        path: config.desk.storage.display().to_string(),
+        source: sled::Error::Io(e),
+    })?;
+    let store = Store::open(&config.desk.storage)?;
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        clock.clone(),
+        Policy::from_config(&config)?,
+    ));
+    let control = ControlServer::bind(&config.desk.control_socket)?;
+
+    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let wake = Arc::new(Notify::new());
+
+    tracker.spawn(
+        OutboxSender {
+            store: store.clone(),
+            clock: clock.clone(),
+            transport: outbox::transport(&config.smtp)?,
+            cfg: config.outbox.clone(),
+            wake: wake.clone(),
+            shutdown: shutdown.clone(),
+        }
+        .run(),
+    );
+    for m in &config.mailboxes {
+        tracker.spawn(
+            MailboxTask {
+                cfg: m.clone(),
+                engine: engine.clone(),
+                outbox_wake: wake.clone(),
+                shutdown: shutdown.clone(),
+            }
+            .run(),
+        );
+    }
+    tracker.spawn(control.run(store.clone(), shutdown.clone()));
+    tracker.close();
+    info!(
+        mailboxes = config.mailboxes.len(),
+        socket = %config.desk.control_socket.display(),
+        "deskgate running"
+    );
+
+    tokio::select! {
+        _ = sigterm.recv() => info!("SIGTERM: finishing the mail in hand and stopping"),
+        _ = sigint.recv() => info!("SIGINT: finishing the mail in hand and stopping"),
+    }
+    shutdown.cancel();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!("tasks did not stop within {SHUTDOWN_GRACE:?}; stopping anyway (nothing is lost: unmarked mail is refetched)");
+    }
+    if let Err(e) = store.flush().await {
+        error!(error = %e, "final flush failed");
+        return Err(e.into());
+    }
+    info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! One task per mailbox: fetch new mail past the stored checkpoint, hand each
+//! mail to the engine, make the result durable, and only then mark the mail
+//! processed on the server. Waits in IDLE where the server offers it, polls
+//! otherwise, and reconnects with backoff after any failure.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_imap::extensions::idle::IdleResponse;
+use thiserror::Error;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::{AfterProcessing, MailboxConfig};
+use crate::engine::{Engine, EngineError, Outcome};
+use crate::imap::{
+    self, bounded, collect_bounded, quoted, uid_set, ImapError, ImapSession, IDLE_REFRESH,
+};
+use crate::model::Checkpoint;
+use crate::store::StoreError;
+
+#[derive(Debug, Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Imap(#[from] ImapError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("cannot make ingested mail durable: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot run the ingest worker: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+pub struct MailboxTask {
+    pub cfg: MailboxConfig,
+    pub engine: Arc<Engine>,
+    /// Woken after each durable batch that queued outgoing mail.
+    pub outbox_wake: Arc<Notify>,
+    pub shutdown: CancellationToken,
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+impl MailboxTask {
+    pub async fn run(self) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match self.session(&mut backoff).await {
+                Ok(()) => return,
+                Err(e) => {
+                    warn!(mailbox = %self.cfg.name, error = %e, retry_in = ?backoff, "mailbox session failed");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// One connection's life. Returns Ok only on shutdown.
+    async fn session(&self, backoff: &mut Duration) -> Result<(), IngestError> {
+        let cfg = &self.cfg;
+        let mut s = tokio::select! {
+            r = imap::connect(cfg) => r?,
+            _ = self.shutdown.cancelled() => return Ok(()),
+        };
+        let caps = bounded(cfg, "read capabilities", s.capabilities()).await?;
+        let use_idle = cfg.idle && caps.has_str("IDLE");
+        let has_move = caps.has_str("MOVE");
+        if let AfterProcessing::MoveTo(folder) = &cfg.after_processing {
+            // Creating an existing folder fails harmlessly; a real problem shows at the first move.
+            let _ = bounded(cfg, "create folder", s.create(quoted(folder))).await;
+        }
+        let mailbox = bounded(cfg, "select folder", s.select(quoted(&cfg.folder))).await?;
+        let validity = mailbox.uid_validity.unwrap_or(0);
+        info!(mailbox = %cfg.name, folder = %cfg.folder, idle = use_idle, uid_validity = validity, "connected");
+        *backoff = Duration::from_secs(1);
+
+        loop {
+            self.drain(&mut s, validity, has_move).await?;
+            if self.shutdown.is_cancelled() {
+                let _ = bounded(cfg, "log out", s.logout()).await;
+                return Ok(());
+            }
+            s = if use_idle {
+                self.idle(s).await?
+            } else {
+                tokio::select! {
+                    _ = tokio::time::sleep(cfg.poll_interval) => {}
+                    _ = self.shutdown.cancelled() => {}
+                }
+                s
+            };
+            // Drain the unsolicited-response channel so it never fills.
+            while s.unsolicited_responses.try_recv().is_ok() {}
+        }
+    }
+
+    async fn idle(&self, s: ImapSession) -> Result<ImapSession, IngestError> {
+        let cfg = &self.cfg;
+        let mut handle = s.idle();
+        bounded(cfg, "start IDLE", handle.init()).await?;
+        {
+            let (wait, _interrupt) = handle.wait_with_timeout(IDLE_REFRESH);
+            tokio::select! {
+                r = wait => match r {
+                    Ok(IdleResponse::NewData(d)) => debug!(mailbox = %cfg.name, response = ?d.parsed(), "IDLE woke"),
+                    Ok(_) => {}
+                    Err(source) => return Err(ImapError::Command { what: "wait in IDLE".into(), source }.into()),
+                },
+                _ = self.shutdown.cancelled() => {}
+            }
+        }
+        Ok(bounded(cfg, "end IDLE", handle.done()).await?)
+    }
+
+    /// Ingests everything past the checkpoint, batch by batch.
+    async fn drain(
+        &self,
+        s: &mut ImapSession,
+        validity: u32,
+        has_move: bool,
+    ) -> Result<(), IngestError> {
+        let cfg = &self.cfg;
+        let store = self.engine.store().clone();
+        let mut last_uid = match store.checkpoint(&cfg.name)? {
+            Some(cp) if cp.uid_validity == validity => cp.last_uid,
+            Some(cp) => {
+                warn!(mailbox = %cfg.name, old = cp.uid_validity, new = validity,
+                    "UIDVALIDITY changed: rescanning the folder (dedupe keeps it exactly-once)");
+                0
+            }
+            None => 0,
+        };
+        loop {
+            bounded(cfg, "poll for new mail", s.noop()).await?;
+            let found = bounded(
+                cfg,
+                "search for new mail",
+                s.uid_search(format!("UID {}:*", last_uid + 1)),
+            )
+            .await?;
+            // "n:*" always includes the highest UID, even when it is below n.
+            let mut uids: Vec<u32> = found.into_iter().filter(|&u| u > last_uid).collect();
+            if uids.is_empty() {
+                return Ok(());
+            }
+            uids.sort_unstable();
+            for chunk in uids.chunks(cfg.batch_size as usize) {
+                let max = self.ingest_batch(s, chunk, has_move).await?;
+                last_uid = last_uid.max(max);
+                store.set_checkpoint(
+                    &cfg.name,
+                    Checkpoint {
+                        uid_validity: validity,
+                        last_uid,
+                    },
+                )?;
+                if self.shutdown.is_cancelled() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Fetches, commits, flushes, then marks processed. Returns the highest UID handled.
+    async fn ingest_batch(
+        &self,
+        s: &mut ImapSession,
+        uids: &[u32],
+        has_move: bool,
+    ) -> Result<u32, IngestError> {
+        let cfg = &self.cfg;
+        let set = uid_set(uids);
+        let fetches = {
+            let stream = bounded(cfg, "fetch mail", s.uid_fetch(&set, "(UID BODY.PEEK[])")).await?;
+            collect_bounded(cfg, "fetch mail", stream).await?
+        };
+        let mails: Vec<(u32, Vec<u8>)> = fetches
+            .iter()
+            .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
+            .collect();
+        drop(fetches);
+        let handled: Vec<u32> = mails.iter().map(|(u, _)| *u).collect();
+        let engine = self.engine.clone();
+        let name = cfg.name.clone();
+        let outcomes =
+            tokio::task::spawn_blocking(move || -> Result<Vec<(u32, Outcome)>, EngineError> {
+                mails
+                    .iter()
+                    .map(|(uid, raw)| Ok((*uid, engine.ingest(raw, &name)?)))
+                    .collect()
+            })
+            .await??;
+        // Durable before the server hears the mail is done: a crash from here on
+        // refetches it, and dedupe makes that harmless.
+        self.engine.store().flush().await?;
+        let queued: usize = outcomes.iter().map(|(_, o)| o.queued()).sum();
+        if queued > 0 {
+            self.outbox_wake.notify_one();
+        }
+        for (uid, o) in &outcomes {
+            debug!(mailbox = %cfg.name, uid, outcome = ?o, "mail processed");
+        }
+        if !handled.is_empty() {
+            self.mark_processed(s, &uid_set(&handled), has_move).await?;
+        }
+        info!(mailbox = %cfg.name, mails = handled.len(), queued, "batch committed");
+        Ok(uids.iter().copied().max().unwrap_or(0))
+    }
+
+    async fn mark_processed(
+        &self,
+        s: &mut ImapSession,
+        set: &str,
+        has_move: bool,
+    ) -> Result<(), IngestError> {
+        let cfg = &self.cfg;
+        match &cfg.after_processing {
+            AfterProcessing::FlagSeen => {
+                let stream = bounded(
+                    cfg,
+                    "flag mail seen",
+                    s.uid_store(set, "+FLAGS.SILENT (\\Seen)"),
+                )
+                .await?;
+                collect_bounded(cfg, "flag mail seen", stream).await?;
+            }
+            AfterProcessing::MoveTo(folder) if has_move => {
+                bounded(cfg, "move mail", s.uid_mv(set, quoted(folder))).await?;
+            }
+            AfterProcessing::MoveTo(folder) => {
+                bounded(cfg, "copy mail", s.uid_copy(set, quoted(folder))).await?;
+                let stream = bounded(
+                    cfg,
+                    "flag mail deleted",
+                    s.uid_store(set, "+FLAGS.SILENT (\\Deleted)"),
+                )
+                .await?;
+                collect_bounded(cfg, "flag mail deleted", stream).await?;
+                let stream = bounded(cfg, "expunge", s.expunge()).await?;
+                collect_bounded(cfg, "expunge", stream).await?;
+            }
+        }
+        Ok(())
+    }
+}

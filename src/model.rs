@@ -1,0 +1,279 @@
+//! The records deskgate keeps: tickets, their messages and audit trail, the
+//! outbox, and the bookkeeping that makes ingest exactly-once.
+//!
+//! These are plain data, serialised as JSON into sled; behaviour lives in the
+//! modules that own each step.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::address::{EmailAddress, Party};
+
+pub type TicketId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    New,
+    Open,
+    /// Waiting on the customer (the SLA clock pauses here in later work).
+    Waiting,
+    Resolved,
+    Closed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::Open => "open",
+            Status::Waiting => "waiting",
+            Status::Resolved => "resolved",
+            Status::Closed => "closed",
+        }
+    }
+
+    /// Resolved and closed tickets are finished; a requester's reply reopens them.
+    pub fn is_finished(self) -> bool {
+        matches!(self, Status::Resolved | Status::Closed)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Low,
+    #[default]
+    Normal,
+    High,
+    Urgent,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
+}
+
+impl std::fmt::Display for Priority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub id: TicketId,
+    pub subject: String,
+    pub requester: Party,
+    pub status: Status,
+    pub priority: Priority,
+    pub team: Option<String>,
+    pub assignee: Option<String>,
+    /// The mailbox (help address) the first mail came in at.
+    pub mailbox: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub first_response_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Number of messages and events stored; the next sequence numbers.
+    pub message_count: u32,
+    pub event_count: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttachmentMeta {
+    /// Sanitised file name, safe to show and to use as a file name.
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    /// Key of the stored bytes (SHA-256, hex), shared by identical attachments.
+    pub sha256: String,
+}
+
+/// One mail on a ticket, in either direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    pub ticket: TicketId,
+    pub seq: u32,
+    pub direction: Direction,
+    pub from: Option<Party>,
+    pub to: Vec<Party>,
+    pub cc: Vec<Party>,
+    pub subject: String,
+    /// The Date header; `None` when absent or unparseable.
+    pub date: Option<DateTime<Utc>>,
+    /// When deskgate stored it.
+    pub recorded_at: DateTime<Utc>,
+    pub message_id: Option<String>,
+    /// Plain text with quoted history trimmed (HTML-only mail converted).
+    pub text: String,
+    pub attachments: Vec<AttachmentMeta>,
+    /// Key of the raw mail in the raw-mail store (inbound only).
+    pub raw_key: Option<String>,
+    /// What kind of outgoing mail this was (acknowledgement, reply …).
+    pub kind: Option<String>,
+}
+
+/// A line of the audit trail: what changed, who did it, when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: DateTime<Utc>,
+    /// An address, or "deskgate" for the daemon itself.
+    pub actor: String,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    Created {
+        mailbox: String,
+    },
+    MessageReceived {
+        seq: u32,
+        message_id: Option<String>,
+    },
+    StatusChanged {
+        from: Status,
+        to: Status,
+        reason: String,
+    },
+    MailQueued {
+        outbox_id: u64,
+        kind: String,
+        to: Vec<String>,
+        message_id: String,
+    },
+    MailDelivered {
+        outbox_id: u64,
+        message_id: String,
+        attempts: u32,
+    },
+    MailFailed {
+        outbox_id: u64,
+        message_id: String,
+        error: String,
+        attempts: u32,
+    },
+    AckSkipped {
+        reason: String,
+    },
+}
+
+impl EventKind {
+    /// One line for `tickets show`.
+    pub fn describe(&self) -> String {
+        match self {
+            EventKind::Created { mailbox } => format!("created from mail to {mailbox}"),
+            EventKind::MessageReceived { seq, message_id } => format!(
+                "received message #{seq}{}",
+                message_id
+                    .as_deref()
+                    .map(|m| format!(" <{m}>"))
+                    .unwrap_or_default()
+            ),
+            EventKind::StatusChanged { from, to, reason } => {
+                format!("status {from} -> {to} ({reason})")
+            }
+            EventKind::MailQueued { kind, to, .. } => format!("{kind} queued to {}", to.join(", ")),
+            EventKind::MailDelivered {
+                message_id,
+                attempts,
+                ..
+            } => {
+                format!("delivered <{message_id}> to the SMTP server after {attempts} attempt(s)")
+            }
+            EventKind::MailFailed {
+                message_id,
+                error,
+                attempts,
+                ..
+            } => {
+                format!("delivery of <{message_id}> failed after {attempts} attempt(s): {error}")
+            }
+            EventKind::AckSkipped { reason } => format!("no acknowledgement sent: {reason}"),
+        }
+    }
+}
+
+/// A mail committed for sending. The bytes are final (Message-ID and Date
+/// included) so a retry, even after a crash, sends the very same message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub id: u64,
+    pub ticket: Option<TicketId>,
+    pub kind: String,
+    pub message_id: String,
+    pub envelope_from: EmailAddress,
+    pub recipients: Vec<EmailAddress>,
+    /// The formatted RFC 5322 message; lettre's output is 7-bit clean.
+    pub raw: String,
+    pub created_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    /// Set when the entry gave up (permanent error or too many attempts).
+    pub failed: bool,
+}
+
+/// The proof that a mail left: kept after the outbox entry is removed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub outbox_id: u64,
+    pub ticket: Option<TicketId>,
+    pub message_id: String,
+    pub recipients: Vec<EmailAddress>,
+    pub delivered_at: DateTime<Utc>,
+    pub queued_at: DateTime<Utc>,
+    pub attempts: u32,
+}
+
+/// How far a mailbox has been ingested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub uid_validity: u32,
+    pub last_uid: u32,
+}
+
+/// What became of a mail, remembered under its dedupe key so that the same
+/// mail seen again (refetch after a crash, a second mailbox, a resend) is
+/// recognised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Disposition {
+    pub ticket: Option<TicketId>,
+    pub at: DateTime<Utc>,
+    pub outcome: String,
+}
+
+/// A mail that could not be processed, kept whole for an admin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuarantineEntry {
+    pub id: u64,
+    pub mailbox: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+    pub raw_key: String,
+    pub size: u64,
+}

@@ -1,0 +1,273 @@
+//! Read-only views of the store, shared by the control socket (daemon
+//! running) and the CLI (store opened directly), and their text rendering.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Event, MessageRecord, OutboxEntry, QuarantineEntry, Status, Ticket, TicketId};
+use crate::store::{Store, StoreError};
+
+/// A question the CLI asks; answered by the daemon or straight from the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "query", rename_all = "snake_case")]
+pub enum Query {
+    ListTickets { status: Option<Status> },
+    ShowTicket { id: TicketId },
+    Outbox,
+    Quarantine,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum Answer {
+    Tickets { tickets: Vec<Ticket> },
+    Ticket { view: Option<Box<TicketView>> },
+    Outbox { entries: Vec<OutboxSummary> },
+    Quarantine { entries: Vec<QuarantineEntry> },
+    Error { message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TicketView {
+    pub ticket: Ticket,
+    pub messages: Vec<MessageRecord>,
+    pub events: Vec<Event>,
+}
+
+/// An outbox entry without its bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxSummary {
+    pub id: u64,
+    pub ticket: Option<TicketId>,
+    pub kind: String,
+    pub message_id: String,
+    pub recipients: Vec<String>,
+    pub attempts: u32,
+    pub next_attempt_at: chrono::DateTime<chrono::Utc>,
+    pub last_error: Option<String>,
+    pub failed: bool,
+}
+
+impl From<OutboxEntry> for OutboxSummary {
+    fn from(e: OutboxEntry) -> Self {
+        OutboxSummary {
+            id: e.id,
+            ticket: e.ticket,
+            kind: e.kind,
+            message_id: e.message_id,
+            recipients: e.recipients.iter().map(|r| r.to_string()).collect(),
+            attempts: e.attempts,
+            next_attempt_at: e.next_attempt_at,
+            last_error: e.last_error,
+            failed: e.failed,
+        }
+    }
+}
+
+pub fn answer(store: &Store, q: &Query) -> Answer {
+    match run(store, q) {
+        Ok(a) => a,
+        Err(e) => Answer::Error {
+            message: e.to_string(),
+        },
+    }
+}
+
+fn run(store: &Store, q: &Query) -> Result<Answer, StoreError> {
+    Ok(match q {
+        Query::ListTickets { status } => {
+            let mut tickets = Vec::new();
+            for t in store.tickets() {
+                let t = t?;
+                if status.is_none_or(|s| s == t.status) {
+                    tickets.push(t);
+                }
+            }
+            Answer::Tickets { tickets }
+        }
+        Query::ShowTicket { id } => Answer::Ticket {
+            view: match store.ticket(*id)? {
+                Some(ticket) => Some(Box::new(TicketView {
+                    messages: store.messages(*id)?,
+                    events: store.events(*id)?,
+                    ticket,
+                })),
+                None => None,
+            },
+        },
+        Query::Outbox => Answer::Outbox {
+            entries: store
+                .outbox()?
+                .into_iter()
+                .map(OutboxSummary::from)
+                .collect(),
+        },
+        Query::Quarantine => Answer::Quarantine {
+            entries: store.quarantine()?,
+        },
+    })
+}
+
+fn fmt_time(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+pub fn render_ticket_list(tickets: &[Ticket]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>8}  {:<9} {:<7} {:<28} {:<20} SUBJECT",
+        "ID", "STATUS", "PRIO", "REQUESTER", "UPDATED"
+    );
+    for t in tickets {
+        let _ = writeln!(
+            out,
+            "{:>8}  {:<9} {:<7} {:<28} {:<20} {}",
+            t.id,
+            t.status.as_str(),
+            t.priority.as_str(),
+            truncate(t.requester.address.as_str(), 28),
+            t.updated_at.format("%Y-%m-%d %H:%M"),
+            t.subject
+        );
+    }
+    let _ = writeln!(out, "{} ticket(s)", tickets.len());
+    out
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+pub fn render_ticket(v: &TicketView) -> String {
+    let t = &v.ticket;
+    let mut out = String::new();
+    let _ = writeln!(out, "Ticket {}: {}", t.id, t.subject);
+    let _ = writeln!(out, "  Status:         {}", t.status);
+    let _ = writeln!(out, "  Priority:       {}", t.priority);
+    let _ = writeln!(out, "  Requester:      {}", t.requester.display());
+    let _ = writeln!(
+        out,
+        "  Team:           {}",
+        t.team.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(
+        out,
+        "  Assignee:       {}",
+        t.assignee.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(out, "  Mailbox:        {}", t.mailbox);
+    let _ = writeln!(out, "  Created:        {}", fmt_time(&t.created_at));
+    let _ = writeln!(out, "  Updated:        {}", fmt_time(&t.updated_at));
+    let _ = writeln!(
+        out,
+        "  First response: {}",
+        t.first_response_at
+            .as_ref()
+            .map(fmt_time)
+            .unwrap_or_else(|| "-".into())
+    );
+    let _ = writeln!(out, "\nMessages ({}):", v.messages.len());
+    for m in &v.messages {
+        let dir = match m.direction {
+            crate::model::Direction::Inbound => "in ",
+            crate::model::Direction::Outbound => "out",
+        };
+        let _ = writeln!(
+            out,
+            "\n  #{} {} {}  {}{}",
+            m.seq,
+            dir,
+            fmt_time(&m.recorded_at),
+            m.from
+                .as_ref()
+                .map(|p| p.display())
+                .unwrap_or_else(|| "(no sender)".into()),
+            m.kind
+                .as_deref()
+                .map(|k| format!("  [{k}]"))
+                .unwrap_or_default()
+        );
+        if !m.to.is_empty() {
+            let to: Vec<String> = m.to.iter().map(|p| p.display()).collect();
+            let _ = writeln!(out, "     To: {}", to.join(", "));
+        }
+        if !m.cc.is_empty() {
+            let cc: Vec<String> = m.cc.iter().map(|p| p.display()).collect();
+            let _ = writeln!(out, "     Cc: {}", cc.join(", "));
+        }
+        let _ = writeln!(out, "     Subject: {}", m.subject);
+        if let Some(id) = &m.message_id {
+            let _ = writeln!(out, "     Message-ID: <{id}>");
+        }
+        for a in &m.attachments {
+            let _ = writeln!(
+                out,
+                "     Attachment: {} ({}, {} bytes)",
+                a.name, a.content_type, a.size
+            );
+        }
+        for line in m.text.lines() {
+            let _ = writeln!(out, "     | {line}");
+        }
+    }
+    let _ = writeln!(out, "\nHistory:");
+    for e in &v.events {
+        let _ = writeln!(
+            out,
+            "  {}  {:<28} {}",
+            fmt_time(&e.at),
+            truncate(&e.actor, 28),
+            e.kind.describe()
+        );
+    }
+    out
+}
+
+pub fn render_outbox(entries: &[OutboxSummary]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        let _ = writeln!(
+            out,
+            "{:>6}  ticket {:<8} {:<16} to {:<30} attempts {:<3} {}{}",
+            e.id,
+            e.ticket
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "-".into()),
+            e.kind,
+            e.recipients.join(","),
+            e.attempts,
+            if e.failed { "FAILED" } else { "pending" },
+            e.last_error
+                .as_deref()
+                .map(|x| format!(": {x}"))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(out, "{} mail(s) in the outbox", entries.len());
+    out
+}
+
+pub fn render_quarantine(entries: &[QuarantineEntry]) -> String {
+    let mut out = String::new();
+    for q in entries {
+        let _ = writeln!(
+            out,
+            "{:>6}  {}  {:<20} {:>8} bytes  {}",
+            q.id,
+            fmt_time(&q.at),
+            q.mailbox,
+            q.size,
+            q.reason
+        );
+    }
+    let _ = writeln!(out, "{} mail(s) in quarantine", entries.len());
+    out
+}

@@ -1,0 +1,235 @@
+//! Text clean-up shared by parsing and composing: HTML to text, trimming the
+//! quoted history clients append to replies, and making header text safe.
+
+/// Converts an HTML body to readable plain text; never fails (falls back to
+/// stripping tags crudely if the HTML cannot be rendered).
+pub fn html_to_text(html: &str) -> String {
+    match html2text::from_read(html.as_bytes(), 100) {
+        Ok(t) => t,
+        Err(_) => strip_tags(html),
+    }
+}
+
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Makes text from an incoming header safe to store and to reuse in an outgoing
+/// header: CR, LF and every other control character become a space, runs of
+/// whitespace collapse, and the result is capped in length.
+pub fn clean_header_text(s: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max_chars));
+    let mut last_space = true;
+    for c in s.chars() {
+        let c = if c.is_control() || c.is_whitespace() {
+            ' '
+        } else {
+            c
+        };
+        if c == ' ' {
+            if last_space {
+                continue;
+            }
+            last_space = true;
+        } else {
+            last_space = false;
+        }
+        out.push(c);
+        if out.chars().count() >= max_chars {
+            break;
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// Removes the quoted history a mail client appends below (or above) a reply,
+/// so a ticket shows what was said, not the whole thread again.
+///
+/// Recognises `>`-quoted blocks, "On … wrote:" attribution lines (Gmail,
+/// Thunderbird, Apple Mail, in a few languages), Outlook's "-----Original
+/// Message-----" and its "From: … Sent: …" header block, and signatures
+/// after "-- ". When trimming would leave nothing, the original is kept.
+pub fn trim_quoted(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut cut = lines.len();
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim();
+        if is_attribution(t, lines.get(i + 1).map(|l| l.trim())) || is_outlook_separator(t) {
+            cut = i;
+            break;
+        }
+        if line.trim_end() == "--" {
+            cut = i;
+            break;
+        }
+        if is_outlook_header_block(&lines[i..]) {
+            cut = i;
+            break;
+        }
+    }
+    let mut kept: Vec<&str> = lines[..cut].to_vec();
+    // Drop a trailing block of quoted lines (bottom-posting leftovers) and blank lines.
+    while let Some(last) = kept.last() {
+        let t = last.trim();
+        if t.is_empty() || t.starts_with('>') {
+            kept.pop();
+        } else {
+            break;
+        }
+    }
+    let result = kept.join("\n");
+    if result.trim().is_empty() {
+        text.trim_end().to_string()
+    } else {
+        result
+    }
+}
+
+fn is_attribution(line: &str, next: Option<&str>) -> bool {
+    const STARTS: [&str; 7] = ["on ", "am ", "le ", "el ", "il ", "op ", "den "];
+    const VERBS: [&str; 7] = [
+        "wrote",
+        "schrieb",
+        "écrit",
+        "escribió",
+        "scritto",
+        "schreef",
+        "skrev",
+    ];
+    let lower = line.to_lowercase();
+    if !STARTS.iter().any(|s| lower.starts_with(s)) {
+        return false;
+    }
+    if lower.ends_with(':') && VERBS.iter().any(|v| lower.contains(v)) {
+        return true;
+    }
+    // Gmail wraps long attribution lines: "On Mon, … <a@b>\nwrote:".
+    next.is_some_and(|n| {
+        let n = n.to_lowercase();
+        line.contains('@') && n.ends_with(':') && VERBS.iter().any(|v| n.starts_with(v))
+    })
+}
+
+fn is_outlook_separator(line: &str) -> bool {
+    let l = line.trim_matches('-').trim().to_lowercase();
+    line.starts_with("-----")
+        && (l == "original message" || l == "ursprüngliche nachricht" || l == "message d'origine")
+        || line.starts_with("________________________________")
+}
+
+/// Outlook without a separator: a block of "From:", "Sent:"/"Date:", "To:" and "Subject:" lines.
+fn is_outlook_header_block(lines: &[&str]) -> bool {
+    let first = lines.first().map(|l| l.trim()).unwrap_or("");
+    if !(first.starts_with("From:") || first.starts_with("Von:") || first.starts_with("De :")) {
+        return false;
+    }
+    let window: Vec<&str> = lines.iter().take(6).map(|l| l.trim()).collect();
+    let has = |p: &[&str]| window.iter().any(|l| p.iter().any(|x| l.starts_with(x)));
+    has(&["Sent:", "Date:", "Gesendet:", "Envoyé :"]) && has(&["Subject:", "Betreff:", "Objet :"])
+}
+
+/// Makes an attachment name safe to show and to use as a file name: no path,
+/// no control characters, not hidden, not empty, bounded length.
+pub fn sanitize_file_name(name: Option<&str>) -> String {
+    let raw = name.unwrap_or("");
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or("");
+    let mut out: String = base
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, ':' | '*' | '?' | '"' | '<' | '>' | '|') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    out = out.trim().trim_start_matches('.').to_string();
+    if out.chars().count() > 120 {
+        out = out.chars().take(120).collect();
+    }
+    if out.is_empty() {
+        "attachment".into()
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_text_loses_crlf_and_controls() {
+        assert_eq!(
+            clean_header_text("Hi\r\nBcc: evil@x\t\u{7}there", 200),
+            "Hi Bcc: evil@x there"
+        );
+        assert_eq!(clean_header_text("  a  ", 200), "a");
+        assert_eq!(clean_header_text(&"x".repeat(1000), 10).len(), 10);
+    }
+
+    #[test]
+    fn html_becomes_text() {
+        let t = html_to_text("<p>Hello <b>world</b></p><ul><li>one</li></ul>");
+        assert!(t.contains("Hello"), "{t}");
+        assert!(t.contains("world"), "{t}");
+        assert!(t.contains("one"), "{t}");
+        assert!(!t.contains("<p>"));
+    }
+
+    #[test]
+    fn trims_gmail_style() {
+        let t = "Thanks, that fixed it.\n\nOn Mon, 3 Mar 2025 at 10:00, Help Desk <help@desk.test> wrote:\n> Please try again\n";
+        assert_eq!(trim_quoted(t), "Thanks, that fixed it.");
+    }
+
+    #[test]
+    fn trims_wrapped_gmail_attribution() {
+        let t = "Yes.\n\nOn Mon, 3 Mar 2025 at 10:00, Help Desk <help@desk.test>\nwrote:\n> hi";
+        assert_eq!(trim_quoted(t), "Yes.");
+    }
+
+    #[test]
+    fn trims_outlook() {
+        let t = "Works now.\r\n\r\n-----Original Message-----\r\nFrom: Help\r\nSent: Monday\r\nSubject: x";
+        assert_eq!(trim_quoted(t), "Works now.");
+        let t2 = "Works now.\n\nFrom: Help Desk <help@desk.test>\nSent: Monday, March 3, 2025 10:00\nTo: Bob\nSubject: [#1] x\n\nold";
+        assert_eq!(trim_quoted(t2), "Works now.");
+    }
+
+    #[test]
+    fn trims_trailing_quote_and_signature() {
+        assert_eq!(trim_quoted("ok\n> old\n> older\n"), "ok");
+        assert_eq!(trim_quoted("ok\n-- \nBob\nPhone 123"), "ok");
+    }
+
+    #[test]
+    fn keeps_all_quote_mail() {
+        assert_eq!(trim_quoted("> only quote"), "> only quote");
+    }
+
+    #[test]
+    fn german_attribution() {
+        let t = "Danke!\n\nAm 03.03.2025 um 10:00 schrieb Help Desk <help@desk.test>:\n> x";
+        assert_eq!(trim_quoted(t), "Danke!");
+    }
+
+    #[test]
+    fn file_names_are_sanitised() {
+        assert_eq!(sanitize_file_name(Some("../../etc/passwd")), "passwd");
+        assert_eq!(sanitize_file_name(Some("C:\\x\\a\r\nb.txt")), "a__b.txt");
+        assert_eq!(sanitize_file_name(Some(".bashrc")), "bashrc");
+        assert_eq!(sanitize_file_name(None), "attachment");
+        assert_eq!(sanitize_file_name(Some("..")), "attachment");
+    }
+}
