@@ -38,13 +38,28 @@ pub enum DaemonError {
     Signal(std::io::Error),
 }
 
+/// Opens the store, waiting out a CLI that has it open for a moment (the CLI
+/// opens it directly when no daemon answers on the control socket).
+async fn open_store(config: &Config) -> Result<Store, StoreError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match Store::open(&config.desk.storage) {
+            Err(StoreError::Locked { .. }) if tokio::time::Instant::now() < deadline => {
+                warn!("store is locked by another process; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 pub async fn run(config: Config) -> Result<(), DaemonError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     std::fs::create_dir_all(&config.desk.storage).map_err(|e| StoreError::Open {
         path: config.desk.storage.display().to_string(),
         source: sled::Error::Io(e),
     })?;
-    let store = Store::open(&config.desk.storage)?;
+    let store = open_store(&config).await?;
     let engine = Arc::new(Engine::new(
         store.clone(),
         clock.clone(),

@@ -232,7 +232,8 @@ fn range(a: u32, b: u32) -> String {
     }
 }
 
-/// Quotes a folder name for a command (config validation already refused `"`, `\` and controls).
+/// Quotes a folder name for the commands async-imap does not quote itself (UID COPY);
+/// config validation already refused `"`, `\` and control characters.
 pub fn quoted(folder: &str) -> String {
     format!("\"{folder}\"")
 }

@@ -72,9 +72,9 @@ impl MailboxTask {
         let has_move = caps.has_str("MOVE");
         if let AfterProcessing::MoveTo(folder) = &cfg.after_processing {
             // Creating an existing folder fails harmlessly; a real problem shows at the first move.
-            let _ = bounded(cfg, "create folder", s.create(quoted(folder))).await;
+            let _ = bounded(cfg, "create folder", s.create(folder)).await;
         }
-        let mailbox = bounded(cfg, "select folder", s.select(quoted(&cfg.folder))).await?;
+        let mailbox = bounded(cfg, "select folder", s.select(&cfg.folder)).await?;
         let validity = mailbox.uid_validity.unwrap_or(0);
         info!(mailbox = %cfg.name, folder = %cfg.folder, idle = use_idle, uid_validity = validity, "connected");
         *backoff = Duration::from_secs(1);
@@ -230,7 +230,7 @@ impl MailboxTask {
                 collect_bounded(cfg, "flag mail seen", stream).await?;
             }
             AfterProcessing::MoveTo(folder) if has_move => {
-                bounded(cfg, "move mail", s.uid_mv(set, quoted(folder))).await?;
+                bounded(cfg, "move mail", s.uid_mv(set, folder)).await?;
             }
             AfterProcessing::MoveTo(folder) => {
                 bounded(cfg, "copy mail", s.uid_copy(set, quoted(folder))).await?;

@@ -53,6 +53,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Counts: tickets, outbox, deliveries, quarantine.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -143,6 +148,22 @@ fn real_main() -> Result<ExitCode> {
             match rt.block_on(ask(&config, Query::Outbox))? {
                 Answer::Outbox { entries } if json => print_json(&entries)?,
                 Answer::Outbox { entries } => print!("{}", queries::render_outbox(&entries)),
+                other => bail!(unexpected(other)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stats { json } => {
+            let config = Config::load(&cli.config)?;
+            match rt.block_on(ask(&config, Query::Stats))? {
+                Answer::Stats { stats } if json => print_json(&stats)?,
+                Answer::Stats { stats } => println!(
+                    "tickets {}\noutbox pending {}\noutbox failed {}\ndelivered {}\nquarantined {}",
+                    stats.tickets,
+                    stats.outbox_pending,
+                    stats.outbox_failed,
+                    stats.delivered,
+                    stats.quarantined
+                ),
                 other => bail!(unexpected(other)),
             }
             Ok(ExitCode::SUCCESS)

@@ -16,6 +16,7 @@ pub enum Query {
     ShowTicket { id: TicketId },
     Outbox,
     Quarantine,
+    Stats,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,7 +26,18 @@ pub enum Answer {
     Ticket { view: Option<Box<TicketView>> },
     Outbox { entries: Vec<OutboxSummary> },
     Quarantine { entries: Vec<QuarantineEntry> },
+    Stats { stats: Stats },
     Error { message: String },
+}
+
+/// Counts cheap enough to poll.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub tickets: usize,
+    pub outbox_pending: usize,
+    pub outbox_failed: usize,
+    pub delivered: usize,
+    pub quarantined: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,6 +118,19 @@ fn run(store: &Store, q: &Query) -> Result<Answer, StoreError> {
         Query::Quarantine => Answer::Quarantine {
             entries: store.quarantine()?,
         },
+        Query::Stats => {
+            let outbox = store.outbox()?;
+            let failed = outbox.iter().filter(|e| e.failed).count();
+            Answer::Stats {
+                stats: Stats {
+                    tickets: store.ticket_count(),
+                    outbox_pending: outbox.len() - failed,
+                    outbox_failed: failed,
+                    delivered: store.delivery_count(),
+                    quarantined: store.quarantine_count(),
+                },
+            }
+        }
     })
 }
 

@@ -207,6 +207,14 @@ impl Store {
         self.tree(T::Tickets).len()
     }
 
+    pub fn delivery_count(&self) -> usize {
+        self.tree(T::Deliveries).len()
+    }
+
+    pub fn quarantine_count(&self) -> usize {
+        self.tree(T::Quarantine).len()
+    }
+
     pub fn messages(&self, id: TicketId) -> Result<Vec<MessageRecord>, StoreError> {
         self.tree(T::Messages)
             .scan_prefix(ticket_key(id))

@@ -1,0 +1,257 @@
+//! Ingest benchmark against the real Dovecot and Postfix (not a test).
+//!
+//! `cargo bench --bench ingest` (or `DESKGATE_BENCH_MAILS=2000 cargo bench --bench ingest`):
+//! 1. loads N mails (default 10,000, ~1.8 KB each) into the help mailbox over IMAP;
+//! 2. measures the ceiling: a plain IMAP `UID FETCH BODY.PEEK[]` of all of them
+//!    in batches of 500, with the same IMAP library deskgate uses;
+//! 3. starts deskgate and measures its ingest rate until every ticket is committed,
+//!    and how long until every acknowledgement has been handed to SMTP;
+//! 4. with deskgate idle in IMAP IDLE, appends M mails (default 50) one at a
+//!    time and measures arrival (APPEND done) to acknowledgement visible in the
+//!    requester's IMAP inbox: p50 and p99;
+//! 5. reports deskgate's peak RSS (VmHWM).
+//!
+//! Prints a table and writes `target/bench-ingest.json`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures::TryStreamExt;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else is taken from the command line.
+    let n = env_usize("DESKGATE_BENCH_MAILS", 10_000);
+    let m = env_usize("DESKGATE_BENCH_LATENCY_MAILS", 50);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run(n, m));
+}
+
+fn body_text() -> String {
+    // About 1.8 KB, like the mails in the notes' measurements.
+    let line = "The shared printer on the third floor shows error 0x42 again after the update.\r\n";
+    line.repeat(20)
+}
+
+async fn load(imap: Imap, n: usize) {
+    let body = body_text();
+    let conns = 4;
+    let mut tasks = Vec::new();
+    for c in 0..conns {
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut s = imap.login(HELP).await;
+            for i in (c..n).step_by(conns) {
+                let raw = mail(
+                    &format!("user{i}@outside.example"),
+                    HELP,
+                    &format!("Printer problem number {i}"),
+                    &format!("bench{i}@outside.example"),
+                    "",
+                    &body,
+                );
+                s.append("INBOX", None, None, &raw).await.expect("append");
+            }
+            s.logout().await.ok();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// Plain fetch of every mail, as fast as the IMAP library allows.
+async fn plain_fetch(imap: Imap) -> (usize, Duration) {
+    let mut s = imap.login(HELP).await;
+    let start = Instant::now();
+    s.examine("INBOX").await.unwrap();
+    let uids: Vec<u32> = s.uid_search("ALL").await.unwrap().into_iter().collect();
+    let mut sorted = uids.clone();
+    sorted.sort_unstable();
+    let mut bytes = 0usize;
+    let mut count = 0usize;
+    for chunk in sorted.chunks(500) {
+        let set = deskgate::imap::uid_set(chunk);
+        let fetches: Vec<_> = s
+            .uid_fetch(&set, "(UID BODY.PEEK[])")
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        for f in &fetches {
+            if let Some(b) = f.body() {
+                bytes += b.len();
+                count += 1;
+            }
+        }
+    }
+    let took = start.elapsed();
+    s.logout().await.ok();
+    assert!(bytes > 0);
+    (count, took)
+}
+
+fn stats(desk: &Deskgate) -> serde_json::Value {
+    desk.json(&["stats", "--json"])
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+async fn run(n: usize, m: usize) {
+    eprintln!("starting mail servers…");
+    let servers = MailServers::start(&[HELP, ALICE]);
+    let imap = servers.imap();
+
+    eprintln!("loading {n} mails over IMAP APPEND…");
+    let t = Instant::now();
+    load(imap, n).await;
+    eprintln!("loaded in {:.1}s", t.elapsed().as_secs_f64());
+
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let (count, took) = plain_fetch(imap).await;
+        assert_eq!(count, n);
+        best = best.min(took);
+    }
+    let ceiling = n as f64 / best.as_secs_f64();
+    eprintln!("plain fetch: {ceiling:.0} mails/s");
+
+    let mut desk = Deskgate::new(
+        &servers,
+        DeskOptions {
+            batch_size: 500,
+            ..DeskOptions::default()
+        },
+    );
+    let start = Instant::now();
+    desk.start();
+    let pid = desk.pid().expect("running");
+    let ingest = loop {
+        if stats(&desk)["tickets"].as_u64().unwrap_or(0) as usize >= n {
+            break start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let ingest_rate = n as f64 / ingest.as_secs_f64();
+    eprintln!("deskgate ingest: {ingest_rate:.0} mails/s");
+    let acks_out = loop {
+        if stats(&desk)["delivered"].as_u64().unwrap_or(0) as usize >= n {
+            break start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(900),
+            "acks never drained: {}",
+            stats(&desk)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let rss_ingest = peak_rss_kib(pid);
+    eprintln!(
+        "all {n} acknowledgements handed to SMTP after {:.1}s",
+        acks_out.as_secs_f64()
+    );
+
+    // Latency: one mail at a time while deskgate sits in IDLE.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut watcher = imap.login(ALICE).await;
+    let mut appender = imap.login(HELP).await;
+    let mut lat = Vec::with_capacity(m);
+    for i in 0..m {
+        let raw = mail(
+            ALICE,
+            HELP,
+            &format!("Latency probe {i}"),
+            &format!("lat{i}@customer.test"),
+            "",
+            "ping",
+        );
+        let t0 = Instant::now();
+        appender.append("INBOX", None, None, &raw).await.unwrap();
+        loop {
+            let mb = watcher.examine("INBOX").await.unwrap();
+            if mb.exists as usize > i {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "ack {i} never arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        lat.push(t0.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    lat.sort();
+    let p50 = percentile(&lat, 0.50);
+    let p99 = percentile(&lat, 0.99);
+    let rss_peak = peak_rss_kib(pid);
+    assert!(desk.stop(), "deskgate did not stop cleanly");
+
+    let report = serde_json::json!({
+        "mails": n,
+        "plain_fetch_mails_per_s": ceiling.round(),
+        "deskgate_ingest_mails_per_s": ingest_rate.round(),
+        "ingest_share_of_ceiling": (ingest_rate / ceiling * 100.0).round() / 100.0,
+        "ingest_seconds": ingest.as_secs_f64(),
+        "all_acks_handed_to_smtp_seconds": acks_out.as_secs_f64(),
+        "latency_probes": m,
+        "arrival_to_ack_p50_ms": p50.as_secs_f64() * 1000.0,
+        "arrival_to_ack_p99_ms": p99.as_secs_f64() * 1000.0,
+        "peak_rss_mib_after_ingest": rss_ingest as f64 / 1024.0,
+        "peak_rss_mib": rss_peak as f64 / 1024.0,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+    });
+    println!("\n| measure | value |\n|---|---|");
+    println!("| mails ingested | {n} |");
+    println!("| plain IMAP fetch (ceiling) | {ceiling:.0} mails/s |");
+    println!("| deskgate ingest (to every ticket committed) | {ingest_rate:.0} mails/s ({:.0}% of ceiling) |", ingest_rate / ceiling * 100.0);
+    println!(
+        "| all acknowledgements handed to SMTP | {:.1} s after start |",
+        acks_out.as_secs_f64()
+    );
+    println!(
+        "| arrival → acknowledgement in requester's inbox, p50 | {:.0} ms |",
+        p50.as_secs_f64() * 1000.0
+    );
+    println!(
+        "| arrival → acknowledgement in requester's inbox, p99 | {:.0} ms |",
+        p99.as_secs_f64() * 1000.0
+    );
+    println!(
+        "| deskgate peak RSS | {:.0} MiB |",
+        rss_peak as f64 / 1024.0
+    );
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-ingest.json");
+    std::fs::write(&out, serde_json::to_string_pretty(&report).unwrap()).ok();
+    eprintln!("written {}", out.display());
+}

@@ -1,0 +1,498 @@
+//! Support for end-to-end tests: real Dovecot and Postfix on loopback (started
+//! by `tests/support/mailservers.sh` in a private temporary folder), a real
+//! `deskgate` process, and small IMAP/SMTP client helpers to play requester.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use tokio::net::TcpStream;
+
+pub const HELP: &str = "help@desk.test";
+pub const ALICE: &str = "alice@customer.test";
+pub const CATCHALL: &str = "catchall@outside.test";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A private Dovecot + Postfix pair; stopped when dropped.
+pub struct MailServers {
+    pub dir: tempfile::TempDir,
+    pub imap_port: u16,
+    pub smtp_port: u16,
+}
+
+impl MailServers {
+    pub fn start(users: &[&str]) -> MailServers {
+        let dir = tempfile::Builder::new()
+            .prefix("dg-")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        let script = repo().join("tests/support/mailservers.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .arg(dir.path())
+            .args(users)
+            .output()
+            .expect("run mailservers.sh");
+        assert!(
+            out.status.success(),
+            "mailservers.sh start failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = std::fs::read_to_string(dir.path().join("env")).expect("env file");
+        let get = |k: &str| -> u16 {
+            env.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{k} missing in env file:\n{env}"))
+        };
+        MailServers {
+            imap_port: get("IMAP_PORT"),
+            smtp_port: get("SMTP_PORT"),
+            dir,
+        }
+    }
+
+    fn script(&self, cmd: &str) {
+        let out = Command::new("bash")
+            .arg(repo().join("tests/support/mailservers.sh"))
+            .arg(cmd)
+            .arg(self.dir.path())
+            .output()
+            .expect("run mailservers.sh");
+        assert!(
+            out.status.success(),
+            "mailservers.sh {cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn smtp_stop(&self) {
+        self.script("smtp-stop");
+    }
+
+    pub fn smtp_start(&self) {
+        self.script("smtp-start");
+    }
+
+    pub fn dovecot_conf(&self) -> PathBuf {
+        self.dir.path().join("dovecot/dovecot.conf")
+    }
+
+    /// Disconnects every IMAP session of `user`, as a server restart or network drop would.
+    pub fn kick(&self, user: &str) {
+        let out = Command::new("doveadm")
+            .arg("-c")
+            .arg(self.dovecot_conf())
+            .args(["kick", user])
+            .output()
+            .expect("doveadm kick");
+        // doveadm kick exits non-zero when nobody was connected; callers only need the effect.
+        let _ = out;
+    }
+
+    pub fn imap(&self) -> Imap {
+        Imap {
+            port: self.imap_port,
+        }
+    }
+}
+
+impl Drop for MailServers {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("tests/support/mailservers.sh"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+pub type Session = async_imap::Session<TcpStream>;
+
+/// A tiny IMAP client for playing requester and checking mailboxes.
+#[derive(Clone, Copy)]
+pub struct Imap {
+    pub port: u16,
+}
+
+impl Imap {
+    pub async fn login(&self, user: &str) -> Session {
+        let tcp = TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect imap");
+        let mut client = async_imap::Client::new(tcp);
+        client
+            .read_response()
+            .await
+            .expect("greeting")
+            .expect("greeting ok");
+        client
+            .login(user, "secret")
+            .await
+            .map_err(|(e, _)| e)
+            .expect("login")
+    }
+
+    pub async fn append(&self, user: &str, folder: &str, raw: &[u8]) {
+        let mut s = self.login(user).await;
+        s.append(folder, None, None, raw).await.expect("append");
+        s.logout().await.ok();
+    }
+
+    pub async fn append_many(&self, user: &str, folder: &str, mails: &[Vec<u8>]) {
+        let mut s = self.login(user).await;
+        for raw in mails {
+            s.append(folder, None, None, raw).await.expect("append");
+        }
+        s.logout().await.ok();
+    }
+
+    /// Every mail in a folder (empty when the folder does not exist).
+    pub async fn fetch_all(&self, user: &str, folder: &str) -> Vec<Vec<u8>> {
+        let mut s = self.login(user).await;
+        let Ok(mb) = s.examine(folder).await else {
+            return Vec::new();
+        };
+        if mb.exists == 0 {
+            s.logout().await.ok();
+            return Vec::new();
+        }
+        let fetches: Vec<_> = s
+            .fetch("1:*", "BODY.PEEK[]")
+            .await
+            .expect("fetch")
+            .try_collect()
+            .await
+            .expect("fetch stream");
+        let out = fetches
+            .iter()
+            .filter_map(|f| f.body().map(|b| b.to_vec()))
+            .collect();
+        s.logout().await.ok();
+        out
+    }
+
+    pub async fn count(&self, user: &str, folder: &str) -> u32 {
+        let mut s = self.login(user).await;
+        let n = s.examine(folder).await.map(|m| m.exists).unwrap_or(0);
+        s.logout().await.ok();
+        n
+    }
+
+    /// Waits until `folder` holds at least `n` mails, and returns them.
+    pub async fn wait_for(
+        &self,
+        user: &str,
+        folder: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mails = self.fetch_all(user, folder).await;
+            if mails.len() >= n {
+                return mails;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{user}/{folder}: expected {n} mails, found {} after {timeout:?}",
+                    mails.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Sends a raw mail through the test SMTP server.
+pub async fn smtp_send(port: u16, from: &str, to: &[&str], raw: &[u8]) {
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+    let t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(port)
+        .build();
+    let env = lettre::address::Envelope::new(
+        Some(from.parse().unwrap()),
+        to.iter().map(|a| a.parse().unwrap()).collect(),
+    )
+    .unwrap();
+    t.send_raw(&env, raw).await.expect("smtp send");
+}
+
+/// A plain mail as a requester's client would write it.
+pub fn mail(
+    from: &str,
+    to: &str,
+    subject: &str,
+    message_id: &str,
+    extra_headers: &str,
+    body: &str,
+) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\nDate: Mon, 3 Mar 2025 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n{extra_headers}\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+pub fn header(raw: &[u8], name: &str) -> Option<String> {
+    let parsed = mail_parser::MessageParser::default().parse(raw)?;
+    let value = parsed
+        .headers_raw()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim().to_string());
+    value
+}
+
+pub fn subject(raw: &[u8]) -> String {
+    deskgate::inbound::parse(raw)
+        .map(|m| m.subject)
+        .unwrap_or_default()
+}
+
+pub fn message_id(raw: &[u8]) -> Option<String> {
+    deskgate::inbound::parse(raw).ok()?.message_id
+}
+
+/// Options for a test's deskgate config.
+#[derive(Clone)]
+pub struct DeskOptions {
+    pub after_processing: &'static str,
+    pub batch_size: u32,
+    pub idle: bool,
+    pub poll_interval: &'static str,
+    pub folder: &'static str,
+    pub extra_outbox: &'static str,
+}
+
+impl Default for DeskOptions {
+    fn default() -> Self {
+        DeskOptions {
+            after_processing: "after_processing = \"seen\"",
+            batch_size: 500,
+            idle: true,
+            poll_interval: "1s",
+            folder: "INBOX",
+            extra_outbox: "retry_initial = \"1s\"\nretry_max = \"2s\"",
+        }
+    }
+}
+
+/// A deskgate process with its own config and state folder.
+pub struct Deskgate {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl Deskgate {
+    pub fn new(servers: &MailServers, opts: DeskOptions) -> Deskgate {
+        let dir = tempfile::Builder::new()
+            .prefix("dgd-")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        std::fs::write(dir.path().join("imap-password"), "secret\n").unwrap();
+        let config = dir.path().join("deskgate.toml");
+        let text = format!(
+            r#"
+[desk]
+address = "{HELP}"
+name = "Test Help Desk"
+storage = "state"
+templates = "{templates}"
+
+[[mailbox]]
+name = "help"
+host = "127.0.0.1"
+port = {imap}
+tls = "none"
+user = "{HELP}"
+password_file = "imap-password"
+folder = "{folder}"
+{after}
+idle = {idle}
+poll_interval = "{poll}"
+timeout = "10s"
+batch_size = {batch}
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp}
+tls = "none"
+timeout = "10s"
+
+[outbox]
+{outbox}
+"#,
+            templates = repo().join("templates").display(),
+            imap = servers.imap_port,
+            smtp = servers.smtp_port,
+            folder = opts.folder,
+            after = opts.after_processing,
+            idle = opts.idle,
+            poll = opts.poll_interval,
+            batch = opts.batch_size,
+            outbox = opts.extra_outbox,
+        );
+        std::fs::write(&config, text).unwrap();
+        Deskgate {
+            dir,
+            config,
+            child: None,
+            starts: 0,
+        }
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("deskgate-{}.log", self.starts))
+    }
+
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        self.starts += 1;
+        // A kill -9 leaves the socket file behind; only a fresh one means "up".
+        let sock = self.dir.path().join("state/control.sock");
+        let _ = std::fs::remove_file(&sock);
+        let log = std::fs::File::create(self.log_path()).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_deskgate"))
+            .arg("-c")
+            .arg(&self.config)
+            .arg("run")
+            .env("DESKGATE_LOG", "info,deskgate=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn deskgate");
+        self.child = Some(child);
+        // Ready when the control socket answers.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "deskgate did not start:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        let mut all = String::new();
+        for i in 1..=self.starts {
+            let p = self.dir.path().join(format!("deskgate-{i}.log"));
+            all.push_str(&std::fs::read_to_string(p).unwrap_or_default());
+        }
+        all
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().ok();
+            c.wait().ok();
+        }
+    }
+
+    /// SIGTERM, then wait; returns whether it exited successfully.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return true;
+        };
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()
+            .ok();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st.success();
+            }
+            if Instant::now() > deadline {
+                c.kill().ok();
+                c.wait().ok();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_deskgate"))
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("run deskgate cli")
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "deskgate {args:?} failed: {}\nlogs:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+        serde_json::from_slice(&out.stdout).expect("json output")
+    }
+
+    pub fn tickets(&self) -> Vec<serde_json::Value> {
+        self.json(&["tickets", "list", "--json"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn ticket(&self, id: u64) -> serde_json::Value {
+        self.json(&["tickets", "show", &id.to_string(), "--json"])
+    }
+
+    pub fn wait_tickets(&self, n: usize, timeout: Duration) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let t = self.tickets();
+            if t.len() >= n {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} tickets, have {} after {timeout:?}\nlogs:\n{}",
+                t.len(),
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn state(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Deskgate {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls `f` until it returns true.
+pub async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

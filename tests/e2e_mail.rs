@@ -1,0 +1,355 @@
+//! End to end against real Dovecot and Postfix: mail in, ticket out.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use common::*;
+
+const T: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn new_mail_gets_ticket_and_ack_then_replies_thread() {
+    let servers = MailServers::start(&[HELP, ALICE]);
+    let mut desk = Deskgate::new(&servers, DeskOptions::default());
+    desk.start();
+    let imap = servers.imap();
+
+    // 1. A new mail through SMTP becomes ticket 1000 and an acknowledgement.
+    let first = mail(
+        ALICE,
+        HELP,
+        "Printer on fire",
+        "m1@customer.test",
+        "",
+        "It is really on fire.",
+    );
+    smtp_send(servers.smtp_port, ALICE, &[HELP], &first).await;
+    let acks = imap.wait_for(ALICE, "INBOX", 1, T).await;
+    let ack = &acks[0];
+    assert!(subject(ack).starts_with("[#1000]"), "{}", subject(ack));
+    assert!(subject(ack).contains("Printer on fire"));
+    assert_eq!(
+        header(ack, "Auto-Submitted").as_deref(),
+        Some("auto-replied")
+    );
+    assert_eq!(
+        header(ack, "In-Reply-To").as_deref(),
+        Some("<m1@customer.test>")
+    );
+    assert!(header(ack, "References")
+        .unwrap()
+        .contains("<m1@customer.test>"));
+    assert!(header(ack, "From").unwrap().contains(HELP));
+    assert_eq!(header(ack, "X-Loop").as_deref(), Some(HELP));
+    let ack_id = message_id(ack).expect("ack has a Message-ID");
+
+    let tickets = desk.wait_tickets(1, T);
+    assert_eq!(tickets[0]["id"], 1000);
+    assert_eq!(tickets[0]["status"], "new");
+    assert_eq!(tickets[0]["requester"]["address"], ALICE);
+
+    // 2. A reply carrying the token (in another case, behind Re:/AW:) threads.
+    let reply = mail(
+        ALICE,
+        HELP,
+        "AW: Re: [#1000] Printer on fire",
+        "m2@customer.test",
+        "",
+        "Still burning.",
+    );
+    smtp_send(servers.smtp_port, ALICE, &[HELP], &reply).await;
+    wait_messages(&desk, 1000, 3).await;
+
+    // 3. A reply with only In-Reply-To (subject token deleted) threads too.
+    let reply2 = mail(
+        ALICE,
+        HELP,
+        "Re: Printer",
+        "m3@customer.test",
+        &format!("In-Reply-To: <{ack_id}>\r\n"),
+        "Out now.\r\n\r\nOn Mon, 3 Mar 2025 at 10:00, Help <help@desk.test> wrote:\r\n> old text",
+    );
+    smtp_send(servers.smtp_port, ALICE, &[HELP], &reply2).await;
+    let view = wait_messages(&desk, 1000, 4).await;
+    let texts: Vec<&str> = view["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts[3].trim(), "Out now.", "quoted history is trimmed");
+
+    // 4. A token for a ticket that does not exist starts a new ticket.
+    let stray = mail(
+        ALICE,
+        HELP,
+        "[#4242] Something else",
+        "m4@customer.test",
+        "",
+        "new topic",
+    );
+    smtp_send(servers.smtp_port, ALICE, &[HELP], &stray).await;
+    let tickets = desk.wait_tickets(2, T);
+    let second = tickets
+        .iter()
+        .find(|t| t["id"] == 1001)
+        .expect("ticket 1001");
+    assert_eq!(second["subject"], "Something else");
+
+    // Only two acknowledgements: replies are not acknowledged.
+    let acks = imap.wait_for(ALICE, "INBOX", 2, T).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        imap.count(ALICE, "INBOX").await,
+        2,
+        "replies must not be acknowledged"
+    );
+    assert!(subject(&acks[1]).starts_with("[#1001]"));
+
+    // Processed mail is flagged \Seen on the server; the text CLI works too.
+    let out = desk.cli(&["tickets", "show", "1000"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Ticket 1000: Printer on fire"), "{text}");
+    assert!(text.contains("Still burning."), "{text}");
+    assert!(text.contains("delivered"), "{text}");
+
+    assert!(
+        desk.stop(),
+        "SIGTERM stops cleanly with exit code 0:\n{}",
+        desk.logs()
+    );
+    // With the daemon stopped the CLI opens the store itself.
+    assert_eq!(desk.tickets().len(), 2);
+}
+
+async fn wait_messages(desk: &Deskgate, id: u64, n: usize) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let v = desk.ticket(id);
+        if v["messages"].as_array().map(|a| a.len()).unwrap_or(0) >= n {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ticket {id} never got {n} messages: {v:#}\n{}",
+            desk.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_same_mail_twice_makes_one_ticket() {
+    let servers = MailServers::start(&[HELP, ALICE]);
+    let imap = servers.imap();
+    let m = mail(ALICE, HELP, "Twice", "twice@customer.test", "", "same mail");
+    imap.append(HELP, "INBOX", &m).await;
+    imap.append(HELP, "INBOX", &m).await;
+    // And one without a Message-ID, twice: deduplicated by content.
+    let anon = b"From: alice@customer.test\r\nTo: help@desk.test\r\nSubject: No id\r\n\r\nbody\r\n"
+        .to_vec();
+    imap.append(HELP, "INBOX", &anon).await;
+    imap.append(HELP, "INBOX", &anon).await;
+
+    let mut desk = Deskgate::new(&servers, DeskOptions::default());
+    desk.start();
+    imap.wait_for(ALICE, "INBOX", 2, T).await;
+    // Give a wrongly duplicated ack time to show up.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(desk.tickets().len(), 2);
+    assert_eq!(imap.count(ALICE, "INBOX").await, 2);
+    desk.stop();
+}
+
+#[tokio::test]
+async fn kill_9_mid_ingest_loses_and_duplicates_nothing() {
+    const N: usize = 200;
+    let servers = MailServers::start(&[HELP]);
+    let imap = servers.imap();
+    let mails: Vec<Vec<u8>> = (0..N)
+        .map(|i| {
+            mail(
+                &format!("user{i}@outside.example"),
+                HELP,
+                &format!("Request {i}"),
+                &format!("req{i}@outside.example"),
+                "",
+                "please help",
+            )
+        })
+        .collect();
+    imap.append_many(HELP, "INBOX", &mails).await;
+
+    let mut desk = Deskgate::new(
+        &servers,
+        DeskOptions {
+            batch_size: 10,
+            ..DeskOptions::default()
+        },
+    );
+    desk.start();
+    // Kill it somewhere in the middle.
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let n = desk.tickets().len();
+        if n >= 30 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no progress:\n{}",
+            desk.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    desk.kill9();
+    let after_kill = desk.tickets().len();
+    assert!(
+        after_kill < N,
+        "the kill should land mid-way (had {after_kill})"
+    );
+
+    desk.start();
+    let tickets = desk.wait_tickets(N, Duration::from_secs(60));
+    assert_eq!(tickets.len(), N, "exactly one ticket per mail");
+    let ids: HashSet<u64> = tickets.iter().map(|t| t["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids.len(), N);
+
+    // Every requester gets its acknowledgement; any second copy has the same Message-ID.
+    let acks = imap
+        .wait_for(CATCHALL, "INBOX", N, Duration::from_secs(60))
+        .await;
+    let mut by_request: HashMap<String, HashSet<String>> = HashMap::new();
+    for a in &acks {
+        let irt = header(a, "In-Reply-To").unwrap();
+        by_request
+            .entry(irt)
+            .or_default()
+            .insert(message_id(a).unwrap());
+    }
+    assert_eq!(by_request.len(), N, "every request acknowledged");
+    for (req, ids) in &by_request {
+        assert_eq!(
+            ids.len(),
+            1,
+            "ack copies for {req} must share one Message-ID: {ids:?}"
+        );
+    }
+    // The IMAP side: every mail was marked processed.
+    desk.stop();
+}
+
+#[tokio::test]
+async fn acknowledgements_wait_out_an_smtp_outage() {
+    let servers = MailServers::start(&[HELP, ALICE]);
+    let imap = servers.imap();
+    let mut desk = Deskgate::new(&servers, DeskOptions::default());
+    desk.start();
+    servers.smtp_stop();
+
+    imap.append(
+        HELP,
+        "INBOX",
+        &mail(
+            ALICE,
+            HELP,
+            "During outage",
+            "outage@customer.test",
+            "",
+            "hello",
+        ),
+    )
+    .await;
+    desk.wait_tickets(1, T);
+    // The ack is held in the outbox with a recorded failed attempt.
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let ob = desk.json(&["outbox", "--json"]);
+        let e = &ob[0];
+        if e["attempts"].as_u64().unwrap_or(0) >= 1 {
+            assert!(e["last_error"].is_string(), "{ob:#}");
+            assert_eq!(e["failed"], false);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failed attempt recorded: {ob:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // It survives a restart while SMTP is still down.
+    assert!(desk.stop());
+    desk.start();
+    servers.smtp_start();
+    let acks = imap.wait_for(ALICE, "INBOX", 1, T).await;
+    assert!(subject(&acks[0]).starts_with("[#1000]"));
+    let ob = desk.json(&["outbox", "--json"]);
+    assert_eq!(ob.as_array().unwrap().len(), 0, "outbox drained: {ob:#}");
+    desk.stop();
+}
+
+#[tokio::test]
+async fn move_mode_reconnects_and_uidvalidity_rescan() {
+    let servers = MailServers::start(&[HELP, ALICE]);
+    let imap = servers.imap();
+    let mut desk = Deskgate::new(
+        &servers,
+        DeskOptions {
+            after_processing: "after_processing = \"move\"\nmove_to = \"Processed\"",
+            ..DeskOptions::default()
+        },
+    );
+    desk.start();
+    let m1 = mail(ALICE, HELP, "First", "first@customer.test", "", "one");
+    imap.append(HELP, "INBOX", &m1).await;
+    desk.wait_tickets(1, T);
+    imap.wait_for(HELP, "Processed", 1, T).await;
+    assert_eq!(
+        imap.count(HELP, "INBOX").await,
+        0,
+        "processed mail is moved out of INBOX"
+    );
+
+    // The server drops the connection: deskgate reconnects and carries on.
+    servers.kick(HELP);
+    imap.append(
+        HELP,
+        "INBOX",
+        &mail(ALICE, HELP, "Second", "second@customer.test", "", "two"),
+    )
+    .await;
+    desk.wait_tickets(2, T);
+
+    // UIDVALIDITY changes (folder recreated) and old mail reappears: no new tickets.
+    assert!(desk.stop());
+    let mut desk2 = desk;
+    // Point the same mailbox (same checkpoint) at a folder with another
+    // UIDVALIDITY, holding an already-seen mail and a new one.
+    let cfg = std::fs::read_to_string(&desk2.config)
+        .unwrap()
+        .replace("folder = \"INBOX\"", "folder = \"Fresh\"");
+    std::fs::write(&desk2.config, cfg).unwrap();
+    {
+        let mut s = imap.login(HELP).await;
+        s.create("Fresh").await.unwrap();
+        s.logout().await.ok();
+    }
+    imap.append(HELP, "Fresh", &m1).await;
+    imap.append(
+        HELP,
+        "Fresh",
+        &mail(ALICE, HELP, "Third", "third@customer.test", "", "three"),
+    )
+    .await;
+    desk2.start();
+    desk2.wait_tickets(3, T);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        desk2.tickets().len(),
+        3,
+        "the re-seen mail made no new ticket"
+    );
+    assert!(desk2.stop());
+}
