@@ -27,7 +27,7 @@ use crate::model::{
 };
 use crate::store::{Store, StoreError, Tx, TxResult};
 use crate::text::trim_quoted;
-use crate::threading::{resolve, thread_keys, TokenMatcher};
+use crate::threading::{resolve, thread_keys, ThreadKeys, TokenMatcher};
 
 #[derive(Debug, Error)]
 pub enum EngineError {
@@ -128,100 +128,139 @@ impl Engine {
     /// Processes one raw mail that arrived at `mailbox`. Only a store failure
     /// is an error; a mail that cannot be understood is quarantined.
     pub fn ingest(&self, raw: &[u8], mailbox: &str) -> Result<Outcome, EngineError> {
+        let mut outcomes = self.ingest_batch(&[raw], mailbox)?;
+        Ok(outcomes.pop().unwrap_or(Outcome::Ignored {
+            reason: "nothing to ingest".into(),
+        }))
+    }
+
+    /// Processes a batch of mails in one transaction: each mail's change is
+    /// atomic, and the whole batch commits (or not) together, which is what
+    /// makes bulk ingest fast. Outcomes are in input order.
+    pub fn ingest_batch(&self, raws: &[&[u8]], mailbox: &str) -> Result<Vec<Outcome>, EngineError> {
         let policy = self.policy();
         let now = self.clock.now();
-        let mail = match inbound::parse(raw) {
-            Ok(m) => m,
-            Err(e) => {
-                return self.quarantine(
-                    raw,
+        let prepared: Vec<Prepared<'_>> = raws
+            .iter()
+            .map(|raw| Prepared::new(raw, &policy, now))
+            .collect();
+        let outcomes = self.store.transact(|tx| {
+            prepared
+                .iter()
+                .map(|p| apply(tx, p, &policy, mailbox, now))
+                .collect::<TxResult<Vec<Outcome>>>()
+        })?;
+        for (p, o) in prepared.iter().zip(&outcomes) {
+            match o {
+                Outcome::Quarantined { reason, .. } => {
+                    warn!(mailbox, key = %p.dedupe_key, reason, "quarantined mail")
+                }
+                _ => debug!(mailbox, key = %p.dedupe_key, outcome = ?o, "ingested"),
+            }
+        }
+        Ok(outcomes)
+    }
+}
+
+/// What can be worked out about a mail before looking at the store.
+struct Prepared<'a> {
+    raw: &'a [u8],
+    dedupe_key: String,
+    parsed: Result<ParsedParts, String>,
+}
+
+struct ParsedParts {
+    mail: InboundMail,
+    class: Class,
+    keys: ThreadKeys,
+    record: MessageRecord,
+}
+
+impl<'a> Prepared<'a> {
+    fn new(raw: &'a [u8], policy: &Policy, now: DateTime<Utc>) -> Prepared<'a> {
+        match inbound::parse(raw) {
+            Ok(mail) => Prepared {
+                raw,
+                dedupe_key: mail.dedupe_key(),
+                parsed: Ok(ParsedParts {
+                    class: classify(&mail, &policy.desk.address),
+                    keys: thread_keys(
+                        &policy.matcher,
+                        &mail.subject,
+                        &mail.in_reply_to,
+                        &mail.references,
+                    ),
+                    record: inbound_record(&mail, now),
+                    mail,
+                }),
+            },
+            Err(e) => Prepared {
+                raw,
+                dedupe_key: format!("sha256:{}", sha256_hex(raw)),
+                parsed: Err(e.to_string()),
+            },
+        }
+    }
+}
+
+/// Applies one prepared mail inside the batch's transaction.
+fn apply(
+    tx: &Tx<'_>,
+    p: &Prepared<'_>,
+    policy: &Policy,
+    mailbox: &str,
+    now: DateTime<Utc>,
+) -> TxResult<Outcome> {
+    let ParsedParts {
+        mail,
+        class,
+        keys,
+        record,
+    } = match &p.parsed {
+        Ok(parts) => parts,
+        Err(reason) => return quarantine_in_tx(tx, p.raw, mailbox, reason, &p.dedupe_key, now),
+    };
+    if let Some(d) = tx.disposition(&p.dedupe_key)? {
+        return Ok(Outcome::Duplicate { ticket: d.ticket });
+    }
+    let existing = resolve(keys, |t| tx.ticket_exists(t), |id| tx.ticket_of_message(id))?;
+    let outcome = match (existing, class) {
+        (Some(id), _) => thread_onto(tx, id, mail, class, record, now)?,
+        (None, Class::Human) => match &mail.from {
+            Some(from) => create_ticket(tx, policy, mailbox, from, mail, record, now)?,
+            // Not answerable and not automatic: an admin must look at it.
+            None => {
+                return quarantine_in_tx(
+                    tx,
+                    p.raw,
                     mailbox,
-                    &e.to_string(),
-                    &format!("sha256:{}", sha256_hex(raw)),
+                    "no usable From address",
+                    &p.dedupe_key,
                     now,
                 )
             }
-        };
-        let class = classify(&mail, &policy.desk.address);
-        let keys = thread_keys(
-            &policy.matcher,
-            &mail.subject,
-            &mail.in_reply_to,
-            &mail.references,
-        );
-        let record = inbound_record(&mail, now);
-        let attachments: Vec<(&str, &[u8])> = mail
-            .attachments
-            .iter()
-            .zip(&record.attachments)
-            .map(|(a, meta)| (meta.sha256.as_str(), a.bytes.as_slice()))
-            .collect();
-        let dedupe_key = mail.dedupe_key();
-
-        let outcome = self.store.transact(|tx| {
-            if let Some(d) = tx.disposition(&dedupe_key)? {
-                return Ok(Outcome::Duplicate { ticket: d.ticket });
-            }
-            let existing = resolve(
-                &keys,
-                |t| tx.ticket_exists(t),
-                |id| tx.ticket_of_message(id),
-            )?;
-            let outcome = match (existing, &class) {
-                (Some(id), _) => thread_onto(tx, &policy, id, &mail, &class, &record, now)?,
-                (None, Class::Human) => match &mail.from {
-                    Some(from) => create_ticket(tx, &policy, mailbox, from, &mail, &record, now)?,
-                    None => Outcome::Ignored {
-                        reason: "no usable From address".into(),
-                    },
-                },
-                (None, Class::Automatic(r) | Class::Bounce(r) | Class::OwnLoop(r)) => {
-                    Outcome::Ignored {
-                        reason: format!("automatic mail that belongs to no ticket: {r}"),
-                    }
-                }
-            };
-            if let Outcome::Ignored { reason } = &outcome {
-                if mail.from.is_none() {
-                    // Not answerable and not automatic: an admin must look at it.
-                    return quarantine_in_tx(tx, raw, mailbox, reason, &dedupe_key, now);
-                }
-            }
-            tx.put_raw(&mail.raw_sha256, raw)?;
-            for (sha, bytes) in &attachments {
-                tx.put_blob(sha, bytes)?;
-            }
-            let ticket = match &outcome {
-                Outcome::Created { ticket, .. } | Outcome::Threaded { ticket, .. } => Some(*ticket),
-                _ => None,
-            };
-            tx.put_disposition(
-                &dedupe_key,
-                &Disposition {
-                    ticket,
-                    at: now,
-                    outcome: describe(&outcome),
-                },
-            )?;
-            Ok(outcome)
-        })?;
-        debug!(mailbox, key = %dedupe_key, outcome = ?outcome, "ingested");
-        Ok(outcome)
+        },
+        (None, Class::Automatic(r) | Class::Bounce(r) | Class::OwnLoop(r)) => Outcome::Ignored {
+            reason: format!("automatic mail that belongs to no ticket: {r}"),
+        },
+    };
+    tx.put_raw(&mail.raw_sha256, p.raw)?;
+    for (a, meta) in mail.attachments.iter().zip(&record.attachments) {
+        tx.put_blob(&meta.sha256, &a.bytes)?;
     }
-
-    fn quarantine(
-        &self,
-        raw: &[u8],
-        mailbox: &str,
-        reason: &str,
-        key: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Outcome, EngineError> {
-        warn!(mailbox, reason, "quarantining mail");
-        Ok(self
-            .store
-            .transact(|tx| quarantine_in_tx(tx, raw, mailbox, reason, key, now))?)
-    }
+    let ticket = match &outcome {
+        Outcome::Created { ticket, .. } | Outcome::Threaded { ticket, .. } => Some(*ticket),
+        _ => None,
+    };
+    tx.put_disposition(
+        &p.dedupe_key,
+        &Disposition {
+            ticket,
+            at: now,
+            outcome: describe(&outcome),
+        },
+    )?;
+    Ok(outcome)
 }
 
 fn describe(o: &Outcome) -> String {
@@ -349,20 +388,10 @@ fn create_ticket(
             },
         ),
     )?;
-    let seq = tx.add_message(&mut ticket, record.clone())?;
-    tx.add_event(
-        &mut ticket,
-        &event(
-            now,
-            actor,
-            EventKind::MessageReceived {
-                seq,
-                message_id: mail.message_id.clone(),
-            },
-        ),
-    )?;
+    tx.add_message(&mut ticket, record.clone())?;
     if let Some(mid) = &mail.message_id {
-        tx.index_message_id(mid, id)?;
+        // New by the dedupe check, so nobody holds this id yet.
+        tx.claim_message_id(mid, id)?;
     }
     let queued = queue_acknowledgement(tx, policy, &mut ticket, mail, now)?;
     tx.put_ticket(&ticket)?;
@@ -371,7 +400,6 @@ fn create_ticket(
 
 fn thread_onto(
     tx: &Tx<'_>,
-    _policy: &Policy,
     id: TicketId,
     mail: &InboundMail,
     class: &Class,
@@ -389,20 +417,10 @@ fn thread_onto(
         .as_ref()
         .map(|p| p.address.to_string())
         .unwrap_or_else(|| "unknown sender".into());
-    let seq = tx.add_message(&mut ticket, record.clone())?;
-    tx.add_event(
-        &mut ticket,
-        &event(
-            now,
-            &actor,
-            EventKind::MessageReceived {
-                seq,
-                message_id: mail.message_id.clone(),
-            },
-        ),
-    )?;
+    tx.add_message(&mut ticket, record.clone())?;
     if let Some(mid) = &mail.message_id {
-        tx.index_message_id(mid, id)?;
+        // New by the dedupe check, so nobody holds this id yet.
+        tx.claim_message_id(mid, id)?;
     }
     let from_requester = mail.from.as_ref().map(|p| &p.address) == Some(&ticket.requester.address);
     if from_requester && class.may_auto_reply() {
@@ -567,7 +585,8 @@ fn queue_mail(
         last_error: None,
         failed: false,
     })?;
-    tx.index_message_id(&outgoing.message_id, ticket.id)?;
+    // Freshly generated and random: nobody holds it.
+    tx.claim_message_id(&outgoing.message_id, ticket.id)?;
     tx.add_message(
         ticket,
         MessageRecord {
@@ -587,18 +606,245 @@ fn queue_mail(
             kind: Some(kind.to_string()),
         },
     )?;
-    tx.add_event(
-        ticket,
-        &event(
-            now,
-            "deskgate",
-            EventKind::MailQueued {
-                outbox_id: id,
-                kind: kind.to_string(),
-                to: recipients.iter().map(|r| r.to_string()).collect(),
-                message_id: outgoing.message_id,
-            },
-        ),
-    )?;
     Ok(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::SubjectTag;
+
+    fn engine() -> (tempfile::TempDir, Engine, Arc<ManualClock>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let clock = Arc::new(ManualClock::new(
+            DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        ));
+        let policy = Policy {
+            desk: Party {
+                name: Some("Help".into()),
+                address: EmailAddress::parse("help@desk.test").unwrap(),
+            },
+            envelope_from: EmailAddress::parse("help@desk.test").unwrap(),
+            first_ticket: 1000,
+            matcher: TokenMatcher::new(&SubjectTag::default()),
+            templates: Templates::load(
+                &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"),
+            )
+            .unwrap(),
+        };
+        (dir, Engine::new(store, clock.clone(), policy), clock)
+    }
+
+    fn mail(from: &str, subject: &str, id: &str, extra: &str) -> Vec<u8> {
+        format!("From: {from}\r\nTo: help@desk.test\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n{extra}\r\nbody text\r\n")
+            .into_bytes()
+    }
+
+    #[test]
+    fn new_mail_creates_ticket_and_queues_ack() {
+        let (_d, e, _c) = engine();
+        let o = e
+            .ingest(&mail("a@c.test", "Help me", "1@c", ""), "help")
+            .unwrap();
+        assert_eq!(
+            o,
+            Outcome::Created {
+                ticket: 1000,
+                queued: 1
+            }
+        );
+        let t = e.store().ticket(1000).unwrap().unwrap();
+        assert_eq!(t.status, Status::New);
+        assert_eq!(t.subject, "Help me");
+        let out = e.store().outbox().unwrap();
+        assert_eq!(out.len(), 1);
+        let ack = inbound::parse(out[0].raw.as_bytes()).unwrap();
+        assert!(ack.subject.starts_with("[#1000] "), "{}", ack.subject);
+        assert_eq!(ack.in_reply_to, vec!["1@c"]);
+        assert_eq!(ack.auto.auto_submitted.as_deref(), Some("auto-replied"));
+        // Both the request and the ack thread back to the ticket.
+        assert_eq!(e.store().ticket_of_message("1@c").unwrap(), Some(1000));
+        assert_eq!(
+            e.store().ticket_of_message(&out[0].message_id).unwrap(),
+            Some(1000)
+        );
+    }
+
+    #[test]
+    fn duplicates_in_and_across_batches_are_one_ticket() {
+        let (_d, e, _c) = engine();
+        let m = mail("a@c.test", "Help", "dup@c", "");
+        let outs = e.ingest_batch(&[&m, &m], "help").unwrap();
+        assert!(matches!(outs[0], Outcome::Created { .. }));
+        assert_eq!(outs[1], Outcome::Duplicate { ticket: Some(1000) });
+        assert_eq!(
+            e.ingest(&m, "other").unwrap(),
+            Outcome::Duplicate { ticket: Some(1000) }
+        );
+        assert_eq!(e.store().ticket_count(), 1);
+        assert_eq!(e.store().outbox().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn replies_thread_by_token_and_by_reference_and_reopen() {
+        let (_d, e, _c) = engine();
+        e.ingest(&mail("a@c.test", "Help", "1@c", ""), "help")
+            .unwrap();
+        let ack_id = e.store().outbox().unwrap()[0].message_id.clone();
+        let o = e
+            .ingest(&mail("a@c.test", "RE: [#1000] Help", "2@c", ""), "help")
+            .unwrap();
+        assert_eq!(
+            o,
+            Outcome::Threaded {
+                ticket: 1000,
+                queued: 0
+            }
+        );
+        let o = e
+            .ingest(
+                &mail(
+                    "a@c.test",
+                    "Re: Help",
+                    "3@c",
+                    &format!("In-Reply-To: <{ack_id}>\r\n"),
+                ),
+                "help",
+            )
+            .unwrap();
+        assert_eq!(
+            o,
+            Outcome::Threaded {
+                ticket: 1000,
+                queued: 0
+            }
+        );
+
+        // Resolve by hand, then the requester's reply reopens it.
+        e.store()
+            .transact(|tx| {
+                let mut t = tx.ticket(1000)?.unwrap();
+                t.status = Status::Resolved;
+                tx.put_ticket(&t)
+            })
+            .unwrap();
+        e.ingest(&mail("a@c.test", "[#1000] again", "4@c", ""), "help")
+            .unwrap();
+        let t = e.store().ticket(1000).unwrap().unwrap();
+        assert_eq!(t.status, Status::Open);
+        assert_eq!(t.message_count, 5, "4 inbound + the ack");
+        assert!(e.store().events(1000).unwrap().iter().any(|ev| matches!(
+            ev.kind,
+            EventKind::StatusChanged {
+                from: Status::Resolved,
+                to: Status::Open,
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn unknown_token_starts_a_new_ticket() {
+        let (_d, e, _c) = engine();
+        let o = e
+            .ingest(
+                &mail("a@c.test", "[#99999999999999999999] [#5] Hi", "1@c", ""),
+                "help",
+            )
+            .unwrap();
+        assert_eq!(
+            o,
+            Outcome::Created {
+                ticket: 1000,
+                queued: 1
+            }
+        );
+        assert_eq!(e.store().ticket(1000).unwrap().unwrap().subject, "Hi");
+    }
+
+    #[test]
+    fn automatic_mail_is_never_acknowledged() {
+        let (_d, e, _c) = engine();
+        let o = e
+            .ingest(
+                &mail(
+                    "a@c.test",
+                    "Out of office",
+                    "1@c",
+                    "Auto-Submitted: auto-replied\r\n",
+                ),
+                "help",
+            )
+            .unwrap();
+        assert!(matches!(o, Outcome::Ignored { .. }), "{o:?}");
+        e.ingest(&mail("a@c.test", "Help", "2@c", ""), "help")
+            .unwrap();
+        let o = e
+            .ingest(
+                &mail(
+                    "a@c.test",
+                    "[#1000] Out of office",
+                    "3@c",
+                    "Auto-Submitted: auto-replied\r\n",
+                ),
+                "help",
+            )
+            .unwrap();
+        assert_eq!(
+            o,
+            Outcome::Threaded {
+                ticket: 1000,
+                queued: 0
+            }
+        );
+        assert_eq!(
+            e.store().outbox().unwrap().len(),
+            1,
+            "only the human mail's ack"
+        );
+        let o = e
+            .ingest(&mail("help@desk.test", "loop", "4@c", ""), "help")
+            .unwrap();
+        assert!(matches!(o, Outcome::Ignored { .. }), "{o:?}");
+    }
+
+    #[test]
+    fn unusable_mail_is_quarantined_once() {
+        let (_d, e, _c) = engine();
+        assert!(matches!(
+            e.ingest(b"\r\n", "help").unwrap(),
+            Outcome::Quarantined { .. }
+        ));
+        let nofrom = b"Subject: who am I\r\nMessage-ID: <x@y>\r\n\r\nbody";
+        assert!(matches!(
+            e.ingest(nofrom, "help").unwrap(),
+            Outcome::Quarantined { .. }
+        ));
+        assert_eq!(
+            e.ingest(nofrom, "help").unwrap(),
+            Outcome::Duplicate { ticket: None }
+        );
+        let q = e.store().quarantine().unwrap();
+        assert_eq!(q.len(), 2);
+        assert_eq!(
+            e.store().raw(&q[1].raw_key).unwrap().unwrap(),
+            nofrom.to_vec()
+        );
+    }
+
+    #[test]
+    fn times_come_from_the_clock() {
+        let (_d, e, c) = engine();
+        e.ingest(&mail("a@c.test", "Help", "1@c", ""), "help")
+            .unwrap();
+        c.advance(chrono::Duration::hours(3));
+        e.ingest(&mail("a@c.test", "[#1000] more", "2@c", ""), "help")
+            .unwrap();
+        let t = e.store().ticket(1000).unwrap().unwrap();
+        assert_eq!(t.updated_at - t.created_at, chrono::Duration::hours(3));
+    }
 }

@@ -175,6 +175,7 @@ impl MailboxTask {
     ) -> Result<u32, IngestError> {
         let cfg = &self.cfg;
         let set = uid_set(uids);
+        let started = std::time::Instant::now();
         let fetches = {
             let stream = bounded(cfg, "fetch mail", s.uid_fetch(&set, "(UID BODY.PEEK[])")).await?;
             collect_bounded(cfg, "fetch mail", stream).await?
@@ -184,6 +185,7 @@ impl MailboxTask {
             .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
             .collect();
         drop(fetches);
+        let fetched = started.elapsed();
         let handled: Vec<u32> = mails.iter().map(|(u, _)| *u).collect();
         let engine = self.engine.clone();
         let name = cfg.name.clone();
@@ -195,9 +197,11 @@ impl MailboxTask {
                     .collect()
             })
             .await??;
+        let committed = started.elapsed();
         // Durable before the server hears the mail is done: a crash from here on
         // refetches it, and dedupe makes that harmless.
         self.engine.store().flush().await?;
+        let flushed = started.elapsed();
         let queued: usize = outcomes.iter().map(|(_, o)| o.queued()).sum();
         if queued > 0 {
             self.outbox_wake.notify_one();
@@ -208,7 +212,16 @@ impl MailboxTask {
         if !handled.is_empty() {
             self.mark_processed(s, &uid_set(&handled), has_move).await?;
         }
-        info!(mailbox = %cfg.name, mails = handled.len(), queued, "batch committed");
+        info!(
+            mailbox = %cfg.name,
+            mails = handled.len(),
+            queued,
+            fetch_ms = fetched.as_millis() as u64,
+            commit_ms = (committed - fetched).as_millis() as u64,
+            flush_ms = (flushed - committed).as_millis() as u64,
+            mark_ms = (started.elapsed() - flushed).as_millis() as u64,
+            "batch committed"
+        );
         Ok(uids.iter().copied().max().unwrap_or(0))
     }
 

@@ -151,20 +151,10 @@ pub enum EventKind {
     Created {
         mailbox: String,
     },
-    MessageReceived {
-        seq: u32,
-        message_id: Option<String>,
-    },
     StatusChanged {
         from: Status,
         to: Status,
         reason: String,
-    },
-    MailQueued {
-        outbox_id: u64,
-        kind: String,
-        to: Vec<String>,
-        message_id: String,
     },
     MailDelivered {
         outbox_id: u64,
@@ -187,17 +177,9 @@ impl EventKind {
     pub fn describe(&self) -> String {
         match self {
             EventKind::Created { mailbox } => format!("created from mail to {mailbox}"),
-            EventKind::MessageReceived { seq, message_id } => format!(
-                "received message #{seq}{}",
-                message_id
-                    .as_deref()
-                    .map(|m| format!(" <{m}>"))
-                    .unwrap_or_default()
-            ),
             EventKind::StatusChanged { from, to, reason } => {
                 format!("status {from} -> {to} ({reason})")
             }
-            EventKind::MailQueued { kind, to, .. } => format!("{kind} queued to {}", to.join(", ")),
             EventKind::MailDelivered {
                 message_id,
                 attempts,

@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use crate::clock::Clock;
 use crate::config::{OutboxConfig, SmtpConfig, TlsMode};
 use crate::model::{Delivery, Event, EventKind, OutboxEntry};
-use crate::store::{due_entries, Store, StoreError};
+use crate::store::{Store, StoreError, Tx, TxResult};
 
 #[derive(Debug, Error)]
 pub enum OutboxError {
@@ -120,7 +120,7 @@ impl OutboxSender {
     /// Sends everything due now; returns when the next entry falls due.
     async fn round(&self) -> Result<Option<DateTime<Utc>>, OutboxError> {
         let now = self.clock.now();
-        let (due, next) = due_entries(self.store.outbox()?, now, 256);
+        let (due, next) = self.store.due_outbox(now, 256)?;
         if due.is_empty() {
             return Ok(next);
         }
@@ -132,9 +132,7 @@ impl OutboxSender {
             .buffer_unordered(self.cfg.concurrency)
             .collect()
             .await;
-        for (entry, attempt) in results {
-            self.record(entry, attempt)?;
-        }
+        self.record(&results)?;
         self.store.flush().await?;
         Ok(Some(self.clock.now()))
     }
@@ -157,79 +155,97 @@ impl OutboxSender {
         }
     }
 
-    fn record(&self, entry: OutboxEntry, attempt: Attempt) -> Result<(), OutboxError> {
+    /// Records a round's results in one transaction (one commit per round,
+    /// not per mail, keeps the sender from starving ingest of store time).
+    fn record(&self, results: &[(OutboxEntry, Attempt)]) -> Result<(), OutboxError> {
         let now = self.clock.now();
-        let attempts = entry.attempts + 1;
-        match &attempt {
-            Attempt::Sent => {
-                info!(id = entry.id, message_id = %entry.message_id, attempts, "delivered")
-            }
-            Attempt::Transient(err) => {
-                warn!(id = entry.id, attempts, error = %err, "delivery failed, will retry")
-            }
-            Attempt::Permanent(err) => {
-                warn!(id = entry.id, attempts, error = %err, "delivery failed permanently")
+        for (entry, attempt) in results {
+            let attempts = entry.attempts + 1;
+            match attempt {
+                Attempt::Sent => {
+                    info!(id = entry.id, message_id = %entry.message_id, attempts, "delivered")
+                }
+                Attempt::Transient(err) => {
+                    warn!(id = entry.id, attempts, error = %err, "delivery failed, will retry")
+                }
+                Attempt::Permanent(err) => {
+                    warn!(id = entry.id, attempts, error = %err, "delivery failed permanently")
+                }
             }
         }
         self.store.transact(|tx| {
-            // The entry may have been changed meanwhile (e.g. by an admin); act on the stored one.
-            let Some(mut e) = tx.outbox_entry(entry.id)? else {
-                return Ok(());
-            };
-            e.attempts = attempts;
-            let ticket_event = match &attempt {
-                Attempt::Sent => {
-                    tx.remove_outbox(e.id)?;
-                    tx.put_delivery(&Delivery {
-                        outbox_id: e.id,
-                        ticket: e.ticket,
-                        message_id: e.message_id.clone(),
-                        recipients: e.recipients.clone(),
-                        delivered_at: now,
-                        queued_at: e.created_at,
-                        attempts,
-                    })?;
-                    Some(EventKind::MailDelivered {
-                        outbox_id: e.id,
-                        message_id: e.message_id.clone(),
-                        attempts,
-                    })
-                }
-                Attempt::Transient(err) if attempts < self.cfg.max_attempts => {
-                    e.last_error = Some(err.clone());
-                    e.next_attempt_at = now
-                        + chrono::Duration::from_std(backoff(&self.cfg, attempts))
-                            .unwrap_or_default();
-                    tx.put_outbox(&e)?;
-                    None
-                }
-                Attempt::Transient(err) | Attempt::Permanent(err) => {
-                    e.last_error = Some(err.clone());
-                    e.failed = true;
-                    tx.put_outbox(&e)?;
-                    Some(EventKind::MailFailed {
-                        outbox_id: e.id,
-                        message_id: e.message_id.clone(),
-                        error: err.clone(),
-                        attempts,
-                    })
-                }
-            };
-            if let (Some(kind), Some(id)) = (ticket_event, e.ticket) {
-                if let Some(mut t) = tx.ticket(id)? {
-                    tx.add_event(
-                        &mut t,
-                        &Event {
-                            at: now,
-                            actor: "deskgate".into(),
-                            kind,
-                        },
-                    )?;
-                    tx.put_ticket(&t)?;
-                }
+            for (entry, attempt) in results {
+                self.record_one(tx, entry, attempt, now)?;
             }
             Ok(())
         })?;
+        Ok(())
+    }
+
+    fn record_one(
+        &self,
+        tx: &Tx<'_>,
+        entry: &OutboxEntry,
+        attempt: &Attempt,
+        now: DateTime<Utc>,
+    ) -> TxResult<()> {
+        let attempts = entry.attempts + 1;
+        // The entry may have been changed meanwhile (e.g. by an admin); act on the stored one.
+        let Some(stored) = tx.outbox_entry(entry.id)? else {
+            return Ok(());
+        };
+        let mut e = stored.clone();
+        e.attempts = attempts;
+        let ticket_event = match attempt {
+            Attempt::Sent => {
+                tx.remove_outbox(&stored)?;
+                tx.put_delivery(&Delivery {
+                    outbox_id: e.id,
+                    ticket: e.ticket,
+                    message_id: e.message_id.clone(),
+                    recipients: e.recipients.clone(),
+                    delivered_at: now,
+                    queued_at: e.created_at,
+                    attempts,
+                })?;
+                Some(EventKind::MailDelivered {
+                    outbox_id: e.id,
+                    message_id: e.message_id.clone(),
+                    attempts,
+                })
+            }
+            Attempt::Transient(err) if attempts < self.cfg.max_attempts => {
+                e.last_error = Some(err.clone());
+                e.next_attempt_at = now
+                    + chrono::Duration::from_std(backoff(&self.cfg, attempts)).unwrap_or_default();
+                tx.update_outbox(&stored, &e)?;
+                None
+            }
+            Attempt::Transient(err) | Attempt::Permanent(err) => {
+                e.last_error = Some(err.clone());
+                e.failed = true;
+                tx.update_outbox(&stored, &e)?;
+                Some(EventKind::MailFailed {
+                    outbox_id: e.id,
+                    message_id: e.message_id.clone(),
+                    error: err.clone(),
+                    attempts,
+                })
+            }
+        };
+        if let (Some(kind), Some(id)) = (ticket_event, e.ticket) {
+            if let Some(mut t) = tx.ticket(id)? {
+                tx.add_event(
+                    &mut t,
+                    &Event {
+                        at: now,
+                        actor: "deskgate".into(),
+                        kind,
+                    },
+                )?;
+                tx.put_ticket(&t)?;
+            }
+        }
         Ok(())
     }
 }

@@ -119,12 +119,11 @@ fn run(store: &Store, q: &Query) -> Result<Answer, StoreError> {
             entries: store.quarantine()?,
         },
         Query::Stats => {
-            let outbox = store.outbox()?;
-            let failed = outbox.iter().filter(|e| e.failed).count();
+            let (pending, failed) = store.outbox_counts();
             Answer::Stats {
                 stats: Stats {
                     tickets: store.ticket_count(),
-                    outbox_pending: outbox.len() - failed,
+                    outbox_pending: pending,
                     outbox_failed: failed,
                     delivered: store.delivery_count(),
                     quarantined: store.quarantine_count(),

@@ -65,9 +65,12 @@ enum T {
     Blobs,
     Quarantine,
     Checkpoints,
+    /// (next attempt time, outbox id) of every entry still to be tried, so the
+    /// sender reads only what is due instead of the whole outbox.
+    OutboxDue,
 }
 
-const TREES: [(&str, T); 12] = [
+const TREES: [(&str, T); 13] = [
     ("meta", T::Meta),
     ("tickets", T::Tickets),
     ("messages", T::Messages),
@@ -80,6 +83,7 @@ const TREES: [(&str, T); 12] = [
     ("blobs", T::Blobs),
     ("quarantine", T::Quarantine),
     ("checkpoints", T::Checkpoints),
+    ("outbox_due", T::OutboxDue),
 ];
 
 const NEXT_TICKET: &[u8] = b"next_ticket";
@@ -126,6 +130,14 @@ fn tx_decode<V: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> TxResult<
     decode(what, bytes).map_err(ConflictableTransactionError::Abort)
 }
 
+/// Sorts by time, then id; times before 1970 clamp to 0.
+fn due_key(at: DateTime<Utc>, id: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&(at.timestamp_millis().max(0) as u64).to_be_bytes());
+    k[8..].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
 fn u64_of(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.try_into().ok()?))
 }
@@ -137,6 +149,7 @@ impl Store {
             .path(path)
             // sled's default cache is 1 GiB; a help desk's working set is far smaller.
             .cache_capacity(64 * 1024 * 1024)
+            .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|source| {
                 let locked = matches!(&source, sled::Error::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock)
@@ -251,6 +264,37 @@ impl Store {
             .values()
             .map(|v| decode("outbox entry", &v?))
             .collect()
+    }
+
+    /// Entries due at `now` (oldest first, at most `limit`) and when the next
+    /// one not yet due falls due.
+    pub fn due_outbox(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<(Vec<OutboxEntry>, Option<DateTime<Utc>>), StoreError> {
+        let mut due = Vec::new();
+        for item in self.tree(T::OutboxDue).iter().keys() {
+            let key = item?;
+            let (at_ms, id) = match (u64_of(&key[..8]), u64_of(&key[8..])) {
+                (Some(a), Some(i)) => (a as i64, i),
+                _ => continue,
+            };
+            let at = DateTime::<Utc>::from_timestamp_millis(at_ms).unwrap_or(now);
+            if at > now || due.len() >= limit {
+                return Ok((due, Some(at.max(now))));
+            }
+            if let Some(e) = self.outbox_entry(id)? {
+                due.push(e);
+            }
+        }
+        Ok((due, None))
+    }
+
+    /// (entries still to be tried, entries that gave up), without decoding any.
+    pub fn outbox_counts(&self) -> (usize, usize) {
+        let pending = self.tree(T::OutboxDue).len();
+        (pending, self.tree(T::Outbox).len().saturating_sub(pending))
     }
 
     pub fn outbox_entry(&self, id: u64) -> Result<Option<OutboxEntry>, StoreError> {
@@ -380,6 +424,13 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Indexes a Message-ID known to be new (no read: the hot path of ingest).
+    pub fn claim_message_id(&self, message_id: &str, ticket: TicketId) -> TxResult<()> {
+        self.tree(T::MessageIds)
+            .insert(message_id.as_bytes(), &ticket.to_be_bytes())?;
+        Ok(())
+    }
+
     pub fn disposition(&self, key: &str) -> TxResult<Option<Disposition>> {
         self.get(T::Dedupe, key.as_bytes())?
             .map(|v| tx_decode("disposition", &v))
@@ -414,10 +465,22 @@ impl Tx<'_> {
         Ok(self.tree(T::Outbox).generate_id()?)
     }
 
+    /// Stores a new outbox entry.
     pub fn put_outbox(&self, e: &OutboxEntry) -> TxResult<()> {
         self.tree(T::Outbox)
             .insert(&e.id.to_be_bytes(), tx_encode("outbox entry", e)?)?;
+        if !e.failed {
+            self.tree(T::OutboxDue)
+                .insert(&due_key(e.next_attempt_at, e.id), &[])?;
+        }
         Ok(())
+    }
+
+    /// Replaces a stored entry (`old` as read in this transaction) with `new`.
+    pub fn update_outbox(&self, old: &OutboxEntry, new: &OutboxEntry) -> TxResult<()> {
+        self.tree(T::OutboxDue)
+            .remove(&due_key(old.next_attempt_at, old.id))?;
+        self.put_outbox(new)
     }
 
     pub fn outbox_entry(&self, id: u64) -> TxResult<Option<OutboxEntry>> {
@@ -426,8 +489,11 @@ impl Tx<'_> {
             .transpose()
     }
 
-    pub fn remove_outbox(&self, id: u64) -> TxResult<()> {
-        self.tree(T::Outbox).remove(&id.to_be_bytes())?;
+    /// Removes an entry (`e` as read in this transaction).
+    pub fn remove_outbox(&self, e: &OutboxEntry) -> TxResult<()> {
+        self.tree(T::Outbox).remove(&e.id.to_be_bytes())?;
+        self.tree(T::OutboxDue)
+            .remove(&due_key(e.next_attempt_at, e.id))?;
         Ok(())
     }
 
@@ -444,33 +510,11 @@ impl Tx<'_> {
     }
 }
 
-/// Outbox entries due at `now`, oldest first, and when the next one falls due.
-pub fn due_entries(
-    entries: Vec<OutboxEntry>,
-    now: DateTime<Utc>,
-    limit: usize,
-) -> (Vec<OutboxEntry>, Option<DateTime<Utc>>) {
-    let mut due = Vec::new();
-    let mut next: Option<DateTime<Utc>> = None;
-    for e in entries.into_iter().filter(|e| !e.failed) {
-        if e.next_attempt_at <= now {
-            if due.len() < limit {
-                due.push(e);
-            } else {
-                next = Some(now);
-            }
-        } else {
-            next = Some(next.map_or(e.next_attempt_at, |n| n.min(e.next_attempt_at)));
-        }
-    }
-    (due, next)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::address::{EmailAddress, Party};
-    use crate::model::{Priority, Status};
+    use crate::model::{OutboxEntry, Priority, Status};
 
     fn ticket(id: TicketId) -> Ticket {
         let now = Utc::now();
@@ -548,6 +592,62 @@ mod tests {
         );
         assert_eq!(s.ticket(7).unwrap().unwrap().event_count, 3);
         assert!(s.events(8).unwrap().is_empty());
+    }
+
+    fn entry(id: u64, at: DateTime<Utc>) -> OutboxEntry {
+        OutboxEntry {
+            id,
+            ticket: None,
+            kind: "k".into(),
+            message_id: format!("m{id}"),
+            envelope_from: EmailAddress::parse("a@b.c").unwrap(),
+            recipients: vec![],
+            raw: String::new(),
+            created_at: at,
+            attempts: 0,
+            next_attempt_at: at,
+            last_error: None,
+            failed: false,
+        }
+    }
+
+    #[test]
+    fn outbox_due_index_follows_updates() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let t0 = Utc::now();
+        let later = t0 + chrono::Duration::seconds(60);
+        s.transact(|tx| {
+            tx.put_outbox(&entry(1, t0))?;
+            tx.put_outbox(&entry(2, later))?;
+            tx.put_outbox(&entry(3, t0))
+        })
+        .unwrap();
+        let (due, next) = s.due_outbox(t0, 10).unwrap();
+        assert_eq!(due.iter().map(|e| e.id).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(
+            next.map(|n| n.timestamp_millis()),
+            Some(later.timestamp_millis())
+        );
+        let (due, _) = s.due_outbox(t0, 1).unwrap();
+        assert_eq!(due.len(), 1);
+
+        // Entry 1 is retried later, entry 3 fails, entry 2 is delivered.
+        s.transact(|tx| {
+            let old = tx.outbox_entry(1)?.unwrap();
+            let mut new = old.clone();
+            new.next_attempt_at = later + chrono::Duration::seconds(1);
+            tx.update_outbox(&old, &new)?;
+            let old3 = tx.outbox_entry(3)?.unwrap();
+            let mut f = old3.clone();
+            f.failed = true;
+            tx.update_outbox(&old3, &f)?;
+            let e2 = tx.outbox_entry(2)?.unwrap();
+            tx.remove_outbox(&e2)
+        })
+        .unwrap();
+        assert!(s.due_outbox(later, 10).unwrap().0.is_empty());
+        assert_eq!(s.outbox_counts(), (1, 1));
     }
 
     #[test]
