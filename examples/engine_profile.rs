@@ -5,10 +5,8 @@ use std::time::Instant;
 use deskgate::address::{EmailAddress, Party};
 use deskgate::clock::SystemClock;
 use deskgate::compose::Templates;
-use deskgate::config::SubjectTag;
 use deskgate::engine::{Engine, Policy};
 use deskgate::store::Store;
-use deskgate::threading::TokenMatcher;
 
 fn main() {
     let n: usize = std::env::args()
@@ -17,19 +15,15 @@ fn main() {
         .unwrap_or(10_000);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let policy = Policy {
-        desk: Party {
+    let mut policy = Policy::new(
+        Party {
             name: Some("Help".into()),
             address: EmailAddress::parse("help@desk.test").unwrap(),
         },
-        envelope_from: EmailAddress::parse("help@desk.test").unwrap(),
-        first_ticket: 1000,
-        matcher: TokenMatcher::new(&SubjectTag::default()),
-        templates: Templates::load(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"),
-        )
-        .unwrap(),
-    };
+        Templates::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"))
+            .unwrap(),
+    );
+    policy.limits.auto_replies_per_recipient = u32::MAX;
     let engine = Engine::new(store.clone(), Arc::new(SystemClock), policy);
     let body = "The shared printer on the third floor shows error 0x42 again after the update.\r\n"
         .repeat(20);

@@ -38,6 +38,31 @@ const MACHINE_LOCAL_PARTS: &[&str] = &[
     "autoreply",
 ];
 
+fn from_is_daemon(local: &str) -> bool {
+    matches!(
+        local,
+        "mailer-daemon" | "postmaster" | "mail-daemon" | "maildaemon"
+    )
+}
+
+/// Subjects of the common non-standard bounces (Exim, qmail, Exchange, Gmail, Postfix).
+fn looks_like_bounce_subject(subject: &str) -> bool {
+    const PATTERNS: &[&str] = &[
+        "undelivered mail returned to sender",
+        "delivery status notification",
+        "undeliverable",
+        "mail delivery failed",
+        "failure notice",
+        "returned mail",
+        "delivery failure",
+        "mail delivery system",
+        "non remis",
+        "unzustellbar",
+    ];
+    let s = subject.to_lowercase();
+    PATTERNS.iter().any(|p| s.contains(p))
+}
+
 pub fn classify(mail: &InboundMail, desk: &EmailAddress) -> Class {
     let a = &mail.auto;
     if a.x_loop.iter().any(|v| v.contains(desk.as_str())) {
@@ -51,8 +76,17 @@ pub fn classify(mail: &InboundMail, desk: &EmailAddress) -> Class {
     if a.content_type == "multipart/report" && a.report_type.as_deref() == Some("delivery-status") {
         return Class::Bounce("multipart/report; report-type=delivery-status".into());
     }
-    if (from_local == "mailer-daemon" || from_local == "postmaster") && a.null_return_path {
-        return Class::Bounce(format!("from {from_local} with an empty Return-Path"));
+    if a.content_type == "multipart/report" && a.report_type.is_none() && from_is_daemon(from_local)
+    {
+        return Class::Bounce("multipart/report from a mail server".into());
+    }
+    if !a.failed_recipients.is_empty() {
+        return Class::Bounce("X-Failed-Recipients header".into());
+    }
+    if from_is_daemon(from_local)
+        && (a.null_return_path || looks_like_bounce_subject(&mail.subject))
+    {
+        return Class::Bounce(format!("from {from_local}@ reporting a delivery failure"));
     }
     if let Some(v) = &a.auto_submitted {
         if v.split(';').next().map(str::trim) != Some("no") {
@@ -137,6 +171,25 @@ mod tests {
             class_of("From: Help@Desk.test"),
             Class::OwnLoop(_)
         ));
+    }
+
+    #[test]
+    fn suppress_request_is_still_human() {
+        let raw = "From: a@b.c\r\nX-Auto-Response-Suppress: All\r\nSubject: x\r\n\r\nbody";
+        let m = parse(raw.as_bytes()).unwrap();
+        assert!(m.auto.suppress_auto_response);
+        assert_eq!(
+            classify(&m, &EmailAddress::parse("help@desk.test").unwrap()),
+            Class::Human
+        );
+    }
+
+    #[test]
+    fn non_standard_bounces() {
+        assert!(matches!(class_of("From: Mail Delivery System <MAILER-DAEMON@mx.example>\r\nX-Failed-Recipients: x@y.z"), Class::Bounce(_)));
+        let c = class_of("From: postmaster@mx.example\r\nSubject: Undeliverable: hello");
+        // class_of appends its own Subject; the first one wins in the parser.
+        assert!(matches!(c, Class::Bounce(_) | Class::Automatic(_)), "{c:?}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::address::{EmailAddress, Party};
 use crate::text::clean_header_text;
 
 /// Template files deskgate needs; all are checked at load.
-pub const TEMPLATE_NAMES: &[&str] = &["acknowledgement.txt"];
+pub const TEMPLATE_NAMES: &[&str] = &["acknowledgement.txt", "oversized.txt"];
 
 #[derive(Debug, Error)]
 pub enum ComposeError {

@@ -70,6 +70,53 @@ struct RawConfig {
     smtp: RawSmtp,
     #[serde(default)]
     outbox: RawOutbox,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    #[serde(default = "default_per_recipient")]
+    auto_replies_per_recipient: u32,
+    #[serde(default = "default_per_ticket")]
+    auto_replies_per_ticket: u32,
+    #[serde(default = "default_window", with = "humantime_serde")]
+    auto_reply_window: Duration,
+    #[serde(default = "default_undeliverable_after")]
+    undeliverable_after: u32,
+    #[serde(default = "default_max_message_size")]
+    max_message_size: bytesize::ByteSize,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            auto_replies_per_recipient: default_per_recipient(),
+            auto_replies_per_ticket: default_per_ticket(),
+            auto_reply_window: default_window(),
+            undeliverable_after: default_undeliverable_after(),
+            max_message_size: default_max_message_size(),
+        }
+    }
+}
+
+fn default_per_recipient() -> u32 {
+    // Enough for a person opening several tickets in an hour; few enough
+    // that a runaway autoresponder gets a handful of mails, not thousands.
+    5
+}
+fn default_per_ticket() -> u32 {
+    3
+}
+fn default_window() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_undeliverable_after() -> u32 {
+    3
+}
+fn default_max_message_size() -> bytesize::ByteSize {
+    bytesize::ByteSize::mib(25)
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,6 +284,33 @@ pub struct Config {
     pub mailboxes: Vec<MailboxConfig>,
     pub smtp: SmtpConfig,
     pub outbox: OutboxConfig,
+    pub limits: Limits,
+}
+
+/// Loop and abuse limits (issue: no loops, no lost mail).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Most automatic mails one address gets per window.
+    pub auto_replies_per_recipient: u32,
+    /// Most automatic mails one ticket sends per window.
+    pub auto_replies_per_ticket: u32,
+    pub auto_reply_window: Duration,
+    /// Hard bounces in a row after which an address gets no more automatic mail.
+    pub undeliverable_after: u32,
+    /// Larger mails keep their text but not their attachments.
+    pub max_message_size: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            auto_replies_per_recipient: default_per_recipient(),
+            auto_replies_per_ticket: default_per_ticket(),
+            auto_reply_window: default_window(),
+            undeliverable_after: default_undeliverable_after(),
+            max_message_size: default_max_message_size().as_u64(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -568,6 +642,24 @@ impl Validator {
             self.problem("smtp.timeout", "must be more than zero");
         }
 
+        let l = raw.limits;
+        if l.auto_reply_window.is_zero() {
+            self.problem("limits.auto_reply_window", "must be more than zero");
+        }
+        if l.undeliverable_after == 0 {
+            self.problem("limits.undeliverable_after", "must be at least 1");
+        }
+        if l.max_message_size.as_u64() < 64 * 1024 {
+            self.problem("limits.max_message_size", "must be at least 64 KiB");
+        }
+        let limits = Limits {
+            auto_replies_per_recipient: l.auto_replies_per_recipient,
+            auto_replies_per_ticket: l.auto_replies_per_ticket,
+            auto_reply_window: l.auto_reply_window,
+            undeliverable_after: l.undeliverable_after,
+            max_message_size: l.max_message_size.as_u64(),
+        };
+
         let o = raw.outbox;
         if o.retry_initial.is_zero() || o.retry_max < o.retry_initial {
             self.problem("outbox.retry_max", "needs 0 < retry_initial <= retry_max");
@@ -605,6 +697,7 @@ impl Validator {
                 max_attempts: o.max_attempts,
                 concurrency: o.concurrency,
             },
+            limits,
         })
     }
 
@@ -839,6 +932,24 @@ tls = "none"
             .unwrap_err()
             .to_string();
         assert!(msg.contains("after_processing"), "{msg}");
+    }
+
+    #[test]
+    fn limits_parse_sizes_and_durations() {
+        let dir = tempfile::tempdir().unwrap();
+        write_env(dir.path());
+        let text = format!(
+            "{GOOD}\n[limits]\nmax_message_size = \"10 MiB\"\nauto_reply_window = \"30m\"\n"
+        );
+        let c = Config::from_str_at(&text, &dir.path().join("d.toml")).unwrap();
+        assert_eq!(c.limits.max_message_size, 10 * 1024 * 1024);
+        assert_eq!(c.limits.auto_reply_window, Duration::from_secs(1800));
+        assert_eq!(c.limits.auto_replies_per_recipient, 5);
+        let bad = format!("{GOOD}\n[limits]\nmax_message_size = \"1 KB\"\n");
+        let msg = Config::from_str_at(&bad, &dir.path().join("d.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("limits.max_message_size"), "{msg}");
     }
 
     #[test]

@@ -1,38 +1,40 @@
-//! The ingest step: one raw mail in, one committed transaction out.
+//! The ingest step: raw mail in, one committed transaction out.
 //!
-//! `Engine::ingest` parses, classifies and threads a mail, decides what it
-//! does to the store (new ticket, message on an existing ticket, ignored,
-//! quarantined) and which mails it must send, and commits all of it in one
-//! sled transaction together with the mail's dedupe key. It does no network
-//! I/O: the mailbox task calls it and the outbox sender delivers what it queued.
+//! `Engine::ingest_batch` parses, classifies and threads each mail (pure, see
+//! [`Prepared`]), then in one sled transaction decides what each does to the
+//! store — a new ticket ([`crate::ticketing`]), a message on an existing one, a
+//! delivery report on the ticket whose mail bounced, ignored, or quarantined —
+//! queues the automatic mail it calls for ([`crate::automail`]), and records
+//! every mail's dedupe key. It does no network I/O: the mailbox task calls it
+//! and the outbox sender delivers what it queued.
 
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sled::transaction::ConflictableTransactionError;
 use thiserror::Error;
 use tracing::{debug, warn};
 
 use crate::address::{EmailAddress, Party};
+use crate::bounce;
 use crate::classify::{classify, Class};
 use crate::clock::Clock;
-use crate::compose::{self, AutoSubmitted, ComposeError, Outgoing, Templates};
-use crate::config::Config;
+use crate::compose::{ComposeError, Templates};
+use crate::config::{Config, Limits, SubjectTag};
 use crate::inbound::{self, sha256_hex, InboundMail};
-use crate::model::{
-    AttachmentMeta, Direction, Disposition, Event, EventKind, MessageRecord, OutboxEntry, Priority,
-    QuarantineEntry, Status, Ticket, TicketId,
-};
+use crate::model::{Disposition, MessageRecord, QuarantineEntry, TicketId};
 use crate::store::{Store, StoreError, Tx, TxResult};
-use crate::text::trim_quoted;
 use crate::threading::{resolve, thread_keys, ThreadKeys, TokenMatcher};
+use crate::ticketing;
 
 #[derive(Debug, Error)]
 pub enum EngineError {
     #[error("cannot commit mail: {0}")]
     Store(#[from] StoreError),
+    #[error("cannot retry quarantined mail {0}: no such entry")]
+    NoQuarantineEntry(u64),
+    #[error("cannot retry quarantined mail {0}: its raw bytes are missing from the store")]
+    RawMissing(u64),
 }
 
 /// Everything the engine needs from the configuration, swapped whole on reload
@@ -44,9 +46,22 @@ pub struct Policy {
     pub first_ticket: TicketId,
     pub matcher: TokenMatcher,
     pub templates: Templates,
+    pub limits: Limits,
 }
 
 impl Policy {
+    /// A policy with the documented defaults for everything but the desk and templates.
+    pub fn new(desk: Party, templates: Templates) -> Policy {
+        Policy {
+            envelope_from: desk.address.clone(),
+            desk,
+            first_ticket: 1000,
+            matcher: TokenMatcher::new(&SubjectTag::default()),
+            templates,
+            limits: Limits::default(),
+        }
+    }
+
     pub fn from_config(cfg: &Config) -> Result<Policy, ComposeError> {
         Ok(Policy {
             desk: Party {
@@ -57,6 +72,7 @@ impl Policy {
             first_ticket: cfg.desk.first_ticket,
             matcher: TokenMatcher::new(&cfg.desk.subject_tag),
             templates: Templates::load(&cfg.desk.templates)?,
+            limits: cfg.limits.clone(),
         })
     }
 }
@@ -76,6 +92,13 @@ pub enum Outcome {
     Duplicate {
         ticket: Option<TicketId>,
     },
+    /// A delivery report (bounce): recorded on the ticket whose outgoing mail
+    /// it reports on, when it can be matched; never a new ticket.
+    Bounce {
+        ticket: Option<TicketId>,
+        /// Addresses the report says could not be reached.
+        failed: Vec<String>,
+    },
     /// Kept but not made a ticket (automatic mail that threads nowhere).
     Ignored {
         reason: String,
@@ -91,6 +114,14 @@ impl Outcome {
         match self {
             Outcome::Created { queued, .. } | Outcome::Threaded { queued, .. } => *queued,
             _ => 0,
+        }
+    }
+
+    fn ticket(&self) -> Option<TicketId> {
+        match self {
+            Outcome::Created { ticket, .. } | Outcome::Threaded { ticket, .. } => Some(*ticket),
+            Outcome::Bounce { ticket, .. } | Outcome::Duplicate { ticket } => *ticket,
+            _ => None,
         }
     }
 }
@@ -160,10 +191,43 @@ impl Engine {
         }
         Ok(outcomes)
     }
+
+    /// Processes a quarantined mail again. On success the quarantine entry goes
+    /// in the same transaction that files the mail; a mail that still cannot be
+    /// processed stays quarantined, unchanged.
+    pub fn retry_quarantined(&self, id: u64) -> Result<Outcome, EngineError> {
+        let entry = self
+            .store
+            .quarantine_entry(id)?
+            .ok_or(EngineError::NoQuarantineEntry(id))?;
+        let raw = self
+            .store
+            .raw(&entry.raw_key)?
+            .ok_or(EngineError::RawMissing(id))?;
+        let policy = self.policy();
+        let now = self.clock.now();
+        let p = Prepared::new(&raw, &policy, now);
+        let result = self.store.transact(|tx| {
+            tx.remove_quarantine(id)?;
+            tx.remove_disposition(&p.dedupe_key)?;
+            tx.remove_disposition(&format!("sha256:{}", entry.raw_key))?;
+            match apply(tx, &p, &policy, &entry.mailbox, now)? {
+                Outcome::Quarantined { reason, .. } => Err(ConflictableTransactionError::Abort(
+                    StoreError::Aborted(reason),
+                )),
+                o => Ok(o),
+            }
+        });
+        match result {
+            Ok(o) => Ok(o),
+            Err(StoreError::Aborted(reason)) => Ok(Outcome::Quarantined { id, reason }),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 /// What can be worked out about a mail before looking at the store.
-struct Prepared<'a> {
+pub struct Prepared<'a> {
     raw: &'a [u8],
     dedupe_key: String,
     parsed: Result<ParsedParts, String>,
@@ -174,26 +238,33 @@ struct ParsedParts {
     class: Class,
     keys: ThreadKeys,
     record: MessageRecord,
+    /// Over the size limit: text kept, attachments and raw bytes not stored
+    /// (the original stays on the IMAP server).
+    oversized: bool,
 }
 
 impl<'a> Prepared<'a> {
     fn new(raw: &'a [u8], policy: &Policy, now: DateTime<Utc>) -> Prepared<'a> {
         match inbound::parse(raw) {
-            Ok(mail) => Prepared {
-                raw,
-                dedupe_key: mail.dedupe_key(),
-                parsed: Ok(ParsedParts {
-                    class: classify(&mail, &policy.desk.address),
-                    keys: thread_keys(
-                        &policy.matcher,
-                        &mail.subject,
-                        &mail.in_reply_to,
-                        &mail.references,
-                    ),
-                    record: inbound_record(&mail, now),
-                    mail,
-                }),
-            },
+            Ok(mail) => {
+                let oversized = raw.len() as u64 > policy.limits.max_message_size;
+                Prepared {
+                    raw,
+                    dedupe_key: mail.dedupe_key(),
+                    parsed: Ok(ParsedParts {
+                        class: classify(&mail, &policy.desk.address),
+                        keys: thread_keys(
+                            &policy.matcher,
+                            &mail.subject,
+                            &mail.in_reply_to,
+                            &mail.references,
+                        ),
+                        record: ticketing::inbound_record(&mail, now, oversized),
+                        oversized,
+                        mail,
+                    }),
+                }
+            }
             Err(e) => Prepared {
                 raw,
                 dedupe_key: format!("sha256:{}", sha256_hex(raw)),
@@ -201,6 +272,26 @@ impl<'a> Prepared<'a> {
             },
         }
     }
+}
+
+/// The ticket a delivery report belongs to: through the original Message-ID it
+/// quotes, its own In-Reply-To/References, or the token in its subject.
+fn bounce_target(
+    tx: &Tx<'_>,
+    report: &bounce::BounceReport,
+    keys: &ThreadKeys,
+) -> TxResult<Option<(TicketId, String)>> {
+    for id in report.original_ids.iter().chain(&keys.referenced_ids) {
+        if let Some(t) = tx.ticket_of_message(id)? {
+            return Ok(Some((t, id.clone())));
+        }
+    }
+    for &t in &keys.tokens {
+        if tx.ticket_exists(t)? {
+            return Ok(Some((t, format!("(subject token {t})"))));
+        }
+    }
+    Ok(None)
 }
 
 /// Applies one prepared mail inside the batch's transaction.
@@ -216,6 +307,7 @@ fn apply(
         class,
         keys,
         record,
+        oversized,
     } = match &p.parsed {
         Ok(parts) => parts,
         Err(reason) => return quarantine_in_tx(tx, p.raw, mailbox, reason, &p.dedupe_key, now),
@@ -223,39 +315,53 @@ fn apply(
     if let Some(d) = tx.disposition(&p.dedupe_key)? {
         return Ok(Outcome::Duplicate { ticket: d.ticket });
     }
-    let existing = resolve(keys, |t| tx.ticket_exists(t), |id| tx.ticket_of_message(id))?;
-    let outcome = match (existing, class) {
-        (Some(id), _) => thread_onto(tx, id, mail, class, record, now)?,
-        (None, Class::Human) => match &mail.from {
-            Some(from) => create_ticket(tx, policy, mailbox, from, mail, record, now)?,
-            // Not answerable and not automatic: an admin must look at it.
-            None => {
-                return quarantine_in_tx(
-                    tx,
-                    p.raw,
-                    mailbox,
-                    "no usable From address",
-                    &p.dedupe_key,
-                    now,
-                )
+    let outcome = match class {
+        Class::Bounce(_) => {
+            let report = bounce::parse_report(mail);
+            let target = bounce_target(tx, &report, keys)?;
+            ticketing::record_bounce(tx, policy, target, record, &report, now)?
+        }
+        _ => {
+            if *class == Class::Human {
+                ticketing::clear_bounce_state(tx, mail)?;
             }
-        },
-        (None, Class::Automatic(r) | Class::Bounce(r) | Class::OwnLoop(r)) => Outcome::Ignored {
-            reason: format!("automatic mail that belongs to no ticket: {r}"),
-        },
+            let existing = resolve(keys, |t| tx.ticket_exists(t), |id| tx.ticket_of_message(id))?;
+            match (existing, class) {
+                (Some(id), _) => ticketing::thread_onto(tx, policy, id, mail, class, record, now)?,
+                (None, Class::Human) => match &mail.from {
+                    Some(from) => {
+                        ticketing::create_ticket(tx, policy, mailbox, from, mail, record, now)?
+                    }
+                    // Not answerable and not automatic: an admin must look at it.
+                    None => {
+                        return quarantine_in_tx(
+                            tx,
+                            p.raw,
+                            mailbox,
+                            "no usable From address",
+                            &p.dedupe_key,
+                            now,
+                        )
+                    }
+                },
+                (None, Class::Automatic(r) | Class::Bounce(r) | Class::OwnLoop(r)) => {
+                    Outcome::Ignored {
+                        reason: format!("automatic mail that belongs to no ticket: {r}"),
+                    }
+                }
+            }
+        }
     };
-    tx.put_raw(&mail.raw_sha256, p.raw)?;
-    for (a, meta) in mail.attachments.iter().zip(&record.attachments) {
-        tx.put_blob(&meta.sha256, &a.bytes)?;
+    if !oversized {
+        tx.put_raw(&mail.raw_sha256, p.raw)?;
+        for (a, meta) in mail.attachments.iter().zip(&record.attachments) {
+            tx.put_blob(&meta.sha256, &a.bytes)?;
+        }
     }
-    let ticket = match &outcome {
-        Outcome::Created { ticket, .. } | Outcome::Threaded { ticket, .. } => Some(*ticket),
-        _ => None,
-    };
     tx.put_disposition(
         &p.dedupe_key,
         &Disposition {
-            ticket,
+            ticket: outcome.ticket(),
             at: now,
             outcome: describe(&outcome),
         },
@@ -269,6 +375,10 @@ fn describe(o: &Outcome) -> String {
         Outcome::Threaded { ticket, .. } => format!("added to ticket {ticket}"),
         Outcome::Duplicate { .. } => "duplicate".into(),
         Outcome::Ignored { reason } => format!("ignored: {reason}"),
+        Outcome::Bounce {
+            ticket: Some(t), ..
+        } => format!("delivery report for ticket {t}"),
+        Outcome::Bounce { ticket: None, .. } => "delivery report matching no mail of ours".into(),
         Outcome::Quarantined { reason, .. } => format!("quarantined: {reason}"),
     }
 }
@@ -310,310 +420,11 @@ fn quarantine_in_tx(
     Ok(outcome)
 }
 
-fn inbound_record(mail: &InboundMail, now: DateTime<Utc>) -> MessageRecord {
-    MessageRecord {
-        ticket: 0,
-        seq: 0,
-        direction: Direction::Inbound,
-        from: mail.from.clone(),
-        to: mail.to.clone(),
-        cc: mail.cc.clone(),
-        subject: mail.subject.clone(),
-        date: mail.date,
-        recorded_at: now,
-        message_id: mail.message_id.clone(),
-        text: trim_quoted(&mail.text),
-        attachments: mail
-            .attachments
-            .iter()
-            .map(|a| AttachmentMeta {
-                name: a.name.clone(),
-                content_type: a.content_type.clone(),
-                size: a.bytes.len() as u64,
-                sha256: sha256_hex(&a.bytes),
-            })
-            .collect(),
-        raw_key: Some(mail.raw_sha256.clone()),
-        kind: None,
-    }
-}
-
-fn event(now: DateTime<Utc>, actor: &str, kind: EventKind) -> Event {
-    Event {
-        at: now,
-        actor: actor.to_string(),
-        kind,
-    }
-}
-
-fn create_ticket(
-    tx: &Tx<'_>,
-    policy: &Policy,
-    mailbox: &str,
-    from: &Party,
-    mail: &InboundMail,
-    record: &MessageRecord,
-    now: DateTime<Utc>,
-) -> TxResult<Outcome> {
-    let id = tx.next_ticket_id(policy.first_ticket)?;
-    let subject = policy.matcher.strip_tokens(&mail.subject);
-    let mut ticket = Ticket {
-        id,
-        subject: if subject.is_empty() {
-            "(no subject)".into()
-        } else {
-            subject
-        },
-        requester: from.clone(),
-        status: Status::New,
-        priority: Priority::Normal,
-        team: None,
-        assignee: None,
-        mailbox: mailbox.to_string(),
-        created_at: now,
-        updated_at: now,
-        first_response_at: None,
-        resolved_at: None,
-        message_count: 0,
-        event_count: 0,
-    };
-    let actor = from.address.as_str();
-    tx.add_event(
-        &mut ticket,
-        &event(
-            now,
-            actor,
-            EventKind::Created {
-                mailbox: mailbox.into(),
-            },
-        ),
-    )?;
-    tx.add_message(&mut ticket, record.clone())?;
-    if let Some(mid) = &mail.message_id {
-        // New by the dedupe check, so nobody holds this id yet.
-        tx.claim_message_id(mid, id)?;
-    }
-    let queued = queue_acknowledgement(tx, policy, &mut ticket, mail, now)?;
-    tx.put_ticket(&ticket)?;
-    Ok(Outcome::Created { ticket: id, queued })
-}
-
-fn thread_onto(
-    tx: &Tx<'_>,
-    id: TicketId,
-    mail: &InboundMail,
-    class: &Class,
-    record: &MessageRecord,
-    now: DateTime<Utc>,
-) -> TxResult<Outcome> {
-    let Some(mut ticket) = tx.ticket(id)? else {
-        // resolve() saw it a moment ago in this same transaction.
-        return Err(ConflictableTransactionError::Abort(StoreError::Aborted(
-            format!("ticket {id} vanished"),
-        )));
-    };
-    let actor = mail
-        .from
-        .as_ref()
-        .map(|p| p.address.to_string())
-        .unwrap_or_else(|| "unknown sender".into());
-    tx.add_message(&mut ticket, record.clone())?;
-    if let Some(mid) = &mail.message_id {
-        // New by the dedupe check, so nobody holds this id yet.
-        tx.claim_message_id(mid, id)?;
-    }
-    let from_requester = mail.from.as_ref().map(|p| &p.address) == Some(&ticket.requester.address);
-    if from_requester && class.may_auto_reply() {
-        let reopen = match ticket.status {
-            Status::Resolved | Status::Closed => Some("requester replied to a finished ticket"),
-            Status::Waiting => Some("requester replied"),
-            _ => None,
-        };
-        if let Some(reason) = reopen {
-            let from = ticket.status;
-            ticket.status = Status::Open;
-            ticket.resolved_at = None;
-            tx.add_event(
-                &mut ticket,
-                &event(
-                    now,
-                    &actor,
-                    EventKind::StatusChanged {
-                        from,
-                        to: Status::Open,
-                        reason: reason.into(),
-                    },
-                ),
-            )?;
-        }
-    }
-    ticket.updated_at = now;
-    tx.put_ticket(&ticket)?;
-    Ok(Outcome::Threaded {
-        ticket: id,
-        queued: 0,
-    })
-}
-
-#[derive(Serialize)]
-struct AckContext<'a> {
-    ticket: &'a Ticket,
-    tag: String,
-    requester: &'a Party,
-    requester_name: &'a str,
-    desk: &'a Party,
-    message: MessageContext<'a>,
-}
-
-#[derive(Serialize)]
-struct MessageContext<'a> {
-    subject: &'a str,
-    text: &'a str,
-}
-
-fn queue_acknowledgement(
-    tx: &Tx<'_>,
-    policy: &Policy,
-    ticket: &mut Ticket,
-    mail: &InboundMail,
-    now: DateTime<Utc>,
-) -> TxResult<usize> {
-    let requester = mail.reply_to.as_ref().unwrap_or(&ticket.requester).clone();
-    if requester.address == policy.desk.address {
-        tx.add_event(
-            ticket,
-            &event(
-                now,
-                "deskgate",
-                EventKind::AckSkipped {
-                    reason: "requester is the help address".into(),
-                },
-            ),
-        )?;
-        return Ok(0);
-    }
-    let ctx = AckContext {
-        ticket,
-        tag: policy.matcher.render(ticket.id),
-        requester: &requester,
-        requester_name: requester
-            .name
-            .as_deref()
-            .unwrap_or(requester.address.local_part()),
-        desk: &policy.desk,
-        message: MessageContext {
-            subject: &mail.subject,
-            text: &mail.text,
-        },
-    };
-    let rendered = match policy.templates.render("acknowledgement.txt", &ctx) {
-        Ok(r) => r,
-        Err(e) => {
-            tx.add_event(
-                ticket,
-                &event(
-                    now,
-                    "deskgate",
-                    EventKind::AckSkipped {
-                        reason: e.to_string(),
-                    },
-                ),
-            )?;
-            return Ok(0);
-        }
-    };
-    let message_id = compose::new_message_id("ack", Some(ticket.id), policy.desk.address.domain());
-    let mut references: Vec<String> = mail.references.clone();
-    if let Some(mid) = &mail.message_id {
-        if !references.contains(mid) {
-            references.push(mid.clone());
-        }
-    }
-    let outgoing = Outgoing {
-        from: policy.desk.clone(),
-        to: vec![requester.clone()],
-        subject: policy.matcher.tagged_subject(ticket.id, &rendered.subject),
-        body: rendered.body,
-        message_id: message_id.clone(),
-        in_reply_to: mail.message_id.clone(),
-        references,
-        auto_submitted: Some(AutoSubmitted::AutoReplied),
-        x_loop: policy.desk.address.clone(),
-        date: SystemTime::from(now),
-    };
-    queue_mail(tx, policy, ticket, "acknowledgement", outgoing, now)
-}
-
-/// Builds, records and queues one outgoing mail on a ticket.
-fn queue_mail(
-    tx: &Tx<'_>,
-    policy: &Policy,
-    ticket: &mut Ticket,
-    kind: &str,
-    outgoing: Outgoing,
-    now: DateTime<Utc>,
-) -> TxResult<usize> {
-    let raw = match compose::build(&outgoing) {
-        Ok(raw) => raw,
-        Err(e) => {
-            tx.add_event(
-                ticket,
-                &event(
-                    now,
-                    "deskgate",
-                    EventKind::AckSkipped {
-                        reason: e.to_string(),
-                    },
-                ),
-            )?;
-            return Ok(0);
-        }
-    };
-    let id = tx.generate_id()?;
-    let recipients: Vec<EmailAddress> = outgoing.to.iter().map(|p| p.address.clone()).collect();
-    tx.put_outbox(&OutboxEntry {
-        id,
-        ticket: Some(ticket.id),
-        kind: kind.to_string(),
-        message_id: outgoing.message_id.clone(),
-        envelope_from: policy.envelope_from.clone(),
-        recipients: recipients.clone(),
-        raw,
-        created_at: now,
-        attempts: 0,
-        next_attempt_at: now,
-        last_error: None,
-        failed: false,
-    })?;
-    // Freshly generated and random: nobody holds it.
-    tx.claim_message_id(&outgoing.message_id, ticket.id)?;
-    tx.add_message(
-        ticket,
-        MessageRecord {
-            ticket: ticket.id,
-            seq: 0,
-            direction: Direction::Outbound,
-            from: Some(outgoing.from.clone()),
-            to: outgoing.to.clone(),
-            cc: Vec::new(),
-            subject: outgoing.subject.clone(),
-            date: Some(now),
-            recorded_at: now,
-            message_id: Some(outgoing.message_id.clone()),
-            text: outgoing.body.clone(),
-            attachments: Vec::new(),
-            raw_key: None,
-            kind: Some(kind.to_string()),
-        },
-    )?;
-    Ok(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::config::SubjectTag;
+    use crate::model::{EventKind, Status};
 
     fn engine() -> (tempfile::TempDir, Engine, Arc<ManualClock>) {
         let dir = tempfile::tempdir().unwrap();
@@ -623,19 +434,14 @@ mod tests {
                 .unwrap()
                 .with_timezone(&Utc),
         ));
-        let policy = Policy {
-            desk: Party {
+        let policy = Policy::new(
+            Party {
                 name: Some("Help".into()),
                 address: EmailAddress::parse("help@desk.test").unwrap(),
             },
-            envelope_from: EmailAddress::parse("help@desk.test").unwrap(),
-            first_ticket: 1000,
-            matcher: TokenMatcher::new(&SubjectTag::default()),
-            templates: Templates::load(
-                &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"),
-            )
-            .unwrap(),
-        };
+            Templates::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"))
+                .unwrap(),
+        );
         (dir, Engine::new(store, clock.clone(), policy), clock)
     }
 
@@ -834,6 +640,191 @@ mod tests {
             e.store().raw(&q[1].raw_key).unwrap().unwrap(),
             nofrom.to_vec()
         );
+    }
+
+    #[test]
+    fn a_burst_from_one_sender_gets_at_most_the_limit() {
+        let (_d, e, c) = engine();
+        for i in 0..20 {
+            e.ingest(
+                &mail("bot@c.test", &format!("Request {i}"), &format!("{i}@c"), ""),
+                "help",
+            )
+            .unwrap();
+        }
+        assert_eq!(e.store().ticket_count(), 20);
+        assert_eq!(
+            e.store().outbox().unwrap().len(),
+            5,
+            "default: 5 per recipient per hour"
+        );
+        // What was held back is on the tickets, not lost.
+        let held = e.store().events(1019).unwrap();
+        assert!(
+            held.iter()
+                .any(|ev| matches!(ev.kind, EventKind::AutoReplyHeld { .. })),
+            "{held:?}"
+        );
+        assert!(e
+            .store()
+            .messages(1019)
+            .unwrap()
+            .iter()
+            .any(|m| m.kind.as_deref() == Some("acknowledgement (held back)")));
+        // After the window, acknowledgements flow again.
+        c.advance(chrono::Duration::minutes(61));
+        e.ingest(&mail("bot@c.test", "Later", "later@c", ""), "help")
+            .unwrap();
+        assert_eq!(e.store().outbox().unwrap().len(), 6);
+    }
+
+    #[test]
+    fn suppress_header_gives_ticket_without_ack() {
+        let (_d, e, _c) = engine();
+        let o = e
+            .ingest(
+                &mail(
+                    "a@c.test",
+                    "Meeting",
+                    "1@c",
+                    "X-Auto-Response-Suppress: All\r\n",
+                ),
+                "help",
+            )
+            .unwrap();
+        assert_eq!(
+            o,
+            Outcome::Created {
+                ticket: 1000,
+                queued: 0
+            }
+        );
+    }
+
+    fn dsn(for_id: &str, rcpt: &str, n: usize) -> Vec<u8> {
+        format!(
+            "From: MAILER-DAEMON@mail.test\r\nTo: help@desk.test\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+Message-ID: <dsn{n}@mail.test>\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=B\r\n\r\n\
+--B\r\nContent-Type: text/plain\r\n\r\nNot delivered.\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\n\
+Reporting-MTA: dns; mail.test\r\n\r\nFinal-Recipient: rfc822; {rcpt}\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\n\
+From: help@desk.test\r\nTo: {rcpt}\r\nMessage-ID: <{for_id}>\r\n--B--\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn bounces_land_on_their_ticket_and_silence_the_address() {
+        let (_d, e, _c) = engine();
+        for i in 0..3 {
+            e.ingest(
+                &mail("ghost@c.test", &format!("Q{i}"), &format!("q{i}@c"), ""),
+                "help",
+            )
+            .unwrap();
+        }
+        let acks: Vec<_> = e.store().outbox().unwrap();
+        assert_eq!(acks.len(), 3);
+        for (n, a) in acks.iter().enumerate() {
+            let o = e
+                .ingest(&dsn(&a.message_id, "ghost@c.test", n), "help")
+                .unwrap();
+            assert_eq!(
+                o,
+                Outcome::Bounce {
+                    ticket: a.ticket,
+                    failed: vec!["ghost@c.test".into()]
+                }
+            );
+        }
+        assert_eq!(e.store().ticket_count(), 3, "a bounce never makes a ticket");
+        let evs = e.store().events(1002).unwrap();
+        assert!(evs
+            .iter()
+            .any(|ev| matches!(&ev.kind, EventKind::DeliveryFailed { hard: true, .. })));
+        assert!(evs
+            .iter()
+            .any(|ev| matches!(&ev.kind, EventKind::AddressUndeliverable { .. })));
+        // No more automatic mail to it…
+        let o = e
+            .ingest(
+                &mail("other@c.test", "x", "o1@c", "Reply-To: ghost@c.test\r\n"),
+                "help",
+            )
+            .unwrap();
+        assert_eq!(
+            o,
+            Outcome::Created {
+                ticket: 1003,
+                queued: 0
+            }
+        );
+        // …until it writes to us itself.
+        let o = e
+            .ingest(&mail("ghost@c.test", "I exist", "g9@c", ""), "help")
+            .unwrap();
+        assert_eq!(
+            o,
+            Outcome::Created {
+                ticket: 1004,
+                queued: 1
+            }
+        );
+        // An unmatched report is kept but attached to nothing.
+        let o = e.ingest(&dsn("unknown@else", "x@y.z", 99), "help").unwrap();
+        assert_eq!(
+            o,
+            Outcome::Bounce {
+                ticket: None,
+                failed: vec!["x@y.z".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn oversized_mail_keeps_text_drops_attachments_and_says_so() {
+        let (_d, e, _c) = engine();
+        let mut p = Policy::new(
+            e.policy().desk.clone(),
+            Templates::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"))
+                .unwrap(),
+        );
+        p.limits.max_message_size = 64 * 1024;
+        e.set_policy(p);
+        let big = "QUFB".repeat(30_000);
+        let raw = format!("From: a@c.test\r\nSubject: logs\r\nMessage-ID: <big@c>\r\nContent-Type: multipart/mixed; boundary=X\r\n\r\n--X\r\nContent-Type: text/plain\r\n\r\nsee logs\r\n--X\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=logs.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n{big}\r\n--X--\r\n");
+        let o = e.ingest(raw.as_bytes(), "help").unwrap();
+        assert_eq!(
+            o,
+            Outcome::Created {
+                ticket: 1000,
+                queued: 1
+            }
+        );
+        let msgs = e.store().messages(1000).unwrap();
+        assert!(msgs[0].attachments[0].dropped);
+        assert!(msgs[0].text.contains("see logs"));
+        assert!(msgs[0].text.contains("logs.bin"), "{}", msgs[0].text);
+        let ack = &e.store().outbox().unwrap()[0];
+        assert!(ack.raw.contains("logs.bin"), "the requester is told");
+        assert!(e
+            .store()
+            .raw(&sha256_hex(raw.as_bytes()))
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn quarantine_retry_keeps_what_still_fails() {
+        let (_d, e, _c) = engine();
+        let nofrom = b"Subject: who\r\nMessage-ID: <q@y>\r\n\r\nbody";
+        let Outcome::Quarantined { id, .. } = e.ingest(nofrom, "help").unwrap() else {
+            panic!("not quarantined")
+        };
+        let again = e.retry_quarantined(id).unwrap();
+        assert!(matches!(again, Outcome::Quarantined { id: i, .. } if i == id));
+        assert_eq!(e.store().quarantine().unwrap().len(), 1);
+        assert!(e.retry_quarantined(12345).is_err());
     }
 
     #[test]

@@ -47,6 +47,11 @@ pub struct AutoSignals {
     pub x_loop: Vec<String>,
     pub content_type: String,
     pub report_type: Option<String>,
+    /// `X-Auto-Response-Suppress: All|AutoReply|OOF`: a person's mail that asks
+    /// not to be answered automatically (Exchange/Outlook).
+    pub suppress_auto_response: bool,
+    /// `X-Failed-Recipients` (Exim, Gmail): addresses a bounce reports.
+    pub failed_recipients: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -239,9 +244,21 @@ fn auto_signals(msg: &Message<'_>) -> AutoSignals {
     AutoSignals {
         auto_submitted: first("Auto-Submitted"),
         precedence: first("Precedence"),
-        x_autoreply: ["X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"]
+        x_autoreply: ["X-Autoreply", "X-Autorespond", "X-Autoresponse"]
             .iter()
             .any(|h| header_texts(msg, h).next().is_some()),
+        suppress_auto_response: header_texts(msg, "X-Auto-Response-Suppress").any(|v| {
+            let v = v.to_ascii_lowercase();
+            v.contains("all") || v.contains("autoreply") || v.contains("oof")
+        }),
+        failed_recipients: header_texts(msg, "X-Failed-Recipients")
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| {
+                EmailAddress::parse(a.trim().trim_start_matches('<').trim_end_matches('>'))
+            })
+            .map(|a| a.to_string())
+            .take(100)
+            .collect(),
         list: first("List-Id").is_some() || first("List-Unsubscribe").is_some(),
         null_return_path: header_texts(msg, "Return-Path")
             .any(|v| v.trim_matches(|c: char| c.is_whitespace()) == "<>"),

@@ -37,6 +37,8 @@
 //! [`clock`] makes time injectable.
 
 pub mod address;
+pub mod automail;
+pub mod bounce;
 pub mod classify;
 pub mod clock;
 pub mod compose;
@@ -53,3 +55,4 @@ pub mod queries;
 pub mod store;
 pub mod text;
 pub mod threading;
+pub mod ticketing;

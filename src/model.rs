@@ -92,6 +92,9 @@ pub struct Ticket {
     /// Number of messages and events stored; the next sequence numbers.
     pub message_count: u32,
     pub event_count: u32,
+    /// When this ticket sent automatic mail, within the rate-limit window.
+    #[serde(default)]
+    pub auto_sent: Vec<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +112,9 @@ pub struct AttachmentMeta {
     pub size: u64,
     /// Key of the stored bytes (SHA-256, hex), shared by identical attachments.
     pub sha256: String,
+    /// Not stored: the mail was over the size limit.
+    #[serde(default)]
+    pub dropped: bool,
 }
 
 /// One mail on a ticket, in either direction.
@@ -170,6 +176,25 @@ pub enum EventKind {
     AckSkipped {
         reason: String,
     },
+    /// An automatic mail that a limit held back; its text is kept as a message.
+    AutoReplyHeld {
+        kind: String,
+        to: String,
+        reason: String,
+    },
+    /// A delivery report said one of our mails did not reach a recipient.
+    DeliveryFailed {
+        message_id: Option<String>,
+        recipient: String,
+        status: Option<String>,
+        diagnostic: Option<String>,
+        hard: bool,
+    },
+    /// Too many hard bounces: no more automatic mail to this address.
+    AddressUndeliverable {
+        address: String,
+        hard_bounces: u32,
+    },
 }
 
 impl EventKind {
@@ -196,6 +221,33 @@ impl EventKind {
                 format!("delivery of <{message_id}> failed after {attempts} attempt(s): {error}")
             }
             EventKind::AckSkipped { reason } => format!("no acknowledgement sent: {reason}"),
+            EventKind::AutoReplyHeld { kind, to, reason } => {
+                format!("{kind} to {to} held back: {reason}")
+            }
+            EventKind::DeliveryFailed {
+                recipient,
+                status,
+                diagnostic,
+                hard,
+                ..
+            } => format!(
+                "{} delivery failure for {recipient}{}{}",
+                if *hard { "permanent" } else { "temporary" },
+                status
+                    .as_deref()
+                    .map(|s| format!(" (status {s})"))
+                    .unwrap_or_default(),
+                diagnostic
+                    .as_deref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            ),
+            EventKind::AddressUndeliverable {
+                address,
+                hard_bounces,
+            } => {
+                format!("{address} marked undeliverable after {hard_bounces} hard bounces: no more automatic mail")
+            }
         }
     }
 }
@@ -247,6 +299,15 @@ pub struct Disposition {
     pub ticket: Option<TicketId>,
     pub at: DateTime<Utc>,
     pub outcome: String,
+}
+
+/// What deskgate knows about an address it sends to.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AddressState {
+    /// Hard bounces since the address last wrote to us.
+    pub hard_bounces: u32,
+    pub undeliverable_since: Option<DateTime<Utc>>,
+    pub last_bounce: Option<DateTime<Utc>>,
 }
 
 /// A mail that could not be processed, kept whole for an admin.

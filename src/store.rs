@@ -18,8 +18,8 @@ use sled::{Transactional, Tree};
 use thiserror::Error;
 
 use crate::model::{
-    Checkpoint, Delivery, Disposition, Event, MessageRecord, OutboxEntry, QuarantineEntry, Ticket,
-    TicketId,
+    AddressState, Checkpoint, Delivery, Disposition, Event, MessageRecord, OutboxEntry,
+    QuarantineEntry, Ticket, TicketId,
 };
 
 #[derive(Debug, Error)]
@@ -68,9 +68,13 @@ enum T {
     /// (next attempt time, outbox id) of every entry still to be tried, so the
     /// sender reads only what is due instead of the whole outbox.
     OutboxDue,
+    /// Per-address delivery state (hard bounces, undeliverable).
+    Addresses,
+    /// Per-recipient times of automatic mail, for rate limits.
+    AutoSent,
 }
 
-const TREES: [(&str, T); 13] = [
+const TREES: [(&str, T); 15] = [
     ("meta", T::Meta),
     ("tickets", T::Tickets),
     ("messages", T::Messages),
@@ -84,6 +88,8 @@ const TREES: [(&str, T); 13] = [
     ("quarantine", T::Quarantine),
     ("checkpoints", T::Checkpoints),
     ("outbox_due", T::OutboxDue),
+    ("addresses", T::Addresses),
+    ("auto_sent", T::AutoSent),
 ];
 
 const NEXT_TICKET: &[u8] = b"next_ticket";
@@ -320,6 +326,20 @@ impl Store {
             .collect()
     }
 
+    pub fn quarantine_entry(&self, id: u64) -> Result<Option<QuarantineEntry>, StoreError> {
+        self.tree(T::Quarantine)
+            .get(id.to_be_bytes())?
+            .map(|v| decode("quarantine entry", &v))
+            .transpose()
+    }
+
+    pub fn address_state(&self, address: &str) -> Result<Option<AddressState>, StoreError> {
+        self.tree(T::Addresses)
+            .get(address.as_bytes())?
+            .map(|v| decode("address state", &v))
+            .transpose()
+    }
+
     pub fn raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.tree(T::Raw).get(key.as_bytes())?.map(|v| v.to_vec()))
     }
@@ -503,6 +523,42 @@ impl Tx<'_> {
         Ok(())
     }
 
+    pub fn remove_quarantine(&self, id: u64) -> TxResult<()> {
+        self.tree(T::Quarantine).remove(&id.to_be_bytes())?;
+        Ok(())
+    }
+
+    pub fn address_state(&self, address: &str) -> TxResult<Option<AddressState>> {
+        self.get(T::Addresses, address.as_bytes())?
+            .map(|v| tx_decode("address state", &v))
+            .transpose()
+    }
+
+    pub fn put_address_state(&self, address: &str, st: &AddressState) -> TxResult<()> {
+        self.tree(T::Addresses)
+            .insert(address.as_bytes(), tx_encode("address state", st)?)?;
+        Ok(())
+    }
+
+    pub fn remove_address_state(&self, address: &str) -> TxResult<()> {
+        self.tree(T::Addresses).remove(address.as_bytes())?;
+        Ok(())
+    }
+
+    /// Times automatic mail went to `address` (oldest first).
+    pub fn auto_sent(&self, address: &str) -> TxResult<Vec<DateTime<Utc>>> {
+        Ok(match self.get(T::AutoSent, address.as_bytes())? {
+            Some(v) => tx_decode("auto-reply log", &v)?,
+            None => Vec::new(),
+        })
+    }
+
+    pub fn put_auto_sent(&self, address: &str, times: &[DateTime<Utc>]) -> TxResult<()> {
+        self.tree(T::AutoSent)
+            .insert(address.as_bytes(), tx_encode("auto-reply log", &times)?)?;
+        Ok(())
+    }
+
     pub fn put_quarantine(&self, q: &QuarantineEntry) -> TxResult<()> {
         self.tree(T::Quarantine)
             .insert(&q.id.to_be_bytes(), tx_encode("quarantine entry", q)?)?;
@@ -536,6 +592,7 @@ mod tests {
             resolved_at: None,
             message_count: 0,
             event_count: 0,
+            auto_sent: Vec::new(),
         }
     }
 

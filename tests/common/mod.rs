@@ -269,6 +269,8 @@ pub struct DeskOptions {
     pub poll_interval: &'static str,
     pub folder: &'static str,
     pub extra_outbox: &'static str,
+    /// Appended to the config file (e.g. a `[limits]` table).
+    pub extra: &'static str,
 }
 
 impl Default for DeskOptions {
@@ -280,6 +282,7 @@ impl Default for DeskOptions {
             poll_interval: "1s",
             folder: "INBOX",
             extra_outbox: "retry_initial = \"1s\"\nretry_max = \"2s\"",
+            extra: "",
         }
     }
 }
@@ -330,6 +333,8 @@ timeout = "10s"
 
 [outbox]
 {outbox}
+
+{extra}
 "#,
             templates = repo().join("templates").display(),
             imap = servers.imap_port,
@@ -340,6 +345,7 @@ timeout = "10s"
             poll = opts.poll_interval,
             batch = opts.batch_size,
             outbox = opts.extra_outbox,
+            extra = opts.extra,
         );
         std::fs::write(&config, text).unwrap();
         Deskgate {
