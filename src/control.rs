@@ -12,8 +12,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::engine::Engine;
 use crate::queries::{answer, Answer, Query};
-use crate::store::Store;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_REQUEST: u64 = 64 * 1024;
@@ -66,15 +70,18 @@ impl ControlServer {
         })
     }
 
-    pub async fn run(self, store: Store, shutdown: CancellationToken) {
+    /// Serves queries until shutdown. `wake` is notified after a query that may
+    /// have queued mail, so the sender picks it up at once.
+    pub async fn run(self, engine: Arc<Engine>, wake: Arc<Notify>, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
         loop {
             tokio::select! {
                 r = self.listener.accept() => match r {
                     Ok((stream, _)) => {
-                        let store = store.clone();
+                        let engine = engine.clone();
+                        let wake = wake.clone();
                         tracker.spawn(async move {
-                            if let Err(e) = serve(stream, store).await {
+                            if let Err(e) = serve(stream, engine, wake).await {
                                 debug!(error = %e, "control connection ended with an error");
                             }
                         });
@@ -93,7 +100,7 @@ impl ControlServer {
     }
 }
 
-async fn serve(stream: UnixStream, store: Store) -> std::io::Result<()> {
+async fn serve(stream: UnixStream, engine: Arc<Engine>, wake: Arc<Notify>) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
     let mut line = String::new();
@@ -102,11 +109,18 @@ async fn serve(stream: UnixStream, store: Store) -> std::io::Result<()> {
         Err(_) => return Ok(()),
     };
     let reply = match serde_json::from_str::<Query>(&line) {
-        Ok(q) => tokio::task::spawn_blocking(move || answer(&store, &q))
-            .await
-            .unwrap_or_else(|e| Answer::Error {
-                message: e.to_string(),
-            }),
+        Ok(q) => {
+            let mutates = q.mutates();
+            let reply = tokio::task::spawn_blocking(move || answer(&engine, &q))
+                .await
+                .unwrap_or_else(|e| Answer::Error {
+                    message: e.to_string(),
+                });
+            if mutates {
+                wake.notify_one();
+            }
+            reply
+        }
         Err(e) => Answer::Error {
             message: format!("cannot parse query: {e}"),
         },

@@ -96,7 +96,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             .run(),
         );
     }
-    tracker.spawn(control.run(store.clone(), shutdown.clone()));
+    tracker.spawn(control.run(engine.clone(), wake.clone(), shutdown.clone()));
     tracker.close();
     info!(
         mailboxes = config.mailboxes.len(),

@@ -22,7 +22,7 @@ use crate::clock::Clock;
 use crate::compose::{ComposeError, Templates};
 use crate::config::{Config, Limits, SubjectTag};
 use crate::inbound::{self, sha256_hex, InboundMail};
-use crate::model::{Disposition, MessageRecord, QuarantineEntry, TicketId};
+use crate::model::{Disposition, IgnoredEntry, MessageRecord, QuarantineEntry, TicketId};
 use crate::store::{Store, StoreError, Tx, TxResult};
 use crate::threading::{resolve, thread_keys, ThreadKeys, TokenMatcher};
 use crate::ticketing;
@@ -352,6 +352,24 @@ fn apply(
             }
         }
     };
+    let unfiled = match &outcome {
+        Outcome::Ignored { reason } => Some(reason.clone()),
+        Outcome::Bounce { ticket: None, .. } => {
+            Some("delivery report matching no mail of ours".to_string())
+        }
+        _ => None,
+    };
+    if let Some(reason) = unfiled {
+        tx.put_ignored(&IgnoredEntry {
+            id: tx.generate_id()?,
+            mailbox: mailbox.to_string(),
+            at: now,
+            from: mail.from.as_ref().map(|f| f.address.to_string()),
+            subject: mail.subject.clone(),
+            reason,
+            raw_key: (!oversized).then(|| mail.raw_sha256.clone()),
+        })?;
+    }
     if !oversized {
         tx.put_raw(&mail.raw_sha256, p.raw)?;
         for (a, meta) in mail.attachments.iter().zip(&record.attachments) {

@@ -2,12 +2,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+use deskgate::clock::SystemClock;
 use deskgate::config::Config;
 use deskgate::control;
+use deskgate::engine::{Engine, Policy};
 use deskgate::model::Status;
 use deskgate::queries::{self, Answer, Query};
 use deskgate::store::Store;
@@ -48,8 +51,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show mail that could not be processed.
+    /// Mail that could not be processed: list, show, process again.
     Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
+    /// Automatic mail that belonged to no ticket (kept, never answered).
+    Ignored {
         #[arg(long)]
         json: bool,
     },
@@ -58,6 +66,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCommand {
+    /// List quarantined mail and why it is there.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one quarantined mail: the reason and the raw mail.
+    Show {
+        id: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Process a quarantined mail again (after a fix); it stays if it still fails.
+    Retry { id: u64 },
 }
 
 #[derive(Subcommand)]
@@ -111,7 +136,7 @@ fn real_main() -> Result<ExitCode> {
         }
         Command::CheckConfig => {
             let config = Config::load(&cli.config)?;
-            deskgate::engine::Policy::from_config(&config)?;
+            Policy::from_config(&config)?;
             println!(
                 "{}: ok ({} mailbox(es), templates in {})",
                 cli.config.display(),
@@ -168,13 +193,50 @@ fn real_main() -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Quarantine { json } => {
+        Command::Quarantine { command } => {
             let config = Config::load(&cli.config)?;
-            match rt.block_on(ask(&config, Query::Quarantine))? {
-                Answer::Quarantine { entries } if json => print_json(&entries)?,
-                Answer::Quarantine { entries } => {
-                    print!("{}", queries::render_quarantine(&entries))
+            match command {
+                QuarantineCommand::List { json } => {
+                    match rt.block_on(ask(&config, Query::Quarantine))? {
+                        Answer::Quarantine { entries } if json => print_json(&entries)?,
+                        Answer::Quarantine { entries } => {
+                            print!("{}", queries::render_quarantine(&entries))
+                        }
+                        other => bail!(unexpected(other)),
+                    }
                 }
+                QuarantineCommand::Show { id, json } => match rt
+                    .block_on(ask(&config, Query::QuarantineShow { id }))?
+                {
+                    Answer::QuarantineItem {
+                        entry: Some(e),
+                        raw,
+                    } if json => print_json(&serde_json::json!({ "entry": e, "raw": raw }))?,
+                    Answer::QuarantineItem {
+                        entry: Some(e),
+                        raw,
+                    } => {
+                        println!("Quarantined mail {}: {}", e.id, e.reason);
+                        println!("  mailbox {}, {} bytes, at {}\n", e.mailbox, e.size, e.at);
+                        println!("{}", raw.unwrap_or_else(|| "(raw bytes missing)".into()));
+                    }
+                    Answer::QuarantineItem { entry: None, .. } => bail!("no quarantined mail {id}"),
+                    other => bail!(unexpected(other)),
+                },
+                QuarantineCommand::Retry { id } => {
+                    match rt.block_on(ask(&config, Query::QuarantineRetry { id }))? {
+                        Answer::Retried { outcome } => println!("{outcome}"),
+                        other => bail!(unexpected(other)),
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ignored { json } => {
+            let config = Config::load(&cli.config)?;
+            match rt.block_on(ask(&config, Query::Ignored))? {
+                Answer::Ignored { entries } if json => print_json(&entries)?,
+                Answer::Ignored { entries } => print!("{}", queries::render_ignored(&entries)),
                 other => bail!(unexpected(other)),
             }
             Ok(ExitCode::SUCCESS)
@@ -206,5 +268,6 @@ async fn ask(config: &Config, q: Query) -> Result<Answer> {
         );
     }
     let store = Store::open(&config.desk.storage)?;
-    Ok(queries::answer(&store, &q))
+    let engine = Engine::new(store, Arc::new(SystemClock), Policy::from_config(config)?);
+    Ok(queries::answer(&engine, &q))
 }

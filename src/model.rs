@@ -301,6 +301,19 @@ pub struct Disposition {
     pub outcome: String,
 }
 
+/// Automatic mail that threaded to no ticket (or a bounce matching no mail of
+/// ours): not a ticket, never answered, but kept and listed for admins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IgnoredEntry {
+    pub id: u64,
+    pub mailbox: String,
+    pub at: DateTime<Utc>,
+    pub from: Option<String>,
+    pub subject: String,
+    pub reason: String,
+    pub raw_key: Option<String>,
+}
+
 /// What deskgate knows about an address it sends to.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct AddressState {

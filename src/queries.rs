@@ -5,29 +5,73 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Event, MessageRecord, OutboxEntry, QuarantineEntry, Status, Ticket, TicketId};
+use crate::engine::{Engine, EngineError};
+use crate::model::{
+    Event, IgnoredEntry, MessageRecord, OutboxEntry, QuarantineEntry, Status, Ticket, TicketId,
+};
 use crate::store::{Store, StoreError};
 
 /// A question the CLI asks; answered by the daemon or straight from the store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "query", rename_all = "snake_case")]
 pub enum Query {
-    ListTickets { status: Option<Status> },
-    ShowTicket { id: TicketId },
+    ListTickets {
+        status: Option<Status>,
+    },
+    ShowTicket {
+        id: TicketId,
+    },
     Outbox,
     Quarantine,
+    QuarantineShow {
+        id: u64,
+    },
+    /// Changes the store: processes a quarantined mail again.
+    QuarantineRetry {
+        id: u64,
+    },
+    Ignored,
     Stats,
+}
+
+impl Query {
+    /// Whether answering may queue mail (the daemon then wakes its sender).
+    pub fn mutates(&self) -> bool {
+        matches!(self, Query::QuarantineRetry { .. })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "answer", rename_all = "snake_case")]
 pub enum Answer {
-    Tickets { tickets: Vec<Ticket> },
-    Ticket { view: Option<Box<TicketView>> },
-    Outbox { entries: Vec<OutboxSummary> },
-    Quarantine { entries: Vec<QuarantineEntry> },
-    Stats { stats: Stats },
-    Error { message: String },
+    Tickets {
+        tickets: Vec<Ticket>,
+    },
+    Ticket {
+        view: Option<Box<TicketView>>,
+    },
+    Outbox {
+        entries: Vec<OutboxSummary>,
+    },
+    Quarantine {
+        entries: Vec<QuarantineEntry>,
+    },
+    QuarantineItem {
+        entry: Option<QuarantineEntry>,
+        raw: Option<String>,
+    },
+    Retried {
+        outcome: String,
+    },
+    Ignored {
+        entries: Vec<IgnoredEntry>,
+    },
+    Stats {
+        stats: Stats,
+    },
+    Error {
+        message: String,
+    },
 }
 
 /// Counts cheap enough to poll.
@@ -77,14 +121,27 @@ impl From<OutboxEntry> for OutboxSummary {
     }
 }
 
-pub fn answer(store: &Store, q: &Query) -> Answer {
-    match run(store, q) {
-        Ok(a) => a,
-        Err(e) => Answer::Error {
-            message: e.to_string(),
-        },
-    }
+/// Answers a query; blocking (sled), so async callers use spawn_blocking.
+pub fn answer(engine: &Engine, q: &Query) -> Answer {
+    let result = match q {
+        Query::QuarantineRetry { id } => retry(engine, *id),
+        _ => run(engine.store(), q).map_err(EngineError::from),
+    };
+    result.unwrap_or_else(|e| Answer::Error {
+        message: e.to_string(),
+    })
 }
+
+fn retry(engine: &Engine, id: u64) -> Result<Answer, EngineError> {
+    let outcome = engine.retry_quarantined(id)?;
+    engine.store().flush_blocking()?;
+    Ok(Answer::Retried {
+        outcome: format!("{outcome:?}"),
+    })
+}
+
+/// Longest raw mail shown by `quarantine show`.
+const SHOW_LIMIT: usize = 64 * 1024;
 
 fn run(store: &Store, q: &Query) -> Result<Answer, StoreError> {
     Ok(match q {
@@ -117,6 +174,24 @@ fn run(store: &Store, q: &Query) -> Result<Answer, StoreError> {
         },
         Query::Quarantine => Answer::Quarantine {
             entries: store.quarantine()?,
+        },
+        Query::QuarantineShow { id } => {
+            let entry = store.quarantine_entry(*id)?;
+            let raw = match &entry {
+                Some(e) => store.raw(&e.raw_key)?.map(|r| {
+                    let end = r.len().min(SHOW_LIMIT);
+                    String::from_utf8_lossy(&r[..end]).into_owned()
+                }),
+                None => None,
+            };
+            Answer::QuarantineItem { entry, raw }
+        }
+        Query::Ignored => Answer::Ignored {
+            entries: store.ignored()?,
+        },
+        // Handled by `answer`, which has the engine.
+        Query::QuarantineRetry { .. } => Answer::Error {
+            message: "retry needs the engine".into(),
         },
         Query::Stats => {
             let (pending, failed) = store.outbox_counts();
@@ -276,6 +351,23 @@ pub fn render_outbox(entries: &[OutboxSummary]) -> String {
         );
     }
     let _ = writeln!(out, "{} mail(s) in the outbox", entries.len());
+    out
+}
+
+pub fn render_ignored(entries: &[IgnoredEntry]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        let _ = writeln!(
+            out,
+            "{:>6}  {}  {:<28} {:<40} {}",
+            e.id,
+            fmt_time(&e.at),
+            truncate(e.from.as_deref().unwrap_or("(no sender)"), 28),
+            truncate(&e.subject, 40),
+            e.reason
+        );
+    }
+    let _ = writeln!(out, "{} ignored mail(s)", entries.len());
     out
 }
 

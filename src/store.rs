@@ -18,8 +18,8 @@ use sled::{Transactional, Tree};
 use thiserror::Error;
 
 use crate::model::{
-    AddressState, Checkpoint, Delivery, Disposition, Event, MessageRecord, OutboxEntry,
-    QuarantineEntry, Ticket, TicketId,
+    AddressState, Checkpoint, Delivery, Disposition, Event, IgnoredEntry, MessageRecord,
+    OutboxEntry, QuarantineEntry, Ticket, TicketId,
 };
 
 #[derive(Debug, Error)]
@@ -72,9 +72,10 @@ enum T {
     Addresses,
     /// Per-recipient times of automatic mail, for rate limits.
     AutoSent,
+    Ignored,
 }
 
-const TREES: [(&str, T); 15] = [
+const TREES: [(&str, T); 16] = [
     ("meta", T::Meta),
     ("tickets", T::Tickets),
     ("messages", T::Messages),
@@ -90,6 +91,7 @@ const TREES: [(&str, T); 15] = [
     ("outbox_due", T::OutboxDue),
     ("addresses", T::Addresses),
     ("auto_sent", T::AutoSent),
+    ("ignored", T::Ignored),
 ];
 
 const NEXT_TICKET: &[u8] = b"next_ticket";
@@ -326,6 +328,14 @@ impl Store {
             .collect()
     }
 
+    pub fn ignored(&self) -> Result<Vec<IgnoredEntry>, StoreError> {
+        self.tree(T::Ignored)
+            .iter()
+            .values()
+            .map(|v| decode("ignored entry", &v?))
+            .collect()
+    }
+
     pub fn quarantine_entry(&self, id: u64) -> Result<Option<QuarantineEntry>, StoreError> {
         self.tree(T::Quarantine)
             .get(id.to_be_bytes())?
@@ -520,6 +530,12 @@ impl Tx<'_> {
     pub fn put_delivery(&self, d: &Delivery) -> TxResult<()> {
         self.tree(T::Deliveries)
             .insert(&d.outbox_id.to_be_bytes(), tx_encode("delivery", d)?)?;
+        Ok(())
+    }
+
+    pub fn put_ignored(&self, e: &IgnoredEntry) -> TxResult<()> {
+        self.tree(T::Ignored)
+            .insert(&e.id.to_be_bytes(), tx_encode("ignored entry", e)?)?;
         Ok(())
     }
 

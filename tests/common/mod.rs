@@ -271,6 +271,10 @@ pub struct DeskOptions {
     pub extra_outbox: &'static str,
     /// Appended to the config file (e.g. a `[limits]` table).
     pub extra: &'static str,
+    /// The help address, also the IMAP login of its mailbox.
+    pub address: &'static str,
+    /// Extra lines for the `[desk]` table.
+    pub desk_extra: &'static str,
 }
 
 impl Default for DeskOptions {
@@ -283,6 +287,8 @@ impl Default for DeskOptions {
             folder: "INBOX",
             extra_outbox: "retry_initial = \"1s\"\nretry_max = \"2s\"",
             extra: "",
+            address: HELP,
+            desk_extra: "",
         }
     }
 }
@@ -306,17 +312,18 @@ impl Deskgate {
         let text = format!(
             r#"
 [desk]
-address = "{HELP}"
+address = "{address}"
 name = "Test Help Desk"
 storage = "state"
 templates = "{templates}"
+{desk_extra}
 
 [[mailbox]]
 name = "help"
 host = "127.0.0.1"
 port = {imap}
 tls = "none"
-user = "{HELP}"
+user = "{address}"
 password_file = "imap-password"
 folder = "{folder}"
 {after}
@@ -346,6 +353,8 @@ timeout = "10s"
             batch = opts.batch_size,
             outbox = opts.extra_outbox,
             extra = opts.extra,
+            address = opts.address,
+            desk_extra = opts.desk_extra,
         );
         std::fs::write(&config, text).unwrap();
         Deskgate {

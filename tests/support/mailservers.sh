@@ -4,7 +4,7 @@
 # in DIR, so several instances can run side by side. Needs root (the Postfix
 # master must run as root) and the packages from .ci/install-mail-servers.
 #
-#   mailservers.sh start DIR USER@DOMAIN [USER@DOMAIN ...]
+#   mailservers.sh start DIR USER@DOMAIN [USER@DOMAIN ...] [ghost:USER@DOMAIN ...]
 #   mailservers.sh stop DIR
 #   mailservers.sh smtp-stop DIR
 #   mailservers.sh smtp-start DIR
@@ -13,6 +13,8 @@
 # DOVECOT_CONF, POSTFIX_CONF_DIR, MAIL_ROOT, CATCHALL. Every user's password is
 # "secret"; the IMAP login is the full address. Mail to any domain that is not
 # one of the users' domains goes to the IMAP user CATCHALL, never off the box.
+# A `ghost:` address is accepted by Postfix but unknown to Dovecot: delivery
+# fails after acceptance, so Postfix sends a real bounce (DSN) to the sender.
 set -euo pipefail
 
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${PATH}"
@@ -29,7 +31,7 @@ die() {
 
 usage() {
     cat >&2 <<'USAGE'
-usage: mailservers.sh start DIR USER@DOMAIN [USER@DOMAIN ...]
+usage: mailservers.sh start DIR USER@DOMAIN [USER@DOMAIN ...] [ghost:USER@DOMAIN ...]
        mailservers.sh stop DIR
        mailservers.sh smtp-stop DIR
        mailservers.sh smtp-start DIR
@@ -469,9 +471,14 @@ cmd_start() {
     set_paths "$dir"
 
     USERS=()
+    GHOSTS=()
     local domains=() u dom d seen
     for u in "$@" "$CATCHALL"; do
         u="${u,,}"
+        if [[ "$u" == ghost:* ]]; then
+            u="${u#ghost:}"
+            GHOSTS+=("$u")
+        fi
         [[ "$u" =~ ^[a-z0-9._+-]+@[a-z0-9.-]+$ ]] || die "not a plain USER@DOMAIN: $u"
         [[ " ${USERS[*]} " == *" $u "* ]] || USERS+=("$u")
         dom="${u#*@}"
@@ -496,6 +503,7 @@ cmd_start() {
 
     : >"$DV/users"
     for u in "${USERS[@]}"; do
+        [[ " ${GHOSTS[*]} " == *" $u "* ]] && continue
         printf '%s:{PLAIN}%s\n' "$u" "$PASSWORD" >>"$DV/users"
     done
     # Read by the auth process, which runs as dovecot.
