@@ -54,14 +54,20 @@ pub struct DroppedAttachment {
 /// What a template sees (documented in the README).
 #[derive(Serialize)]
 pub struct MailContext<'a> {
-    pub ticket: &'a Ticket,
+    pub ticket: Option<&'a Ticket>,
     pub tag: String,
+    /// Who this mail goes to.
+    pub recipient: &'a Party,
+    pub recipient_name: &'a str,
+    /// Who opened the ticket (or wrote the mail being answered).
     pub requester: &'a Party,
     pub requester_name: &'a str,
     pub desk: &'a Party,
     pub message: MessageContext<'a>,
     pub dropped_attachments: Vec<DroppedAttachment>,
     pub max_message_size: String,
+    /// The rule that rejected the mail (rejection.txt).
+    pub rule: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -72,15 +78,22 @@ pub struct MessageContext<'a> {
 
 /// An automatic mail to be rendered and queued on a ticket.
 pub struct AutoMail<'a> {
-    /// What it is, for the history ("acknowledgement", "size notice" …).
+    /// What it is, for the history ("acknowledgement", "notification" …).
     pub kind: &'a str,
     pub template: &'a str,
     pub to: Party,
+    pub requester: Party,
+    /// Display name of the sender, e.g. "Alice via Help Desk"; default the desk's name.
+    pub from_name: Option<String>,
+    pub reply_to: Option<Party>,
     pub in_reply_to: Option<String>,
     pub references: Vec<String>,
     pub auto_submitted: AutoSubmitted,
     pub message: MessageContext<'a>,
     pub dropped_attachments: Vec<DroppedAttachment>,
+    /// Loop protection: mail to people outside the desk is rate-limited;
+    /// notifications to the desk's own agents are not.
+    pub rate_limited: bool,
 }
 
 fn event(now: DateTime<Utc>, kind: EventKind) -> Event {
@@ -89,6 +102,29 @@ fn event(now: DateTime<Utc>, kind: EventKind) -> Event {
         actor: "deskgate".into(),
         kind,
     }
+}
+
+fn display_name(p: &Party) -> &str {
+    p.name.as_deref().unwrap_or(p.address.local_part())
+}
+
+/// The guards every automatic mail passes, whatever it is: a reason to skip it, or None.
+fn blocked(tx: &Tx<'_>, policy: &Policy, to: &EmailAddress) -> TxResult<Option<String>> {
+    if *to == policy.desk.address {
+        return Ok(Some("it would go to the help address itself".into()));
+    }
+    if crate::classify::is_machine_address(to) {
+        return Ok(Some(format!("{to} is a machine address")));
+    }
+    if let Some(st) = tx.address_state(to.as_str())? {
+        if st.undeliverable_since.is_some() {
+            return Ok(Some(format!(
+                "{to} is undeliverable ({} hard bounces)",
+                st.hard_bounces
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// Renders, checks the guards and queues (or holds back) one automatic mail.
@@ -100,51 +136,54 @@ pub fn queue_automatic(
     mail: AutoMail<'_>,
     now: DateTime<Utc>,
 ) -> TxResult<usize> {
-    let skip = |tx: &Tx<'_>, ticket: &mut Ticket, reason: String| -> TxResult<usize> {
-        tx.add_event(ticket, &event(now, EventKind::AckSkipped { reason }))?;
-        Ok(0)
-    };
     let to = mail.to.address.clone();
-    if to == policy.desk.address {
-        return skip(
-            tx,
+    if let Some(reason) = blocked(tx, policy, &to)? {
+        tx.add_event(
             ticket,
-            format!("{} would go to the help address itself", mail.kind),
-        );
-    }
-    if let Some(st) = tx.address_state(to.as_str())? {
-        if st.undeliverable_since.is_some() {
-            return skip(
-                tx,
-                ticket,
-                format!(
-                    "{to} is undeliverable ({} hard bounces); no automatic mail",
-                    st.hard_bounces
-                ),
-            );
-        }
+            &event(
+                now,
+                EventKind::AckSkipped {
+                    reason: format!("no {}: {reason}", mail.kind),
+                },
+            ),
+        )?;
+        return Ok(0);
     }
     let ctx = MailContext {
-        ticket,
+        ticket: Some(ticket),
         tag: policy.matcher.render(ticket.id),
-        requester: &mail.to,
-        requester_name: mail
-            .to
-            .name
-            .as_deref()
-            .unwrap_or(mail.to.address.local_part()),
+        recipient: &mail.to,
+        recipient_name: display_name(&mail.to),
+        requester: &mail.requester,
+        requester_name: display_name(&mail.requester),
         desk: &policy.desk,
         message: mail.message,
         dropped_attachments: mail.dropped_attachments,
         max_message_size: bytesize::ByteSize::b(policy.limits.max_message_size).to_string(),
+        rule: None,
     };
     let rendered = match policy.templates.render(mail.template, &ctx) {
         Ok(r) => r,
-        Err(e) => return skip(tx, ticket, e.to_string()),
+        Err(e) => {
+            tx.add_event(
+                ticket,
+                &event(
+                    now,
+                    EventKind::AckSkipped {
+                        reason: e.to_string(),
+                    },
+                ),
+            )?;
+            return Ok(0);
+        }
     };
     let outgoing = Outgoing {
-        from: policy.desk.clone(),
+        from: Party {
+            name: mail.from_name.or_else(|| policy.desk.name.clone()),
+            address: policy.desk.address.clone(),
+        },
         to: vec![mail.to.clone()],
+        reply_to: mail.reply_to,
         subject: policy.matcher.tagged_subject(ticket.id, &rendered.subject),
         body: rendered.body,
         message_id: compose::new_message_id("auto", Some(ticket.id), policy.desk.address.domain()),
@@ -155,37 +194,115 @@ pub fn queue_automatic(
         date: SystemTime::from(now),
     };
 
-    let mut recipient_log = tx.auto_sent(to.as_str())?;
-    prune(&mut recipient_log, now, &policy.limits);
-    prune(&mut ticket.auto_sent, now, &policy.limits);
-    if let Err(reason) = check_limits(&recipient_log, &ticket.auto_sent, &policy.limits) {
-        // Kept on the ticket so an agent can still see (and send) it.
-        tx.add_message(
-            ticket,
-            outbound_record(
-                ticket.id,
-                &outgoing,
-                &format!("{} (held back)", mail.kind),
-                now,
-            ),
-        )?;
-        tx.add_event(
-            ticket,
-            &event(
-                now,
-                EventKind::AutoReplyHeld {
-                    kind: mail.kind.to_string(),
-                    to: to.to_string(),
-                    reason,
-                },
-            ),
-        )?;
-        return Ok(0);
+    if mail.rate_limited {
+        let mut recipient_log = tx.auto_sent(to.as_str())?;
+        prune(&mut recipient_log, now, &policy.limits);
+        prune(&mut ticket.auto_sent, now, &policy.limits);
+        if let Err(reason) = check_limits(&recipient_log, &ticket.auto_sent, &policy.limits) {
+            // Kept on the ticket so an agent can still see (and send) it.
+            tx.add_message(
+                ticket,
+                outbound_record(
+                    ticket.id,
+                    &outgoing,
+                    &format!("{} (held back)", mail.kind),
+                    now,
+                ),
+            )?;
+            tx.add_event(
+                ticket,
+                &event(
+                    now,
+                    EventKind::AutoReplyHeld {
+                        kind: mail.kind.to_string(),
+                        to: to.to_string(),
+                        reason,
+                    },
+                ),
+            )?;
+            return Ok(0);
+        }
+        recipient_log.push(now);
+        tx.put_auto_sent(to.as_str(), &recipient_log)?;
+        ticket.auto_sent.push(now);
     }
-    recipient_log.push(now);
-    tx.put_auto_sent(to.as_str(), &recipient_log)?;
-    ticket.auto_sent.push(now);
     queue_mail(tx, policy, ticket, mail.kind, &outgoing, now)
+}
+
+/// A polite refusal for a mail a rule rejected: no ticket, so it is queued on
+/// its own, under the same guards and the per-recipient limit. Returns why it
+/// was not sent, if it was not.
+pub fn queue_rejection(
+    tx: &Tx<'_>,
+    policy: &Policy,
+    to: &Party,
+    template: &str,
+    rule: &str,
+    message: MessageContext<'_>,
+    in_reply_to: Option<String>,
+    now: DateTime<Utc>,
+) -> TxResult<Result<(), String>> {
+    if let Some(reason) = blocked(tx, policy, &to.address)? {
+        return Ok(Err(reason));
+    }
+    let ctx = MailContext {
+        ticket: None,
+        tag: String::new(),
+        recipient: to,
+        recipient_name: display_name(to),
+        requester: to,
+        requester_name: display_name(to),
+        desk: &policy.desk,
+        message,
+        dropped_attachments: Vec::new(),
+        max_message_size: bytesize::ByteSize::b(policy.limits.max_message_size).to_string(),
+        rule: Some(rule),
+    };
+    let rendered = match policy.templates.render(template, &ctx) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let mut log = tx.auto_sent(to.address.as_str())?;
+    prune(&mut log, now, &policy.limits);
+    if let Err(reason) = check_limits(&log, &[], &policy.limits) {
+        return Ok(Err(reason));
+    }
+    log.push(now);
+    tx.put_auto_sent(to.address.as_str(), &log)?;
+    let outgoing = Outgoing {
+        from: policy.desk.clone(),
+        to: vec![to.clone()],
+        reply_to: None,
+        subject: rendered.subject,
+        body: rendered.body,
+        message_id: compose::new_message_id("reject", None, policy.desk.address.domain()),
+        references: in_reply_to.iter().cloned().collect(),
+        in_reply_to,
+        auto_submitted: Some(AutoSubmitted::AutoReplied),
+        x_loop: policy.desk.address.clone(),
+        date: SystemTime::from(now),
+    };
+    let raw = match compose::build(&outgoing) {
+        Ok(raw) => raw,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let recipients = vec![to.address.clone()];
+    tx.put_outbox(&OutboxEntry {
+        id: tx.generate_id()?,
+        ticket: None,
+        kind: "rejection".into(),
+        message_id: outgoing.message_id.clone(),
+        envelope_from: policy.envelope_from.clone(),
+        recipients: recipients.clone(),
+        raw,
+        created_at: now,
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+        failed: false,
+    })?;
+    tx.put_sent(&outgoing.message_id, &recipients)?;
+    Ok(Ok(()))
 }
 
 fn outbound_record(ticket: u64, o: &Outgoing, kind: &str, now: DateTime<Utc>) -> MessageRecord {
@@ -249,6 +366,14 @@ pub fn queue_mail(
     })?;
     // Freshly generated and random: nobody holds it.
     tx.claim_message_id(&outgoing.message_id, ticket.id)?;
+    tx.put_sent(
+        &outgoing.message_id,
+        &outgoing
+            .to
+            .iter()
+            .map(|p| p.address.clone())
+            .collect::<Vec<_>>(),
+    )?;
     tx.add_message(ticket, outbound_record(ticket.id, outgoing, kind, now))?;
     Ok(1)
 }

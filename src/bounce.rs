@@ -16,7 +16,10 @@ const SCAN_LIMIT: usize = 256 * 1024;
 pub struct BounceReport {
     /// Message-IDs quoted from the original mail, most likely first.
     pub original_ids: Vec<String>,
+    /// Recipients the report says failed (permanently or not).
     pub failed: Vec<FailedRecipient>,
+    /// Recipients only delayed: still being tried, not failures.
+    pub delayed: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +57,8 @@ pub fn parse_report(mail: &InboundMail) -> BounceReport {
                 }
             }
         }
-        parse_dsn_fields(src, &mut report.failed);
+        parse_dsn_fields(src, &mut report.failed, &mut report.delayed);
+        parse_qmail(src, &mut report.failed);
     }
     for r in &mail.auto.failed_recipients {
         if !report.failed.iter().any(|f| f.address == *r) {
@@ -71,13 +75,19 @@ pub fn parse_report(mail: &InboundMail) -> BounceReport {
 
 /// RFC 3464 per-recipient fields: a `Final-Recipient` starts a block that
 /// `Action`, `Status` and `Diagnostic-Code` complete.
-fn parse_dsn_fields(text: &str, out: &mut Vec<FailedRecipient>) {
+fn parse_dsn_fields(text: &str, out: &mut Vec<FailedRecipient>, delayed: &mut Vec<String>) {
     let mut current: Option<(FailedRecipient, Option<String>)> = None;
-    let finish = |cur: Option<(FailedRecipient, Option<String>)>,
-                  out: &mut Vec<FailedRecipient>| {
+    let mut finish = |cur: Option<(FailedRecipient, Option<String>)>,
+                      out: &mut Vec<FailedRecipient>| {
         if let Some((mut f, action)) = cur {
             let action = action.unwrap_or_default();
             if action == "delivered" || action == "relayed" || action == "expanded" {
+                return;
+            }
+            if action == "delayed" {
+                if !delayed.contains(&f.address) {
+                    delayed.push(f.address);
+                }
                 return;
             }
             f.hard = match &f.status {
@@ -140,6 +150,36 @@ fn parse_dsn_fields(text: &str, out: &mut Vec<FailedRecipient>) {
         }
     }
     finish(current, out);
+}
+
+/// qmail's bounces: "<addr>:" on a line of its own, then the remote reply.
+fn parse_qmail(text: &str, out: &mut Vec<FailedRecipient>) {
+    if !text.contains("qmail-send") {
+        return;
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim();
+        let Some(addr) = t.strip_prefix('<').and_then(|r| r.strip_suffix(">:")) else {
+            continue;
+        };
+        if !addr.contains('@')
+            || addr.chars().any(char::is_whitespace)
+            || out.iter().any(|f| f.address == addr)
+        {
+            continue;
+        }
+        let diagnostic = lines
+            .get(i + 1)
+            .map(|l| crate::text::clean_header_text(l, 300));
+        out.push(FailedRecipient {
+            address: addr.to_ascii_lowercase(),
+            status: None,
+            diagnostic,
+            // qmail bounces only what it gave up on.
+            hard: true,
+        });
+    }
 }
 
 #[cfg(test)]
@@ -220,7 +260,16 @@ Subject: [#7] hi\r\n";
     fn delayed_is_not_hard() {
         let raw = "From: MAILER-DAEMON@m\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=B\r\n\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\nFinal-Recipient: rfc822; slow@x.y\r\nAction: delayed\r\nStatus: 4.4.1\r\n--B--\r\n";
         let r = parse_report(&parse(raw.as_bytes()).unwrap());
-        assert_eq!(r.failed.len(), 1);
-        assert!(!r.failed[0].hard);
+        assert!(r.failed.is_empty(), "a delay is not a failure");
+        assert_eq!(r.delayed, vec!["slow@x.y"]);
+    }
+
+    #[test]
+    fn reads_qmail() {
+        let raw = "From: MAILER-DAEMON@q.example\r\nSubject: failure notice\r\n\r\nHi. This is the qmail-send program at q.example.\r\nI'm afraid I wasn't able to deliver your message to the following addresses.\r\n\r\n<gone@q.example>:\r\nSorry, no mailbox here by that name. (#5.1.1)\r\n\r\n--- Below this line is a copy of the message.\r\n\r\nMessage-ID: <dg.9.auto.z@desk.test>\r\n";
+        let r = parse_report(&parse(raw.as_bytes()).unwrap());
+        assert_eq!(r.failed[0].address, "gone@q.example");
+        assert!(r.failed[0].hard);
+        assert_eq!(r.original_ids, vec!["dg.9.auto.z@desk.test"]);
     }
 }

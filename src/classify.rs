@@ -38,6 +38,15 @@ const MACHINE_LOCAL_PARTS: &[&str] = &[
     "autoreply",
 ];
 
+/// More hops than any real path takes (Postfix gives up at 50): a loop.
+const MAX_HOPS: usize = 50;
+
+/// Whether an address belongs to a machine that must never get automatic mail.
+pub fn is_machine_address(a: &EmailAddress) -> bool {
+    let local = a.local_part().split('+').next().unwrap_or("");
+    MACHINE_LOCAL_PARTS.contains(&local)
+}
+
 fn from_is_daemon(local: &str) -> bool {
     matches!(
         local,
@@ -88,6 +97,14 @@ pub fn classify(mail: &InboundMail, desk: &EmailAddress) -> Class {
     {
         return Class::Bounce(format!("from {from_local}@ reporting a delivery failure"));
     }
+    if a.content_type == "multipart/report"
+        && a.report_type.as_deref() == Some("disposition-notification")
+    {
+        return Class::Automatic("read receipt (disposition-notification)".into());
+    }
+    if a.received_count > MAX_HOPS {
+        return Class::Automatic(format!("mail loop: {} Received headers", a.received_count));
+    }
     if let Some(v) = &a.auto_submitted {
         if v.split(';').next().map(str::trim) != Some("no") {
             return Class::Automatic(format!("Auto-Submitted: {v}"));
@@ -107,9 +124,8 @@ pub fn classify(mail: &InboundMail, desk: &EmailAddress) -> Class {
     if a.null_return_path {
         return Class::Automatic("empty Return-Path".into());
     }
-    let local = from_local.split('+').next().unwrap_or("");
-    if MACHINE_LOCAL_PARTS.contains(&local) {
-        return Class::Automatic(format!("sender {local}@ is a machine address"));
+    if let Some(f) = from.filter(|f| is_machine_address(f)) {
+        return Class::Automatic(format!("sender {} is a machine address", f));
     }
     Class::Human
 }

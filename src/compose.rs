@@ -16,7 +16,12 @@ use crate::address::{EmailAddress, Party};
 use crate::text::clean_header_text;
 
 /// Template files deskgate needs; all are checked at load.
-pub const TEMPLATE_NAMES: &[&str] = &["acknowledgement.txt", "oversized.txt"];
+pub const TEMPLATE_NAMES: &[&str] = &[
+    "acknowledgement.txt",
+    "oversized.txt",
+    "notification.txt",
+    "rejection.txt",
+];
 
 #[derive(Debug, Error)]
 pub enum ComposeError {
@@ -129,6 +134,8 @@ pub enum AutoSubmitted {
 pub struct Outgoing {
     pub from: Party,
     pub to: Vec<Party>,
+    /// Where replies should go (notifications: the help address).
+    pub reply_to: Option<Party>,
     pub subject: String,
     pub body: String,
     /// Without angle brackets.
@@ -187,6 +194,9 @@ pub fn build(o: &Outgoing) -> Result<String, ComposeError> {
     for to in &o.to {
         b = b.to(mailbox(to)?);
     }
+    if let Some(r) = &o.reply_to {
+        b = b.reply_to(mailbox(r)?);
+    }
     if let Some(irt) = &o.in_reply_to {
         b = b.in_reply_to(format!("<{irt}>"));
     }
@@ -232,6 +242,7 @@ mod tests {
         let o = Outgoing {
             from: party("help@desk.test", Some("Help Desk")),
             to: vec![party("alice@customer.test", Some("Alice"))],
+            reply_to: None,
             subject: "[#5] Printer\r\nBcc: evil@x".into(),
             body: "Hello Älice\n".into(),
             message_id: "dg.5.ack.1@desk.test".into(),

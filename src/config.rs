@@ -72,6 +72,44 @@ struct RawConfig {
     outbox: RawOutbox,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default, rename = "team")]
+    teams: Vec<RawTeam>,
+    #[serde(default, rename = "agent")]
+    agents: Vec<RawAgent>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<crate::rules::RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTeam {
+    name: String,
+    #[serde(default)]
+    tier: Tier,
+    #[serde(default)]
+    members: Vec<String>,
+    escalates_to: Option<String>,
+    lead: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    address: String,
+    name: Option<String>,
+    #[serde(default)]
+    teams: Vec<String>,
+}
+
+/// Support tier: tickets escalate from L1 to L2 to L3.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
+pub enum Tier {
+    #[default]
+    L1,
+    L2,
+    L3,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,6 +220,8 @@ struct RawMailbox {
     timeout: Duration,
     #[serde(default = "default_batch_size")]
     batch_size: u32,
+    /// Team that owns tickets from this mailbox unless a rule says otherwise.
+    default_team: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
@@ -285,6 +325,26 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub outbox: OutboxConfig,
     pub limits: Limits,
+    pub teams: Vec<Team>,
+    pub agents: Vec<Agent>,
+    pub rules: Vec<crate::rules::Rule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Team {
+    pub name: String,
+    pub tier: Tier,
+    /// Every agent in the team, whether listed here or in the agent's `teams`.
+    pub members: Vec<EmailAddress>,
+    pub escalates_to: Option<String>,
+    pub lead: Option<EmailAddress>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub address: EmailAddress,
+    pub name: Option<String>,
+    pub teams: Vec<String>,
 }
 
 /// Loop and abuse limits (issue: no loops, no lost mail).
@@ -379,6 +439,7 @@ pub struct MailboxConfig {
     pub poll_interval: Duration,
     pub timeout: Duration,
     pub batch_size: u32,
+    pub default_team: Option<String>,
 }
 
 impl std::fmt::Debug for MailboxConfig {
@@ -601,6 +662,7 @@ impl Validator {
                 poll_interval: m.poll_interval,
                 timeout: m.timeout,
                 batch_size: m.batch_size,
+                default_team: m.default_team,
             });
         }
 
@@ -640,6 +702,33 @@ impl Validator {
         });
         if s.timeout.is_zero() {
             self.problem("smtp.timeout", "must be more than zero");
+        }
+
+        let (teams, agents) = self.check_teams(raw.teams, raw.agents);
+        let team_names: Vec<String> = teams.iter().map(|t| t.name.clone()).collect();
+        for (i, m) in mailboxes.iter().enumerate() {
+            if let Some(t) = &m.default_team {
+                if !team_names.contains(t) {
+                    self.problem(
+                        format!("mailbox[{i}].default_team"),
+                        format!("unknown team \"{t}\""),
+                    );
+                }
+            }
+        }
+        let agent_addresses: Vec<EmailAddress> = agents.iter().map(|a| a.address.clone()).collect();
+        let mut rule_problems = Vec::new();
+        let rules = crate::rules::compile(
+            raw.rules,
+            &crate::rules::Known {
+                teams: &team_names,
+                agents: &agent_addresses,
+                templates: &templates,
+            },
+            &mut rule_problems,
+        );
+        for (k, m) in rule_problems {
+            self.problem(k, m);
         }
 
         let l = raw.limits;
@@ -698,7 +787,115 @@ impl Validator {
                 concurrency: o.concurrency,
             },
             limits,
+            teams,
+            agents,
+            rules,
         })
+    }
+
+    fn check_teams(
+        &mut self,
+        raw_teams: Vec<RawTeam>,
+        raw_agents: Vec<RawAgent>,
+    ) -> (Vec<Team>, Vec<Agent>) {
+        let mut agents: Vec<Agent> = Vec::new();
+        for (i, a) in raw_agents.into_iter().enumerate() {
+            let Some(address) = EmailAddress::parse(&a.address) else {
+                self.problem(
+                    format!("agent[{i}].address"),
+                    format!("\"{}\" is not an email address", a.address),
+                );
+                continue;
+            };
+            if agents.iter().any(|x| x.address == address) {
+                self.problem(
+                    format!("agent[{i}].address"),
+                    format!("{address} is listed twice"),
+                );
+                continue;
+            }
+            agents.push(Agent {
+                address,
+                name: a.name,
+                teams: a.teams,
+            });
+        }
+        let names: Vec<String> = raw_teams.iter().map(|t| t.name.clone()).collect();
+        let mut teams: Vec<Team> = Vec::new();
+        for (i, t) in raw_teams.iter().enumerate() {
+            let key = format!("team[{i}]");
+            if t.name.trim().is_empty()
+                || t.name.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                self.problem(format!("{key}.name"), "must be one word");
+            }
+            if names.iter().filter(|n| **n == t.name).count() > 1
+                && names.iter().position(|n| *n == t.name) != Some(i)
+            {
+                self.problem(
+                    format!("{key}.name"),
+                    format!("team \"{}\" is defined twice", t.name),
+                );
+            }
+            let mut members = Vec::new();
+            for (j, m) in t.members.iter().enumerate() {
+                match EmailAddress::parse(m).filter(|a| agents.iter().any(|x| x.address == *a)) {
+                    Some(a) => members.push(a),
+                    None => self.problem(
+                        format!("{key}.members"),
+                        format!(
+                            "member {j} (\"{m}\") is not a known agent: list it under [[agent]]"
+                        ),
+                    ),
+                }
+            }
+            for a in &agents {
+                if a.teams.contains(&t.name) && !members.contains(&a.address) {
+                    members.push(a.address.clone());
+                }
+            }
+            if let Some(e) = &t.escalates_to {
+                match raw_teams.iter().find(|x| x.name == *e) {
+                    None => self.problem(format!("{key}.escalates_to"), format!("unknown team \"{e}\"")),
+                    Some(target) if target.tier <= t.tier => self.problem(
+                        format!("{key}.escalates_to"),
+                        format!(
+                            "team \"{}\" ({:?}) escalates to \"{e}\" ({:?}): escalation must go to a higher tier",
+                            t.name, t.tier, target.tier
+                        ),
+                    ),
+                    Some(_) => {}
+                }
+            }
+            let lead = match &t.lead {
+                Some(l) => {
+                    let parsed = EmailAddress::parse(l);
+                    if parsed.is_none() {
+                        self.problem(
+                            format!("{key}.lead"),
+                            format!("\"{l}\" is not an email address"),
+                        );
+                    }
+                    parsed
+                }
+                None => None,
+            };
+            teams.push(Team {
+                name: t.name.clone(),
+                tier: t.tier,
+                members,
+                escalates_to: t.escalates_to.clone(),
+                lead,
+            });
+        }
+        for (i, a) in agents.iter().enumerate() {
+            for t in &a.teams {
+                if !names.contains(t) {
+                    self.problem(format!("agent[{i}].teams"), format!("unknown team \"{t}\""));
+                }
+            }
+        }
+        (teams, agents)
     }
 
     fn check_tls(&mut self, key: &str, host: &str, tls: TlsMode, allow_insecure: bool) {
@@ -950,6 +1147,74 @@ tls = "none"
             .unwrap_err()
             .to_string();
         assert!(msg.contains("limits.max_message_size"), "{msg}");
+    }
+
+    const TEAMS: &str = r#"
+[[agent]]
+address = "alice@desk.test"
+name = "Alice"
+teams = ["it"]
+
+[[agent]]
+address = "bob@desk.test"
+
+[[team]]
+name = "it"
+tier = "L1"
+members = ["bob@desk.test"]
+escalates_to = "it-l2"
+
+[[team]]
+name = "it-l2"
+tier = "L2"
+
+[[rule]]
+name = "VIP"
+[[rule.when]]
+field = "from_domain"
+equals = "bigcorp.com"
+[rule.set]
+team = "it-l2"
+priority = "high"
+"#;
+
+    #[test]
+    fn teams_agents_and_rules_load() {
+        let dir = tempfile::tempdir().unwrap();
+        write_env(dir.path());
+        let c = Config::from_str_at(&format!("{GOOD}{TEAMS}"), &dir.path().join("d.toml")).unwrap();
+        let it = &c.teams[0];
+        assert_eq!(it.members.len(), 2, "members from both sides: {it:?}");
+        assert_eq!(c.rules.len(), 1);
+        assert_eq!(c.rules[0].team.as_deref(), Some("it-l2"));
+    }
+
+    #[test]
+    fn bad_rules_and_teams_name_file_line_and_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        write_env(dir.path());
+        let text = format!("{GOOD}{TEAMS}")
+            .replace("equals = \"bigcorp.com\"", "regex = \"(unclosed\"")
+            .replace("team = \"it-l2\"\npriority", "team = \"sales\"\npriority")
+            .replace("escalates_to = \"it-l2\"", "escalates_to = \"it\"")
+            .replace(
+                "members = [\"bob@desk.test\"]",
+                "members = [\"carol@desk.test\"]",
+            );
+        let msg = Config::from_str_at(&text, &dir.path().join("d.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("rule[0].when[0].regex: rule \"VIP\": invalid regex"),
+            "{msg}"
+        );
+        assert!(msg.contains("d.toml:41: rule[0].when[0].regex"), "{msg}");
+        assert!(
+            msg.contains("rule[0].set.team: rule \"VIP\": unknown team \"sales\""),
+            "{msg}"
+        );
+        assert!(msg.contains("higher tier"), "{msg}");
+        assert!(msg.contains("carol@desk.test"), "{msg}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! every mail's dedupe key. It does no network I/O: the mailbox task calls it
 //! and the outbox sender delivers what it queued.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -16,13 +17,15 @@ use thiserror::Error;
 use tracing::{debug, warn};
 
 use crate::address::{EmailAddress, Party};
+use crate::automail::{self, MessageContext};
 use crate::bounce;
 use crate::classify::{classify, Class};
 use crate::clock::Clock;
 use crate::compose::{ComposeError, Templates};
-use crate::config::{Config, Limits, SubjectTag};
+use crate::config::{Agent, Config, Limits, SubjectTag, Team};
 use crate::inbound::{self, sha256_hex, InboundMail};
 use crate::model::{Disposition, IgnoredEntry, MessageRecord, QuarantineEntry, TicketId};
+use crate::rules::{self, MailFacts, Routing, Rule, RuleAction};
 use crate::store::{Store, StoreError, Tx, TxResult};
 use crate::threading::{resolve, thread_keys, ThreadKeys, TokenMatcher};
 use crate::ticketing;
@@ -47,6 +50,11 @@ pub struct Policy {
     pub matcher: TokenMatcher,
     pub templates: Templates,
     pub limits: Limits,
+    pub rules: Vec<Rule>,
+    pub teams: Vec<Team>,
+    pub agents: Vec<Agent>,
+    /// Default team of each mailbox, by mailbox name.
+    pub mailbox_teams: HashMap<String, String>,
 }
 
 impl Policy {
@@ -59,7 +67,27 @@ impl Policy {
             matcher: TokenMatcher::new(&SubjectTag::default()),
             templates,
             limits: Limits::default(),
+            rules: Vec::new(),
+            teams: Vec::new(),
+            agents: Vec::new(),
+            mailbox_teams: HashMap::new(),
         }
+    }
+
+    pub fn team(&self, name: &str) -> Option<&Team> {
+        self.teams.iter().find(|t| t.name == name)
+    }
+
+    pub fn agent(&self, address: &EmailAddress) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.address == *address)
+    }
+
+    /// The configured agent with this address (as stored on a ticket).
+    pub fn agent_address(&self, address: &str) -> Option<&EmailAddress> {
+        self.agents
+            .iter()
+            .map(|a| &a.address)
+            .find(|a| a.as_str() == address)
     }
 
     pub fn from_config(cfg: &Config) -> Result<Policy, ComposeError> {
@@ -73,6 +101,14 @@ impl Policy {
             matcher: TokenMatcher::new(&cfg.desk.subject_tag),
             templates: Templates::load(&cfg.desk.templates)?,
             limits: cfg.limits.clone(),
+            rules: cfg.rules.clone(),
+            teams: cfg.teams.clone(),
+            agents: cfg.agents.clone(),
+            mailbox_teams: cfg
+                .mailboxes
+                .iter()
+                .filter_map(|m| Some((m.name.clone(), m.default_team.clone()?)))
+                .collect(),
         })
     }
 }
@@ -274,21 +310,47 @@ impl<'a> Prepared<'a> {
     }
 }
 
-/// The ticket a delivery report belongs to: through the original Message-ID it
-/// quotes, its own In-Reply-To/References, or the token in its subject.
+/// The ticket a delivery report belongs to: through a Message-ID of a mail we
+/// sent (then the recipients of that mail are returned too: only they may be
+/// counted as bounced), else through any known Message-ID or the subject token
+/// (recorded, but counted against nobody: such a report may be forged).
 fn bounce_target(
     tx: &Tx<'_>,
     report: &bounce::BounceReport,
     keys: &ThreadKeys,
-) -> TxResult<Option<(TicketId, String)>> {
-    for id in report.original_ids.iter().chain(&keys.referenced_ids) {
-        if let Some(t) = tx.ticket_of_message(id)? {
-            return Ok(Some((t, id.clone())));
+) -> TxResult<Option<ticketing::BounceTarget>> {
+    let ids: Vec<&String> = report
+        .original_ids
+        .iter()
+        .chain(&keys.referenced_ids)
+        .collect();
+    for id in &ids {
+        if let Some(sent_to) = tx.sent_recipients(id)? {
+            if let Some(ticket) = tx.ticket_of_message(id)? {
+                return Ok(Some(ticketing::BounceTarget {
+                    ticket,
+                    message_id: (*id).clone(),
+                    sent_to,
+                }));
+            }
         }
     }
-    for &t in &keys.tokens {
-        if tx.ticket_exists(t)? {
-            return Ok(Some((t, format!("(subject token {t})"))));
+    for id in &ids {
+        if let Some(ticket) = tx.ticket_of_message(id)? {
+            return Ok(Some(ticketing::BounceTarget {
+                ticket,
+                message_id: (*id).clone(),
+                sent_to: Vec::new(),
+            }));
+        }
+    }
+    for &ticket in &keys.tokens {
+        if tx.ticket_exists(ticket)? {
+            return Ok(Some(ticketing::BounceTarget {
+                ticket,
+                message_id: format!("(subject token {ticket})"),
+                sent_to: Vec::new(),
+            }));
         }
     }
     Ok(None)
@@ -315,6 +377,24 @@ fn apply(
     if let Some(d) = tx.disposition(&p.dedupe_key)? {
         return Ok(Outcome::Duplicate { ticket: d.ticket });
     }
+    if let Some(mid) = &mail.message_id {
+        // Our own mail coming back (a Bcc to ourselves, a list echo): already on its ticket.
+        if tx.sent_recipients(mid)?.is_some() {
+            return Ok(Outcome::Duplicate {
+                ticket: tx.ticket_of_message(mid)?,
+            });
+        }
+    }
+    if let Some(why) = &mail.ambiguous {
+        return quarantine_in_tx(
+            tx,
+            p.raw,
+            mailbox,
+            &format!("ambiguous mail: {why}"),
+            &p.dedupe_key,
+            now,
+        );
+    }
     let outcome = match class {
         Class::Bounce(_) => {
             let report = bounce::parse_report(mail);
@@ -326,12 +406,49 @@ fn apply(
                 ticketing::clear_bounce_state(tx, mail)?;
             }
             let existing = resolve(keys, |t| tx.ticket_exists(t), |id| tx.ticket_of_message(id))?;
-            match (existing, class) {
-                (Some(id), _) => ticketing::thread_onto(tx, policy, id, mail, class, record, now)?,
-                (None, Class::Human) => match &mail.from {
-                    Some(from) => {
-                        ticketing::create_ticket(tx, policy, mailbox, from, mail, record, now)?
+            let routing = if policy.rules.is_empty() {
+                Routing::default()
+            } else {
+                let facts = MailFacts::new(mail, mailbox, mail.headers.clone());
+                rules::evaluate(&policy.rules, &facts, existing.is_some()).0
+            };
+            let human = *class == Class::Human;
+            match (existing, class, &routing.action) {
+                (_, _, Some(RuleAction::Ignore)) => Outcome::Ignored {
+                    reason: format!("ignored by rule {}", routing.applied.join(", ")),
+                },
+                (_, _, Some(RuleAction::Reject { template })) => {
+                    let rule = routing.applied.join(", ");
+                    let sent = match (&mail.from, human) {
+                        (Some(from), true) => automail::queue_rejection(
+                            tx,
+                            policy,
+                            mail.reply_to.as_ref().unwrap_or(from),
+                            template,
+                            &rule,
+                            MessageContext {
+                                subject: &mail.subject,
+                                text: &mail.text,
+                            },
+                            mail.message_id.clone(),
+                            now,
+                        )?,
+                        _ => Err("the mail is automatic or has no sender".to_string()),
+                    };
+                    Outcome::Ignored {
+                        reason: match sent {
+                            Ok(()) => format!("rejected by rule {rule}; a polite reply was queued"),
+                            Err(why) => format!("rejected by rule {rule}; no reply sent: {why}"),
+                        },
                     }
+                }
+                (Some(id), _, None) => {
+                    ticketing::thread_onto(tx, policy, id, mail, class, record, &routing, now)?
+                }
+                (None, Class::Human, None) => match &mail.from {
+                    Some(from) => ticketing::create_ticket(
+                        tx, policy, mailbox, from, mail, record, &routing, now,
+                    )?,
                     // Not answerable and not automatic: an admin must look at it.
                     None => {
                         return quarantine_in_tx(
@@ -344,7 +461,7 @@ fn apply(
                         )
                     }
                 },
-                (None, Class::Automatic(r) | Class::Bounce(r) | Class::OwnLoop(r)) => {
+                (None, Class::Automatic(r) | Class::Bounce(r) | Class::OwnLoop(r), None) => {
                     Outcome::Ignored {
                         reason: format!("automatic mail that belongs to no ticket: {r}"),
                     }

@@ -52,6 +52,8 @@ pub struct AutoSignals {
     pub suppress_auto_response: bool,
     /// `X-Failed-Recipients` (Exim, Gmail): addresses a bounce reports.
     pub failed_recipients: Vec<String>,
+    /// Number of `Received` headers: a mail that went round in circles has many.
+    pub received_count: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +76,11 @@ pub struct InboundMail {
     pub size: usize,
     /// SHA-256 of the raw bytes, hex: the key of the stored raw mail.
     pub raw_sha256: String,
+    /// Every header (name, value), capped, for routing rules on any header.
+    pub headers: Vec<(String, String)>,
+    /// Set when the mail names two different senders: which one is real
+    /// cannot be known, so it is not filed.
+    pub ambiguous: Option<String>,
 }
 
 impl InboundMail {
@@ -124,7 +131,30 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseError> {
         auto: auto_signals(&msg),
         size: raw.len(),
         raw_sha256: sha256_hex(raw),
+        ambiguous: ambiguity(&msg),
+        headers: msg
+            .headers_raw()
+            .take(500)
+            .map(|(n, v)| (n.to_string(), clean_header_text(v, 2000)))
+            .collect(),
     })
+}
+
+/// Two different From headers (RFC 5322 §3.6 allows one): whom to trust and
+/// answer cannot be known. Duplicated Subject or Message-ID headers are only
+/// sloppy, and the parser's choice is kept.
+fn ambiguity(msg: &Message<'_>) -> Option<String> {
+    let mut senders: Vec<String> = header_texts(msg, "From")
+        .map(|v| {
+            v.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_ascii_lowercase()
+        })
+        .collect();
+    senders.sort();
+    senders.dedup();
+    (senders.len() > 1).then(|| format!("{} different From headers", senders.len()))
 }
 
 /// Strips brackets and whitespace; refuses ids that could not be ours or anyone's.
@@ -262,6 +292,7 @@ fn auto_signals(msg: &Message<'_>) -> AutoSignals {
         list: first("List-Id").is_some() || first("List-Unsubscribe").is_some(),
         null_return_path: header_texts(msg, "Return-Path")
             .any(|v| v.trim_matches(|c: char| c.is_whitespace()) == "<>"),
+        received_count: header_texts(msg, "Received").count(),
         x_loop: header_texts(msg, "X-Loop")
             .map(|v| v.to_ascii_lowercase())
             .collect(),

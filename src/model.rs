@@ -95,6 +95,8 @@ pub struct Ticket {
     /// When this ticket sent automatic mail, within the rate-limit window.
     #[serde(default)]
     pub auto_sent: Vec<DateTime<Utc>>,
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +178,14 @@ pub enum EventKind {
     AckSkipped {
         reason: String,
     },
+    /// Routing rules set fields of the ticket.
+    Routed {
+        rules: Vec<String>,
+        team: Option<String>,
+        priority: Priority,
+        assignee: Option<String>,
+        tags: Vec<String>,
+    },
     /// An automatic mail that a limit held back; its text is kept as a message.
     AutoReplyHeld {
         kind: String,
@@ -221,6 +231,27 @@ impl EventKind {
                 format!("delivery of <{message_id}> failed after {attempts} attempt(s): {error}")
             }
             EventKind::AckSkipped { reason } => format!("no acknowledgement sent: {reason}"),
+            EventKind::Routed {
+                rules,
+                team,
+                priority,
+                assignee,
+                tags,
+            } => format!(
+                "routed{}: team {}, priority {priority}, assignee {}{}",
+                if rules.is_empty() {
+                    String::new()
+                } else {
+                    format!(" by {}", rules.join(", "))
+                },
+                team.as_deref().unwrap_or("-"),
+                assignee.as_deref().unwrap_or("-"),
+                if tags.is_empty() {
+                    String::new()
+                } else {
+                    format!(", tags {}", tags.join(" "))
+                }
+            ),
             EventKind::AutoReplyHeld { kind, to, reason } => {
                 format!("{kind} to {to} held back: {reason}")
             }

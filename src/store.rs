@@ -17,6 +17,7 @@ use sled::transaction::{
 use sled::{Transactional, Tree};
 use thiserror::Error;
 
+use crate::address::EmailAddress;
 use crate::model::{
     AddressState, Checkpoint, Delivery, Disposition, Event, IgnoredEntry, MessageRecord,
     OutboxEntry, QuarantineEntry, Ticket, TicketId,
@@ -73,9 +74,12 @@ enum T {
     /// Per-recipient times of automatic mail, for rate limits.
     AutoSent,
     Ignored,
+    /// Message-IDs of mail deskgate sent, with their recipients: recognises
+    /// our own mail coming back, and which addresses a bounce may count against.
+    SentIds,
 }
 
-const TREES: [(&str, T); 16] = [
+const TREES: [(&str, T); 17] = [
     ("meta", T::Meta),
     ("tickets", T::Tickets),
     ("messages", T::Messages),
@@ -92,6 +96,7 @@ const TREES: [(&str, T); 16] = [
     ("addresses", T::Addresses),
     ("auto_sent", T::AutoSent),
     ("ignored", T::Ignored),
+    ("sent_ids", T::SentIds),
 ];
 
 const NEXT_TICKET: &[u8] = b"next_ticket";
@@ -533,6 +538,19 @@ impl Tx<'_> {
         Ok(())
     }
 
+    pub fn put_sent(&self, message_id: &str, recipients: &[EmailAddress]) -> TxResult<()> {
+        self.tree(T::SentIds)
+            .insert(message_id.as_bytes(), tx_encode("sent mail", &recipients)?)?;
+        Ok(())
+    }
+
+    /// Recipients of a mail deskgate sent, or None when the id is not ours.
+    pub fn sent_recipients(&self, message_id: &str) -> TxResult<Option<Vec<EmailAddress>>> {
+        self.get(T::SentIds, message_id.as_bytes())?
+            .map(|v| tx_decode("sent mail", &v))
+            .transpose()
+    }
+
     pub fn put_ignored(&self, e: &IgnoredEntry) -> TxResult<()> {
         self.tree(T::Ignored)
             .insert(&e.id.to_be_bytes(), tx_encode("ignored entry", e)?)?;
@@ -585,7 +603,7 @@ impl Tx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::address::{EmailAddress, Party};
+    use crate::address::Party;
     use crate::model::{OutboxEntry, Priority, Status};
 
     fn ticket(id: TicketId) -> Ticket {
@@ -609,6 +627,7 @@ mod tests {
             message_count: 0,
             event_count: 0,
             auto_sent: Vec::new(),
+            tags: Vec::new(),
         }
     }
 

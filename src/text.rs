@@ -155,7 +155,13 @@ pub fn sanitize_file_name(name: Option<&str>) -> String {
         .collect();
     out = out.trim().trim_start_matches('.').to_string();
     if out.chars().count() > 120 {
-        out = out.chars().take(120).collect();
+        // Keep a short extension: it tells people (and programs) what the file is.
+        let ext: String = match out.rsplit_once('.') {
+            Some((_, e)) if !e.is_empty() && e.chars().count() <= 10 => format!(".{e}"),
+            _ => String::new(),
+        };
+        let keep = 120 - ext.chars().count();
+        out = out.chars().take(keep).collect::<String>() + &ext;
     }
     if out.is_empty() {
         "attachment".into()
@@ -231,5 +237,9 @@ mod tests {
         assert_eq!(sanitize_file_name(Some(".bashrc")), "bashrc");
         assert_eq!(sanitize_file_name(None), "attachment");
         assert_eq!(sanitize_file_name(Some("..")), "attachment");
+        let long = format!("{}.pdf", "a".repeat(300));
+        let cut = sanitize_file_name(Some(&long));
+        assert_eq!(cut.chars().count(), 120);
+        assert!(cut.ends_with(".pdf"));
     }
 }

@@ -15,10 +15,8 @@ use chrono::{DateTime, Utc};
 use deskgate::address::{EmailAddress, Party};
 use deskgate::clock::ManualClock;
 use deskgate::compose::Templates;
-use deskgate::config::SubjectTag;
 use deskgate::engine::{Engine, Policy};
 use deskgate::store::Store;
-use deskgate::threading::TokenMatcher;
 use libfuzzer_sys::fuzz_target;
 
 fn engine() -> &'static Engine {
@@ -35,20 +33,19 @@ fn engine() -> &'static Engine {
                 .unwrap()
                 .with_timezone(&Utc),
         ));
-        let policy = Policy {
-            desk: Party {
+        // Like src/engine.rs's tests: documented defaults (first ticket 1000,
+        // "[#{id}]" subject tag, default limits), the repository's templates.
+        let policy = Policy::new(
+            Party {
                 name: Some("Help".into()),
                 address: EmailAddress::parse("help@desk.test").unwrap(),
             },
-            envelope_from: EmailAddress::parse("help@desk.test").unwrap(),
-            first_ticket: 1000,
-            matcher: TokenMatcher::new(&SubjectTag::default()),
-            templates: Templates::load(Path::new(concat!(
+            Templates::load(Path::new(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/../templates"
             )))
             .expect("load templates"),
-        };
+        );
         Engine::new(store, clock, policy)
     })
 }

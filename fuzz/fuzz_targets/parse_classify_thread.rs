@@ -50,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
             address: help.clone(),
         },
         to: mail.from.iter().cloned().collect(),
+        reply_to: None,
         subject: matcher.tagged_subject(1000, &mail.subject),
         body,
         message_id: compose::new_message_id("ack", Some(1000), "desk.test"),
@@ -64,9 +65,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
 
-    let reparsed = deskgate::inbound::parse(built.as_bytes()).unwrap_or_else(|e| {
-        panic!("built mail does not re-parse: {e}\n--- built ---\n{built}")
-    });
+    let reparsed = deskgate::inbound::parse(built.as_bytes())
+        .unwrap_or_else(|e| panic!("built mail does not re-parse: {e}\n--- built ---\n{built}"));
 
     let msg = MessageParser::default()
         .parse(built.as_bytes())
