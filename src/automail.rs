@@ -232,16 +232,28 @@ pub fn queue_automatic(
 /// A polite refusal for a mail a rule rejected: no ticket, so it is queued on
 /// its own, under the same guards and the per-recipient limit. Returns why it
 /// was not sent, if it was not.
+/// A rule's refusal of a mail, to be answered politely.
+pub struct Rejection<'a> {
+    pub to: &'a Party,
+    pub template: &'a str,
+    pub rule: &'a str,
+    pub message: MessageContext<'a>,
+    pub in_reply_to: Option<String>,
+}
+
 pub fn queue_rejection(
     tx: &Tx<'_>,
     policy: &Policy,
-    to: &Party,
-    template: &str,
-    rule: &str,
-    message: MessageContext<'_>,
-    in_reply_to: Option<String>,
+    r: Rejection<'_>,
     now: DateTime<Utc>,
 ) -> TxResult<Result<(), String>> {
+    let Rejection {
+        to,
+        template,
+        rule,
+        message,
+        in_reply_to,
+    } = r;
     if let Some(reason) = blocked(tx, policy, &to.address)? {
         return Ok(Err(reason));
     }

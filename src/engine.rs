@@ -423,14 +423,16 @@ fn apply(
                         (Some(from), true) => automail::queue_rejection(
                             tx,
                             policy,
-                            mail.reply_to.as_ref().unwrap_or(from),
-                            template,
-                            &rule,
-                            MessageContext {
-                                subject: &mail.subject,
-                                text: &mail.text,
+                            automail::Rejection {
+                                to: mail.reply_to.as_ref().unwrap_or(from),
+                                template,
+                                rule: &rule,
+                                message: MessageContext {
+                                    subject: &mail.subject,
+                                    text: &mail.text,
+                                },
+                                in_reply_to: mail.message_id.clone(),
                             },
-                            mail.message_id.clone(),
                             now,
                         )?,
                         _ => Err("the mail is automatic or has no sender".to_string()),
