@@ -533,6 +533,56 @@ impl Config {
     }
 }
 
+/// Where the store and the control socket are, read without validating the
+/// rest of the file: the CLI must still reach a running daemon while an admin
+/// is halfway through a broken edit.
+#[derive(Debug, Clone)]
+pub struct Locations {
+    pub storage: PathBuf,
+    pub control_socket: PathBuf,
+}
+
+impl Locations {
+    pub fn load(path: &Path) -> Result<Locations, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let syntax = |line: usize, message: String| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let value: toml::Table = toml::from_str(&text).map_err(|e| {
+            syntax(
+                e.span()
+                    .map(|s| line_of_offset(&text, s.start))
+                    .unwrap_or(1),
+                e.message().to_string(),
+            )
+        })?;
+        let desk = value.get("desk").and_then(|d| d.as_table());
+        let get = |k: &str| {
+            desk.and_then(|d| d.get(k))
+                .and_then(|v| v.as_str())
+                .map(PathBuf::from)
+        };
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let storage =
+            base.join(get("storage").ok_or_else(|| syntax(1, "desk.storage is missing".into()))?);
+        let control_socket = get("control_socket")
+            .map(|p| base.join(p))
+            .unwrap_or_else(|| storage.join("control.sock"));
+        Ok(Locations {
+            storage,
+            control_socket,
+        })
+    }
+}
+
 struct Validator {
     problems: Vec<Problem>,
 }

@@ -19,6 +19,7 @@ use crate::control::{ControlError, ControlServer};
 use crate::engine::{Engine, Policy};
 use crate::ingest::MailboxTask;
 use crate::outbox::{self, OutboxError, OutboxSender};
+use crate::reload::Reloader;
 use crate::store::{Store, StoreError};
 
 /// How long tasks get to finish the mail in hand after a stop signal.
@@ -69,6 +70,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    let hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -97,6 +99,16 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         );
     }
     tracker.spawn(control.run(engine.clone(), wake.clone(), shutdown.clone()));
+    tracker.spawn(
+        Reloader {
+            path: config.path.clone(),
+            engine: engine.clone(),
+            started_with: config.clone(),
+            hangup,
+            shutdown: shutdown.clone(),
+        }
+        .run(),
+    );
     tracker.close();
     info!(
         mailboxes = config.mailboxes.len(),

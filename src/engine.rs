@@ -964,6 +964,198 @@ From: help@desk.test\r\nTo: {rcpt}\r\nMessage-ID: <{for_id}>\r\n--B--\r\n"
         assert!(e.retry_quarantined(12345).is_err());
     }
 
+    fn routed_engine(rules_toml: &str) -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "x").unwrap();
+        let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let text = format!(
+            r#"
+[desk]
+address = "help@desk.test"
+storage = "state"
+templates = "{}"
+[[mailbox]]
+name = "it"
+host = "127.0.0.1"
+tls = "none"
+user = "it@desk.test"
+password_file = "pw"
+default_team = "it"
+[smtp]
+host = "127.0.0.1"
+tls = "none"
+[[agent]]
+address = "alice@desk.test"
+name = "Alice"
+teams = ["it"]
+[[agent]]
+address = "bob@desk.test"
+teams = ["it", "legal"]
+[[team]]
+name = "it"
+[[team]]
+name = "legal"
+{rules_toml}
+"#,
+            templates.display()
+        );
+        let cfg = Config::from_str_at(&text, &dir.path().join("d.toml")).unwrap();
+        let store = Store::open(&dir.path().join("state")).unwrap();
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        (
+            dir,
+            Engine::new(store, clock, Policy::from_config(&cfg).unwrap()),
+        )
+    }
+
+    fn sent_to(e: &Engine, kind: &str) -> Vec<String> {
+        let mut v: Vec<String> = e
+            .store()
+            .outbox()
+            .unwrap()
+            .iter()
+            .filter(|o| o.kind == kind)
+            .flat_map(|o| o.recipients.iter().map(|r| r.to_string()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn mailbox_default_team_is_notified() {
+        let (_d, e) = routed_engine("");
+        e.ingest(&mail("a@c.test", "Printer", "1@c", ""), "it")
+            .unwrap();
+        let t = e.store().ticket(1000).unwrap().unwrap();
+        assert_eq!(t.team.as_deref(), Some("it"));
+        assert_eq!(
+            sent_to(&e, "notification"),
+            ["alice@desk.test", "bob@desk.test"]
+        );
+        let n = e
+            .store()
+            .outbox()
+            .unwrap()
+            .into_iter()
+            .find(|o| o.kind == "notification")
+            .unwrap();
+        let parsed = inbound::parse(n.raw.as_bytes()).unwrap();
+        assert_eq!(
+            parsed.reply_to.unwrap().address.as_str(),
+            "help@desk.test",
+            "agent replies come back"
+        );
+        assert!(parsed.subject.starts_with("[#1000]"));
+        assert_eq!(parsed.in_reply_to, vec!["1@c"]);
+        assert_eq!(
+            parsed.from.unwrap().name.as_deref(),
+            Some("a@c.test via Help Desk")
+        );
+    }
+
+    #[test]
+    fn rules_set_fields_and_notify_the_assignee_only() {
+        let (_d, e) = routed_engine(
+            r#"
+[[rule]]
+name = "contracts"
+[[rule.when]]
+field = "subject"
+contains = "contract"
+[rule.set]
+team = "legal"
+priority = "urgent"
+assignee = "bob@desk.test"
+tags = ["nda", "legal"]
+"#,
+        );
+        e.ingest(&mail("a@c.test", "Contract review", "1@c", ""), "it")
+            .unwrap();
+        let t = e.store().ticket(1000).unwrap().unwrap();
+        assert_eq!(t.team.as_deref(), Some("legal"));
+        assert_eq!(t.priority, crate::model::Priority::Urgent);
+        assert_eq!(t.assignee.as_deref(), Some("bob@desk.test"));
+        assert_eq!(t.tags, ["nda", "legal"]);
+        assert_eq!(sent_to(&e, "notification"), ["bob@desk.test"]);
+        let evs = e.store().events(1000).unwrap();
+        assert!(evs.iter().any(
+            |ev| matches!(&ev.kind, EventKind::Routed { rules, .. } if rules == &["contracts"])
+        ));
+    }
+
+    #[test]
+    fn ignore_reject_and_no_ack_rules() {
+        let (_d, e) = routed_engine(
+            r#"
+[[rule]]
+name = "newsletters"
+action = "ignore"
+[[rule.when]]
+field = "subject"
+regex = "newsletter"
+
+[[rule]]
+name = "job applications"
+action = "reject"
+[[rule.when]]
+field = "subject"
+contains = "application"
+
+[[rule]]
+name = "internal"
+acknowledge = "none"
+[[rule.when]]
+field = "from_domain"
+equals = "desk.test"
+"#,
+        );
+        let o = e
+            .ingest(&mail("a@c.test", "Our Newsletter", "1@c", ""), "it")
+            .unwrap();
+        assert!(
+            matches!(o, Outcome::Ignored { ref reason } if reason.contains("newsletters")),
+            "{o:?}"
+        );
+        let o = e
+            .ingest(&mail("a@c.test", "Job application", "2@c", ""), "it")
+            .unwrap();
+        assert!(
+            matches!(o, Outcome::Ignored { ref reason } if reason.contains("polite reply was queued")),
+            "{o:?}"
+        );
+        assert_eq!(sent_to(&e, "rejection"), ["a@c.test"]);
+        assert_eq!(e.store().ticket_count(), 0);
+        assert_eq!(e.store().ignored().unwrap().len(), 2, "kept and visible");
+        let o = e
+            .ingest(&mail("carol@desk.test", "Need a laptop", "3@c", ""), "it")
+            .unwrap();
+        assert!(matches!(o, Outcome::Created { .. }));
+        assert!(sent_to(&e, "acknowledgement").is_empty());
+    }
+
+    #[test]
+    fn a_new_policy_applies_to_the_next_mail() {
+        let (_d, e) = routed_engine("");
+        e.ingest(&mail("a@c.test", "one", "1@c", ""), "it").unwrap();
+        let mut p = Policy::new(
+            e.policy().desk.clone(),
+            Templates::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"))
+                .unwrap(),
+        );
+        p.mailbox_teams.insert("it".into(), "legal".into());
+        p.teams = e.policy().teams.clone();
+        e.set_policy(p);
+        e.ingest(&mail("a@c.test", "two", "2@c", ""), "it").unwrap();
+        assert_eq!(
+            e.store().ticket(1000).unwrap().unwrap().team.as_deref(),
+            Some("it")
+        );
+        assert_eq!(
+            e.store().ticket(1001).unwrap().unwrap().team.as_deref(),
+            Some("legal")
+        );
+    }
+
     #[test]
     fn times_come_from_the_clock() {
         let (_d, e, c) = engine();

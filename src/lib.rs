@@ -52,6 +52,7 @@ pub mod ingest;
 pub mod model;
 pub mod outbox;
 pub mod queries;
+pub mod reload;
 pub mod rules;
 pub mod store;
 pub mod text;

@@ -56,6 +56,11 @@ enum Command {
         #[command(subcommand)]
         command: QuarantineCommand,
     },
+    /// Routing rules.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Automatic mail that belonged to no ticket (kept, never answered).
     Ignored {
         #[arg(long)]
@@ -65,6 +70,19 @@ enum Command {
     Stats {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Dry run: how a mail would be routed and what would be sent, as a new
+    /// ticket, without touching the store or the network.
+    Test {
+        /// The mail, as an .eml file.
+        mail: PathBuf,
+        /// The mailbox it arrives at (default: the first configured).
+        #[arg(long)]
+        mailbox: Option<String>,
     },
 }
 
@@ -146,10 +164,9 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Tickets { command } => {
-            let config = Config::load(&cli.config)?;
             match command {
                 TicketsCommand::List { status, json } => {
-                    match rt.block_on(ask(&config, Query::ListTickets { status }))? {
+                    match rt.block_on(ask(&cli.config, Query::ListTickets { status }))? {
                         Answer::Tickets { tickets } if json => print_json(&tickets)?,
                         Answer::Tickets { tickets } => {
                             print!("{}", queries::render_ticket_list(&tickets))
@@ -158,7 +175,7 @@ fn real_main() -> Result<ExitCode> {
                     }
                 }
                 TicketsCommand::Show { id, json } => match rt
-                    .block_on(ask(&config, Query::ShowTicket { id }))?
+                    .block_on(ask(&cli.config, Query::ShowTicket { id }))?
                 {
                     Answer::Ticket { view: Some(v) } if json => print_json(&v)?,
                     Answer::Ticket { view: Some(v) } => print!("{}", queries::render_ticket(&v)),
@@ -169,8 +186,7 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Outbox { json } => {
-            let config = Config::load(&cli.config)?;
-            match rt.block_on(ask(&config, Query::Outbox))? {
+            match rt.block_on(ask(&cli.config, Query::Outbox))? {
                 Answer::Outbox { entries } if json => print_json(&entries)?,
                 Answer::Outbox { entries } => print!("{}", queries::render_outbox(&entries)),
                 other => bail!(unexpected(other)),
@@ -178,8 +194,7 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats { json } => {
-            let config = Config::load(&cli.config)?;
-            match rt.block_on(ask(&config, Query::Stats))? {
+            match rt.block_on(ask(&cli.config, Query::Stats))? {
                 Answer::Stats { stats } if json => print_json(&stats)?,
                 Answer::Stats { stats } => println!(
                     "tickets {}\noutbox pending {}\noutbox failed {}\ndelivered {}\nquarantined {}",
@@ -194,10 +209,9 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Quarantine { command } => {
-            let config = Config::load(&cli.config)?;
             match command {
                 QuarantineCommand::List { json } => {
-                    match rt.block_on(ask(&config, Query::Quarantine))? {
+                    match rt.block_on(ask(&cli.config, Query::Quarantine))? {
                         Answer::Quarantine { entries } if json => print_json(&entries)?,
                         Answer::Quarantine { entries } => {
                             print!("{}", queries::render_quarantine(&entries))
@@ -206,7 +220,7 @@ fn real_main() -> Result<ExitCode> {
                     }
                 }
                 QuarantineCommand::Show { id, json } => match rt
-                    .block_on(ask(&config, Query::QuarantineShow { id }))?
+                    .block_on(ask(&cli.config, Query::QuarantineShow { id }))?
                 {
                     Answer::QuarantineItem {
                         entry: Some(e),
@@ -224,7 +238,7 @@ fn real_main() -> Result<ExitCode> {
                     other => bail!(unexpected(other)),
                 },
                 QuarantineCommand::Retry { id } => {
-                    match rt.block_on(ask(&config, Query::QuarantineRetry { id }))? {
+                    match rt.block_on(ask(&cli.config, Query::QuarantineRetry { id }))? {
                         Answer::Retried { outcome } => println!("{outcome}"),
                         other => bail!(unexpected(other)),
                     }
@@ -232,9 +246,20 @@ fn real_main() -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ignored { json } => {
+        Command::Rules {
+            command: RulesCommand::Test { mail, mailbox },
+        } => {
             let config = Config::load(&cli.config)?;
-            match rt.block_on(ask(&config, Query::Ignored))? {
+            let raw =
+                std::fs::read(&mail).with_context(|| format!("cannot read {}", mail.display()))?;
+            let mailbox = mailbox
+                .or_else(|| config.mailboxes.first().map(|m| m.name.clone()))
+                .unwrap_or_else(|| "help".into());
+            print!("{}", dry_run(&config, &raw, &mailbox)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ignored { json } => {
+            match rt.block_on(ask(&cli.config, Query::Ignored))? {
                 Answer::Ignored { entries } if json => print_json(&entries)?,
                 Answer::Ignored { entries } => print!("{}", queries::render_ignored(&entries)),
                 other => bail!(unexpected(other)),
@@ -242,6 +267,59 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs the real engine on a throwaway store and describes what happened.
+fn dry_run(config: &Config, raw: &[u8], mailbox: &str) -> Result<String> {
+    use std::fmt::Write as _;
+    let policy = Policy::from_config(config)?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Mail at mailbox \"{mailbox}\" (dry run: nothing is stored or sent)"
+    );
+    if let Ok(mail) = deskgate::inbound::parse(raw) {
+        let class = deskgate::classify::classify(&mail, &policy.desk.address);
+        let _ =
+            writeln!(
+            out,
+            "  From: {}\n  Subject: {}\n  Classified as: {class:?}\n\nRules (as for a new ticket):",
+            mail.from.as_ref().map(|p| p.display()).unwrap_or_else(|| "(none)".into()),
+            mail.subject
+        );
+        let facts = deskgate::rules::MailFacts::new(&mail, mailbox, mail.headers.clone());
+        let (_, trace) = deskgate::rules::evaluate(&policy.rules, &facts, false);
+        out.push_str(&deskgate::rules::render_trace(&trace));
+    }
+    let engine = Engine::new(Store::temporary()?, Arc::new(SystemClock), policy);
+    let outcome = engine.ingest(raw, mailbox)?;
+    let _ = writeln!(out, "\nOutcome: {outcome:?}");
+    if let Some(t) = engine.store().tickets().next().transpose()? {
+        let _ = writeln!(
+            out,
+            "  ticket:   #{} (the real number is assigned on arrival)\n  team:     {}\n  priority: {}\n  assignee: {}\n  tags:     {}",
+            t.id,
+            t.team.as_deref().unwrap_or("-"),
+            t.priority,
+            t.assignee.as_deref().unwrap_or("-"),
+            if t.tags.is_empty() { "-".to_string() } else { t.tags.join(" ") }
+        );
+        for e in engine.store().events(t.id)? {
+            if let deskgate::model::EventKind::AckSkipped { reason }
+            | deskgate::model::EventKind::AutoReplyHeld { reason, .. } = &e.kind
+            {
+                let _ = writeln!(out, "  note:     {reason}");
+            }
+        }
+    }
+    let outbox = engine.store().outbox()?;
+    let _ = writeln!(out, "\nMails that would be sent: {}", outbox.len());
+    for e in &outbox {
+        let recipients: Vec<String> = e.recipients.iter().map(|r| r.to_string()).collect();
+        let _ = writeln!(out, "\n--- {} to {} ---", e.kind, recipients.join(", "));
+        let _ = writeln!(out, "{}", e.raw.replace("\r\n", "\n").trim_end());
+    }
+    Ok(out)
 }
 
 fn unexpected(a: Answer) -> String {
@@ -256,11 +334,15 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     Ok(())
 }
 
-/// Asks the running daemon, or reads the store directly when none runs.
-async fn ask(config: &Config, q: Query) -> Result<Answer> {
-    if let Some(a) = control::ask(&config.desk.control_socket, &q).await? {
+/// Asks the running daemon, or reads the store directly when none runs. Only
+/// the direct path needs a valid config: a running daemon is reachable even
+/// while the file on disk is mid-edit.
+async fn ask(path: &std::path::Path, q: Query) -> Result<Answer> {
+    let at = deskgate::config::Locations::load(path)?;
+    if let Some(a) = control::ask(&at.control_socket, &q).await? {
         return Ok(a);
     }
+    let config = Config::load(path)?;
     if !config.desk.storage.exists() {
         bail!(
             "no store at {} yet: has the daemon ever run?",
@@ -268,6 +350,6 @@ async fn ask(config: &Config, q: Query) -> Result<Answer> {
         );
     }
     let store = Store::open(&config.desk.storage)?;
-    let engine = Engine::new(store, Arc::new(SystemClock), Policy::from_config(config)?);
+    let engine = Engine::new(store, Arc::new(SystemClock), Policy::from_config(&config)?);
     Ok(queries::answer(&engine, &q))
 }

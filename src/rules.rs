@@ -96,6 +96,23 @@ pub enum Field {
     Size,
 }
 
+impl Field {
+    /// The name used in the config file.
+    pub fn name(&self) -> String {
+        match self {
+            Field::Mailbox => "mailbox".into(),
+            Field::To => "to".into(),
+            Field::From => "from".into(),
+            Field::FromDomain => "from_domain".into(),
+            Field::Subject => "subject".into(),
+            Field::Body => "body".into(),
+            Field::Header(h) => format!("header:{h}"),
+            Field::HasAttachments => "has_attachments".into(),
+            Field::Size => "size".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Matcher {
     Equals(String),
@@ -403,10 +420,7 @@ impl MailFacts {
 impl Condition {
     /// Whether it holds, and a phrase saying why.
     pub fn check(&self, facts: &MailFacts) -> (bool, String) {
-        let name = match &self.field {
-            Field::Header(h) => format!("header {h}"),
-            f => format!("{f:?}").to_lowercase(),
-        };
+        let name = self.field.name();
         let (hit, why) = match &self.matcher {
             Matcher::GreaterThan(n) => (facts.size > *n, format!("size {} > {n}", facts.size)),
             Matcher::Is(b) => (
@@ -555,6 +569,27 @@ pub fn evaluate(rules: &[Rule], facts: &MailFacts, is_reply: bool) -> (Routing, 
         }
     }
     (routing, trace)
+}
+
+/// Renders a trace for people.
+pub fn render_trace(trace: &[RuleTrace]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if trace.is_empty() {
+        out.push_str("  (no rules configured)\n");
+    }
+    for (i, t) in trace.iter().enumerate() {
+        let verdict = match (&t.skipped, t.matched) {
+            (Some(why), _) => format!("skipped: {why}"),
+            (None, true) => "MATCHED".into(),
+            (None, false) => "did not match".into(),
+        };
+        let _ = writeln!(out, "  {}. \"{}\": {verdict}", i + 1, t.rule);
+        for c in &t.conditions {
+            let _ = writeln!(out, "       {c}");
+        }
+    }
+    out
 }
 
 #[cfg(test)]

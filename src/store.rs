@@ -186,6 +186,23 @@ impl Store {
         Ok(Store { db, trees })
     }
 
+    /// A throwaway store in a temporary file, deleted on drop: lets the dry run
+    /// (`rules test`) run the real engine without touching the real store.
+    pub fn temporary() -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .temporary(true)
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: "(temporary)".into(),
+                source,
+            })?;
+        let mut trees = Vec::with_capacity(TREES.len());
+        for (name, _) in TREES.iter() {
+            trees.push(db.open_tree(name)?);
+        }
+        Ok(Store { db, trees })
+    }
+
     fn tree(&self, t: T) -> &Tree {
         &self.trees[t as usize]
     }

@@ -365,6 +365,67 @@ timeout = "10s"
         }
     }
 
+    /// A deskgate with a config of its own: `{imap}`, `{smtp}` and
+    /// `{templates}` in `text` are replaced; every mailbox password is "secret"
+    /// (use `password_file = "imap-password"`).
+    pub fn with_config(servers: &MailServers, text: &str) -> Deskgate {
+        let dir = tempfile::Builder::new()
+            .prefix("dgd-")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        std::fs::write(dir.path().join("imap-password"), "secret\n").unwrap();
+        let config = dir.path().join("deskgate.toml");
+        Deskgate::write_config_at(&config, servers, text);
+        Deskgate {
+            dir,
+            config,
+            child: None,
+            starts: 0,
+        }
+    }
+
+    /// Rewrites the config file (for reload tests), with the same placeholders.
+    pub fn rewrite_config(&self, servers: &MailServers, text: &str) {
+        Deskgate::write_config_at(&self.config, servers, text);
+    }
+
+    fn write_config_at(path: &Path, servers: &MailServers, text: &str) {
+        let text = text
+            .replace("{imap}", &servers.imap_port.to_string())
+            .replace("{smtp}", &servers.smtp_port.to_string())
+            .replace(
+                "{templates}",
+                &repo().join("templates").display().to_string(),
+            );
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// Sends a signal (e.g. "HUP") to the running daemon.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.pid().expect("running");
+        Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
+    }
+
+    /// Waits until the current run's log contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !std::fs::read_to_string(self.log_path())
+            .unwrap_or_default()
+            .contains(needle)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "log never said {needle:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.dir
             .path()
