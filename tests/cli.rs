@@ -119,3 +119,36 @@ fn rules_test_touches_no_store() {
         "the dry run must not create the store"
     );
 }
+
+#[test]
+fn the_example_config_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(repo.join("config/deskgate.toml"))
+        .unwrap()
+        .replace(
+            "/var/lib/deskgate",
+            &dir.path().join("state").display().to_string(),
+        )
+        .replace(
+            "/etc/deskgate/templates",
+            &repo.join("templates").display().to_string(),
+        )
+        .replace(
+            "password_file = \"/etc/deskgate/imap-password\"",
+            "password_env = \"PATH\"",
+        )
+        .replace(
+            "password_file = \"/etc/deskgate/smtp-password\"",
+            "password_env = \"PATH\"",
+        );
+    let cfg = dir.path().join("deskgate.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_deskgate"))
+        .arg("-c")
+        .arg(&cfg)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
