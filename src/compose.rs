@@ -21,6 +21,9 @@ pub const TEMPLATE_NAMES: &[&str] = &[
     "oversized.txt",
     "notification.txt",
     "rejection.txt",
+    "command_error.txt",
+    "comment.txt",
+    "forgery.txt",
 ];
 
 #[derive(Debug, Error)]

@@ -78,6 +78,44 @@ struct RawConfig {
     agents: Vec<RawAgent>,
     #[serde(default, rename = "rule")]
     rules: Vec<crate::rules::RawRule>,
+    #[serde(default)]
+    trust: RawTrust,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrust {
+    #[serde(default)]
+    authserv_ids: Vec<String>,
+    #[serde(default = "default_true")]
+    signed_reply_addresses: bool,
+}
+
+impl Default for RawTrust {
+    fn default() -> Self {
+        RawTrust {
+            authserv_ids: Vec::new(),
+            signed_reply_addresses: true,
+        }
+    }
+}
+
+/// How agents prove their mail is theirs (see `trust`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trust {
+    /// Servers whose Authentication-Results headers are believed.
+    pub authserv_ids: Vec<String>,
+    /// Put keyed per-ticket reply addresses in notifications' Reply-To.
+    pub signed_reply_addresses: bool,
+}
+
+impl Default for Trust {
+    fn default() -> Self {
+        Trust {
+            authserv_ids: Vec::new(),
+            signed_reply_addresses: true,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,6 +209,8 @@ struct RawDesk {
     control_socket: Option<PathBuf>,
     #[serde(default = "default_first_ticket")]
     first_ticket: u64,
+    /// Mail to this address (or to help+comment@) from an agent is an internal comment.
+    comment_address: Option<String>,
 }
 
 fn default_desk_name() -> String {
@@ -328,6 +368,7 @@ pub struct Config {
     pub teams: Vec<Team>,
     pub agents: Vec<Agent>,
     pub rules: Vec<crate::rules::Rule>,
+    pub trust: Trust,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -382,6 +423,7 @@ pub struct Desk {
     pub templates: PathBuf,
     pub control_socket: PathBuf,
     pub first_ticket: u64,
+    pub comment_address: Option<EmailAddress>,
 }
 
 /// The subject token format, split around `{id}` so it can be both rendered and recognised.
@@ -622,6 +664,16 @@ impl Validator {
                 format!("folder {} does not exist", templates.display()),
             );
         }
+        let comment_address = match &raw.desk.comment_address {
+            Some(a) => {
+                let parsed = EmailAddress::parse(a);
+                if parsed.is_none() {
+                    self.problem("desk.comment_address", "is not an email address");
+                }
+                parsed
+            }
+            None => None,
+        };
         let control_socket = raw
             .desk
             .control_socket
@@ -820,6 +872,7 @@ impl Validator {
                 templates,
                 control_socket,
                 first_ticket: raw.desk.first_ticket,
+                comment_address,
             },
             mailboxes,
             smtp: SmtpConfig {
@@ -840,6 +893,10 @@ impl Validator {
             teams,
             agents,
             rules,
+            trust: Trust {
+                authserv_ids: raw.trust.authserv_ids,
+                signed_reply_addresses: raw.trust.signed_reply_addresses,
+            },
         })
     }
 

@@ -17,18 +17,20 @@ use thiserror::Error;
 use tracing::{debug, warn};
 
 use crate::address::{EmailAddress, Party};
+use crate::agent_mail;
 use crate::automail::{self, MessageContext};
 use crate::bounce;
 use crate::classify::{classify, Class};
 use crate::clock::Clock;
 use crate::compose::{ComposeError, Templates};
-use crate::config::{Agent, Config, Limits, SubjectTag, Team};
+use crate::config::{Agent, Config, Limits, SubjectTag, Team, Trust};
 use crate::inbound::{self, sha256_hex, InboundMail};
 use crate::model::{Disposition, IgnoredEntry, MessageRecord, QuarantineEntry, TicketId};
 use crate::rules::{self, MailFacts, Routing, Rule, RuleAction};
 use crate::store::{Store, StoreError, Tx, TxResult};
 use crate::threading::{resolve, thread_keys, ThreadKeys, TokenMatcher};
 use crate::ticketing;
+use crate::trust;
 
 #[derive(Debug, Error)]
 pub enum EngineError {
@@ -55,6 +57,10 @@ pub struct Policy {
     pub agents: Vec<Agent>,
     /// Default team of each mailbox, by mailbox name.
     pub mailbox_teams: HashMap<String, String>,
+    pub trust: Trust,
+    pub comment_address: Option<EmailAddress>,
+    /// Signs per-ticket reply addresses; set by the engine from the store.
+    pub reply_key: Vec<u8>,
 }
 
 impl Policy {
@@ -71,6 +77,9 @@ impl Policy {
             teams: Vec::new(),
             agents: Vec::new(),
             mailbox_teams: HashMap::new(),
+            trust: Trust::default(),
+            comment_address: None,
+            reply_key: Vec::new(),
         }
     }
 
@@ -109,6 +118,9 @@ impl Policy {
                 .iter()
                 .filter_map(|m| Some((m.name.clone(), m.default_team.clone()?)))
                 .collect(),
+            trust: cfg.trust.clone(),
+            comment_address: cfg.desk.comment_address.clone(),
+            reply_key: Vec::new(),
         })
     }
 }
@@ -166,14 +178,20 @@ pub struct Engine {
     store: Store,
     clock: Arc<dyn Clock>,
     policy: RwLock<Arc<Policy>>,
+    reply_key: Vec<u8>,
 }
 
 impl Engine {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, policy: Policy) -> Engine {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, mut policy: Policy) -> Engine {
+        // Without a key (no entropy, store trouble) signed addresses prove nothing
+        // and are not used: agents then need Authentication-Results.
+        let reply_key = store.reply_key().unwrap_or_default();
+        policy.reply_key = reply_key.clone();
         Engine {
             store,
             clock,
             policy: RwLock::new(Arc::new(policy)),
+            reply_key,
         }
     }
 
@@ -184,7 +202,8 @@ impl Engine {
             .clone()
     }
 
-    pub fn set_policy(&self, p: Policy) {
+    pub fn set_policy(&self, mut p: Policy) {
+        p.reply_key = self.reply_key.clone();
         *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(p);
     }
 
@@ -356,6 +375,66 @@ fn bounce_target(
     Ok(None)
 }
 
+/// What the addresses a mail was sent to say: a signed per-ticket reply
+/// address (`help+1042.sig@`), or the comment address.
+#[derive(Default)]
+struct AddressSignals {
+    signed_ticket: Option<(TicketId, String)>,
+    comment: bool,
+}
+
+fn address_signals(policy: &Policy, mail: &InboundMail) -> AddressSignals {
+    let mut s = AddressSignals::default();
+    let addrs = mail
+        .delivered_to
+        .iter()
+        .chain(mail.to.iter().map(|p| &p.address))
+        .chain(mail.cc.iter().map(|p| &p.address));
+    for a in addrs {
+        if policy.comment_address.as_ref() == Some(a) {
+            s.comment = true;
+        }
+        match trust::plus_tag(&policy.desk.address, a) {
+            Some(trust::PlusTag::Comment) => s.comment = true,
+            Some(trust::PlusTag::Ticket { ticket, sig }) if s.signed_ticket.is_none() => {
+                s.signed_ticket = Some((ticket, sig))
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+/// How an agent's mail proves to be theirs, if it does.
+fn agent_proof(
+    policy: &Policy,
+    mail: &InboundMail,
+    agent: &EmailAddress,
+    ticket: TicketId,
+    signals: &AddressSignals,
+) -> Option<String> {
+    if let Some((t, sig)) = &signals.signed_ticket {
+        if *t == ticket
+            && !policy.reply_key.is_empty()
+            && trust::verify(&policy.reply_key, *t, agent, sig)
+        {
+            return Some("sent to the signed reply address".into());
+        }
+    }
+    trust::authenticated(&mail.headers, &policy.trust.authserv_ids, agent)
+}
+
+/// A merged ticket forwards: mail for it lands on the ticket it was merged into.
+fn follow_merges(tx: &Tx<'_>, mut id: TicketId) -> TxResult<TicketId> {
+    for _ in 0..16 {
+        match tx.ticket(id)?.and_then(|t| t.merged_into) {
+            Some(next) => id = next,
+            None => break,
+        }
+    }
+    Ok(id)
+}
+
 /// Applies one prepared mail inside the batch's transaction.
 fn apply(
     tx: &Tx<'_>,
@@ -405,67 +484,100 @@ fn apply(
             if *class == Class::Human {
                 ticketing::clear_bounce_state(tx, mail)?;
             }
-            let existing = resolve(keys, |t| tx.ticket_exists(t), |id| tx.ticket_of_message(id))?;
-            let routing = if policy.rules.is_empty() {
-                Routing::default()
-            } else {
-                let facts = MailFacts::new(mail, mailbox, mail.headers.clone());
-                rules::evaluate(&policy.rules, &facts, existing.is_some()).0
+            let signals = address_signals(policy, mail);
+            let mut keys = keys.clone();
+            if let Some((t, _)) = &signals.signed_ticket {
+                keys.tokens.insert(0, *t);
+            }
+            let existing = resolve(
+                &keys,
+                |t| tx.ticket_exists(t),
+                |id| tx.ticket_of_message(id),
+            )?;
+            let existing = match existing {
+                Some(id) => Some(follow_merges(tx, id)?),
+                None => None,
             };
-            let human = *class == Class::Human;
-            match (existing, class, &routing.action) {
-                (_, _, Some(RuleAction::Ignore)) => Outcome::Ignored {
-                    reason: format!("ignored by rule {}", routing.applied.join(", ")),
-                },
-                (_, _, Some(RuleAction::Reject { template })) => {
-                    let rule = routing.applied.join(", ");
-                    let sent = match (&mail.from, human) {
-                        (Some(from), true) => automail::queue_rejection(
-                            tx,
-                            policy,
-                            automail::Rejection {
-                                to: mail.reply_to.as_ref().unwrap_or(from),
-                                template,
-                                rule: &rule,
-                                message: MessageContext {
-                                    subject: &mail.subject,
-                                    text: &mail.text,
+            let agent = mail
+                .from
+                .as_ref()
+                .filter(|f| policy.agent(&f.address).is_some());
+            if let (Some(id), Some(agent), true) = (existing, agent, *class == Class::Human) {
+                let proof = agent_proof(policy, mail, &agent.address, id, &signals);
+                let a = agent_mail::AgentMail {
+                    agent,
+                    mail,
+                    record,
+                    proof,
+                    to_comment_address: signals.comment,
+                };
+                agent_mail::handle(tx, policy, id, a, now)?
+            } else {
+                let routing = if policy.rules.is_empty() {
+                    Routing::default()
+                } else {
+                    let facts = MailFacts::new(mail, mailbox, mail.headers.clone());
+                    rules::evaluate(&policy.rules, &facts, existing.is_some()).0
+                };
+                let human = *class == Class::Human;
+                match (existing, class, &routing.action) {
+                    (_, _, Some(RuleAction::Ignore)) => Outcome::Ignored {
+                        reason: format!("ignored by rule {}", routing.applied.join(", ")),
+                    },
+                    (_, _, Some(RuleAction::Reject { template })) => {
+                        let rule = routing.applied.join(", ");
+                        let sent = match (&mail.from, human) {
+                            (Some(from), true) => automail::queue_rejection(
+                                tx,
+                                policy,
+                                automail::Rejection {
+                                    to: mail.reply_to.as_ref().unwrap_or(from),
+                                    template,
+                                    rule: &rule,
+                                    message: MessageContext {
+                                        subject: &mail.subject,
+                                        text: &mail.text,
+                                    },
+                                    in_reply_to: mail.message_id.clone(),
                                 },
-                                in_reply_to: mail.message_id.clone(),
+                                now,
+                            )?,
+                            _ => Err("the mail is automatic or has no sender".to_string()),
+                        };
+                        Outcome::Ignored {
+                            reason: match sent {
+                                Ok(()) => {
+                                    format!("rejected by rule {rule}; a polite reply was queued")
+                                }
+                                Err(why) => {
+                                    format!("rejected by rule {rule}; no reply sent: {why}")
+                                }
                             },
-                            now,
+                        }
+                    }
+                    (Some(id), _, None) => {
+                        ticketing::thread_onto(tx, policy, id, mail, class, record, &routing, now)?
+                    }
+                    (None, Class::Human, None) => match &mail.from {
+                        Some(from) => ticketing::create_ticket(
+                            tx, policy, mailbox, from, mail, record, &routing, now,
                         )?,
-                        _ => Err("the mail is automatic or has no sender".to_string()),
-                    };
-                    Outcome::Ignored {
-                        reason: match sent {
-                            Ok(()) => format!("rejected by rule {rule}; a polite reply was queued"),
-                            Err(why) => format!("rejected by rule {rule}; no reply sent: {why}"),
-                        },
-                    }
-                }
-                (Some(id), _, None) => {
-                    ticketing::thread_onto(tx, policy, id, mail, class, record, &routing, now)?
-                }
-                (None, Class::Human, None) => match &mail.from {
-                    Some(from) => ticketing::create_ticket(
-                        tx, policy, mailbox, from, mail, record, &routing, now,
-                    )?,
-                    // Not answerable and not automatic: an admin must look at it.
-                    None => {
-                        return quarantine_in_tx(
-                            tx,
-                            p.raw,
-                            mailbox,
-                            "no usable From address",
-                            &p.dedupe_key,
-                            now,
-                        )
-                    }
-                },
-                (None, Class::Automatic(r) | Class::Bounce(r) | Class::OwnLoop(r), None) => {
-                    Outcome::Ignored {
-                        reason: format!("automatic mail that belongs to no ticket: {r}"),
+                        // Not answerable and not automatic: an admin must look at it.
+                        None => {
+                            return quarantine_in_tx(
+                                tx,
+                                p.raw,
+                                mailbox,
+                                "no usable From address",
+                                &p.dedupe_key,
+                                now,
+                            )
+                        }
+                    },
+                    (None, Class::Automatic(r) | Class::Bounce(r) | Class::OwnLoop(r), None) => {
+                        Outcome::Ignored {
+                            reason: format!("automatic mail that belongs to no ticket: {r}"),
+                        }
                     }
                 }
             }
@@ -1040,10 +1152,10 @@ name = "legal"
             .find(|o| o.kind == "notification")
             .unwrap();
         let parsed = inbound::parse(n.raw.as_bytes()).unwrap();
-        assert_eq!(
-            parsed.reply_to.unwrap().address.as_str(),
-            "help@desk.test",
-            "agent replies come back"
+        let reply_to = parsed.reply_to.unwrap().address;
+        assert!(
+            reply_to.as_str().starts_with("help+1000."),
+            "agent replies come back, signed: {reply_to}"
         );
         assert!(parsed.subject.starts_with("[#1000]"));
         assert_eq!(parsed.in_reply_to, vec!["1@c"]);
@@ -1154,6 +1266,258 @@ equals = "desk.test"
             e.store().ticket(1001).unwrap().unwrap().team.as_deref(),
             Some("legal")
         );
+    }
+
+    /// An agent's mail to the signed reply address of `ticket` (the proof).
+    fn agent_mail(e: &Engine, agent: &str, ticket: u64, id: &str, body: &str) -> Vec<u8> {
+        let key = e.policy().reply_key.clone();
+        let to = crate::trust::reply_address(
+            &EmailAddress::parse("help@desk.test").unwrap(),
+            &key,
+            ticket,
+            &EmailAddress::parse(agent).unwrap(),
+        )
+        .unwrap();
+        format!("From: Alice <{agent}>\r\nTo: {to}\r\nSubject: Re: [#{ticket}] Printer\r\nMessage-ID: <{id}>\r\n\r\n{body}\r\n").into_bytes()
+    }
+
+    fn outbox_of(e: &Engine, kind: &str) -> Vec<crate::model::OutboxEntry> {
+        e.store()
+            .outbox()
+            .unwrap()
+            .into_iter()
+            .filter(|o| o.kind == kind)
+            .collect()
+    }
+
+    fn new_ticket_with_watcher(e: &Engine) {
+        let m = b"From: Carol <carol@c.test>\r\nTo: help@desk.test\r\nCc: dave@c.test, help@desk.test, bob@desk.test\r\nSubject: Printer\r\nMessage-ID: <p1@c>\r\n\r\nbroken\r\n";
+        e.ingest(m, "it").unwrap();
+        assert_eq!(
+            e.store().ticket(1000).unwrap().unwrap().watchers,
+            vec![EmailAddress::parse("dave@c.test").unwrap()],
+            "Cc minus the desk and its agents"
+        );
+    }
+
+    #[test]
+    fn an_agent_reply_is_relayed_from_the_help_address() {
+        let (_d, e) = routed_engine("");
+        new_ticket_with_watcher(&e);
+        let body = "Please restart it.\r\n\r\nOn Mon, Carol <carol@c.test> wrote:\r\n> broken";
+        let o = e
+            .ingest(
+                &agent_mail(&e, "alice@desk.test", 1000, "r1@desk.test", body),
+                "it",
+            )
+            .unwrap();
+        assert!(
+            matches!(
+                o,
+                Outcome::Threaded {
+                    ticket: 1000,
+                    queued: 1
+                }
+            ),
+            "{o:?}"
+        );
+        let relayed = outbox_of(&e, "reply");
+        assert_eq!(relayed.len(), 1);
+        let r = inbound::parse(relayed[0].raw.as_bytes()).unwrap();
+        assert_eq!(r.from.as_ref().unwrap().address.as_str(), "help@desk.test");
+        assert_eq!(r.from.unwrap().name.as_deref(), Some("Alice via Help Desk"));
+        assert!(
+            !relayed[0].raw.contains("alice@desk.test"),
+            "the agent's address is not exposed"
+        );
+        assert_eq!(r.text.trim(), "Please restart it.");
+        assert!(r.subject.contains("[#1000]"));
+        assert_eq!(r.in_reply_to, vec!["p1@c"]);
+        assert!(
+            r.auto.auto_submitted.is_none(),
+            "a person's reply is not automatic"
+        );
+        let to: Vec<&str> = relayed[0].recipients.iter().map(|a| a.as_str()).collect();
+        assert_eq!(to, ["carol@c.test", "dave@c.test"]);
+        let t = e.store().ticket(1000).unwrap().unwrap();
+        assert_eq!(t.status, Status::Open);
+        assert!(t.first_response_at.is_some());
+    }
+
+    #[test]
+    fn comments_and_commands_stay_internal() {
+        let (_d, e) = routed_engine("");
+        new_ticket_with_watcher(&e);
+        let before = outbox_of(&e, "reply").len();
+        e.ingest(
+            &agent_mail(
+                &e,
+                "alice@desk.test",
+                1000,
+                "c1@desk.test",
+                "#comment\r\nI think it is the fuser.",
+            ),
+            "it",
+        )
+        .unwrap();
+        assert_eq!(
+            outbox_of(&e, "reply").len(),
+            before,
+            "a comment is never relayed"
+        );
+        let notes: Vec<String> = outbox_of(&e, "comment")
+            .iter()
+            .map(|o| o.recipients[0].to_string())
+            .collect();
+        assert_eq!(
+            notes,
+            ["bob@desk.test"],
+            "shared with the team, not the author"
+        );
+
+        let cmds =
+            "#status resolved\r\n#priority high\r\n#time 1h30m\r\n#tag hardware\r\n#assign me";
+        e.ingest(
+            &agent_mail(&e, "alice@desk.test", 1000, "c2@desk.test", cmds),
+            "it",
+        )
+        .unwrap();
+        assert_eq!(
+            outbox_of(&e, "reply").len(),
+            before,
+            "commands only: nothing to the requester"
+        );
+        let t = e.store().ticket(1000).unwrap().unwrap();
+        assert_eq!(t.status, Status::Resolved);
+        assert_eq!(t.priority, crate::model::Priority::High);
+        assert_eq!(t.tags, ["hardware"]);
+        assert_eq!(t.assignee.as_deref(), Some("alice@desk.test"));
+        assert_eq!(t.effort.iter().map(|x| x.minutes).sum::<u32>(), 90);
+    }
+
+    #[test]
+    fn one_bad_command_applies_none_and_explains() {
+        let (_d, e) = routed_engine("");
+        new_ticket_with_watcher(&e);
+        let before = e.store().ticket(1000).unwrap().unwrap();
+        let cmds = "#status resolved\r\n#assign nobody-we-know\r\n#merge 4242\r\nDone!";
+        e.ingest(
+            &agent_mail(&e, "alice@desk.test", 1000, "b1@desk.test", cmds),
+            "it",
+        )
+        .unwrap();
+        let after = e.store().ticket(1000).unwrap().unwrap();
+        assert_eq!(after.status, before.status);
+        assert_eq!(after.assignee, before.assignee);
+        assert!(outbox_of(&e, "reply").is_empty(), "nothing relayed");
+        let err = outbox_of(&e, "command error");
+        assert_eq!(err.len(), 1);
+        assert_eq!(err[0].recipients[0].as_str(), "alice@desk.test");
+        assert!(
+            err[0].raw.contains("nobody-we-know") && err[0].raw.contains("4242"),
+            "{}",
+            err[0].raw
+        );
+    }
+
+    #[test]
+    fn an_unproven_agent_mail_runs_nothing_and_warns_the_team() {
+        let (_d, e) = routed_engine("");
+        new_ticket_with_watcher(&e);
+        let forged = b"From: Alice <alice@desk.test>\r\nTo: help@desk.test\r\nSubject: Re: [#1000] Printer\r\nMessage-ID: <f1@evil>\r\n\r\n#status closed\r\nPay the invoice to IBAN X.\r\n";
+        e.ingest(forged, "it").unwrap();
+        let t = e.store().ticket(1000).unwrap().unwrap();
+        assert_eq!(t.status, Status::New, "no command ran");
+        assert!(outbox_of(&e, "reply").is_empty(), "nothing relayed");
+        let warned: Vec<String> = outbox_of(&e, "forgery warning")
+            .iter()
+            .map(|o| o.recipients[0].to_string())
+            .collect();
+        assert_eq!(warned, ["alice@desk.test", "bob@desk.test"]);
+        assert!(e
+            .store()
+            .events(1000)
+            .unwrap()
+            .iter()
+            .any(|ev| matches!(ev.kind, EventKind::PossibleForgery { .. })));
+    }
+
+    #[test]
+    fn trusted_dkim_is_proof_too() {
+        let (_d, e) = routed_engine("[trust]\nauthserv_ids = [\"mx.desk.test\"]");
+        new_ticket_with_watcher(&e);
+        let m = b"Authentication-Results: mx.desk.test; dkim=pass header.d=desk.test\r\nFrom: Alice <alice@desk.test>\r\nTo: help@desk.test\r\nSubject: Re: [#1000] Printer\r\nMessage-ID: <d1@desk.test>\r\n\r\n#status waiting\r\nCan you send a photo?\r\n";
+        e.ingest(m, "it").unwrap();
+        assert_eq!(
+            e.store().ticket(1000).unwrap().unwrap().status,
+            Status::Waiting
+        );
+        assert_eq!(outbox_of(&e, "reply").len(), 1);
+    }
+
+    #[test]
+    fn merge_moves_the_ticket_and_redirects_later_mail() {
+        let (_d, e) = routed_engine("");
+        new_ticket_with_watcher(&e);
+        e.ingest(&mail("carol@c.test", "Printer again", "p2@c", ""), "it")
+            .unwrap();
+        e.ingest(
+            &agent_mail(
+                &e,
+                "alice@desk.test",
+                1000,
+                "m1@desk.test",
+                "#time 10m\r\n#merge 1001",
+            ),
+            "it",
+        )
+        .unwrap();
+        let src = e.store().ticket(1000).unwrap().unwrap();
+        assert_eq!(src.merged_into, Some(1001));
+        assert_eq!(src.status, Status::Closed);
+        let dst = e.store().ticket(1001).unwrap().unwrap();
+        assert_eq!(dst.merged_from, vec![1000]);
+        assert!(dst.watchers.iter().any(|w| w.as_str() == "dave@c.test"));
+        assert_eq!(dst.effort.len(), 1, "effort moved");
+        let o = e
+            .ingest(
+                &mail("carol@c.test", "Re: [#1000] Printer", "p3@c", ""),
+                "it",
+            )
+            .unwrap();
+        assert_eq!(
+            o,
+            Outcome::Threaded {
+                ticket: 1001,
+                queued: 2
+            },
+            "old token lands on the merged ticket (and notifies the team)"
+        );
+        let view = crate::queries::answer(&e, &crate::queries::Query::ShowTicket { id: 1001 });
+        let crate::queries::Answer::Ticket { view: Some(v) } = view else {
+            panic!()
+        };
+        assert!(
+            v.messages.iter().any(|m| m.ticket == 1000),
+            "merged messages show on the target"
+        );
+    }
+
+    #[test]
+    fn links_are_both_ways() {
+        let (_d, e) = routed_engine("");
+        new_ticket_with_watcher(&e);
+        e.ingest(&mail("x@c.test", "Other", "o1@c", ""), "it")
+            .unwrap();
+        e.ingest(
+            &agent_mail(&e, "alice@desk.test", 1000, "l1@desk.test", "#parent 1001"),
+            "it",
+        )
+        .unwrap();
+        let child = e.store().ticket(1000).unwrap().unwrap();
+        let parent = e.store().ticket(1001).unwrap().unwrap();
+        assert_eq!(child.links[0].kind, crate::model::LinkKind::Parent);
+        assert_eq!(parent.links[0].kind, crate::model::LinkKind::Child);
     }
 
     #[test]

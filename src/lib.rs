@@ -37,10 +37,12 @@
 //! [`clock`] makes time injectable.
 
 pub mod address;
+pub mod agent_mail;
 pub mod automail;
 pub mod bounce;
 pub mod classify;
 pub mod clock;
+pub mod commands;
 pub mod compose;
 pub mod config;
 pub mod control;
@@ -58,3 +60,4 @@ pub mod store;
 pub mod text;
 pub mod threading;
 pub mod ticketing;
+pub mod trust;

@@ -97,6 +97,44 @@ pub struct Ticket {
     pub auto_sent: Vec<DateTime<Utc>>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// People who receive public replies (the requester's first Cc).
+    #[serde(default)]
+    pub watchers: Vec<EmailAddress>,
+    #[serde(default)]
+    pub links: Vec<Link>,
+    #[serde(default)]
+    pub effort: Vec<Effort>,
+    /// Set when this ticket was merged into another: later mail goes there.
+    #[serde(default)]
+    pub merged_into: Option<TicketId>,
+    /// Tickets merged into this one; their messages show here.
+    #[serde(default)]
+    pub merged_from: Vec<TicketId>,
+    /// Message-ID of the requester's latest mail: relayed replies answer it.
+    #[serde(default)]
+    pub last_inbound_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    Related,
+    Parent,
+    Child,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub kind: LinkKind,
+    pub ticket: TicketId,
+}
+
+/// Time an agent spent on a ticket (`#time`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Effort {
+    pub agent: String,
+    pub minutes: u32,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,6 +238,41 @@ pub enum EventKind {
         diagnostic: Option<String>,
         hard: bool,
     },
+    FieldChanged {
+        field: String,
+        from: String,
+        to: String,
+    },
+    Escalated {
+        from_team: Option<String>,
+        to_team: String,
+        reason: String,
+    },
+    EffortLogged {
+        minutes: u32,
+    },
+    Linked {
+        kind: LinkKind,
+        ticket: TicketId,
+    },
+    MergedInto {
+        ticket: TicketId,
+    },
+    MergedFrom {
+        ticket: TicketId,
+    },
+    ReplyRelayed {
+        to: Vec<String>,
+    },
+    CommentAdded,
+    /// Mail claiming to be from an agent without proof: stored, nothing run.
+    PossibleForgery {
+        from: String,
+        why: String,
+    },
+    CommandsRefused {
+        errors: Vec<String>,
+    },
     /// Too many hard bounces: no more automatic mail to this address.
     AddressUndeliverable {
         address: String,
@@ -278,6 +351,33 @@ impl EventKind {
                 hard_bounces,
             } => {
                 format!("{address} marked undeliverable after {hard_bounces} hard bounces: no more automatic mail")
+            }
+            EventKind::FieldChanged { field, from, to } => format!("{field}: {from} -> {to}"),
+            EventKind::Escalated {
+                from_team,
+                to_team,
+                reason,
+            } => {
+                format!(
+                    "escalated from {} to {to_team}: {reason}",
+                    from_team.as_deref().unwrap_or("-")
+                )
+            }
+            EventKind::EffortLogged { minutes } => format!("logged {minutes} min of work"),
+            EventKind::Linked { kind, ticket } => {
+                format!("linked: {kind:?} #{ticket}").to_lowercase()
+            }
+            EventKind::MergedInto { ticket } => {
+                format!("merged into #{ticket}; later mail goes there")
+            }
+            EventKind::MergedFrom { ticket } => format!("ticket #{ticket} merged into this one"),
+            EventKind::ReplyRelayed { to } => format!("reply relayed to {}", to.join(", ")),
+            EventKind::CommentAdded => "internal comment added".into(),
+            EventKind::PossibleForgery { from, why } => {
+                format!("POSSIBLE FORGERY: mail claims to be from agent {from} but {why}; no command run, nothing relayed")
+            }
+            EventKind::CommandsRefused { errors } => {
+                format!("commands refused, nothing changed: {}", errors.join("; "))
             }
         }
     }

@@ -157,11 +157,19 @@ fn run(store: &Store, q: &Query) -> Result<Answer, StoreError> {
         }
         Query::ShowTicket { id } => Answer::Ticket {
             view: match store.ticket(*id)? {
-                Some(ticket) => Some(Box::new(TicketView {
-                    messages: store.messages(*id)?,
-                    events: store.events(*id)?,
-                    ticket,
-                })),
+                Some(ticket) => {
+                    // Messages of merged tickets show here, in time order.
+                    let mut messages = store.messages(*id)?;
+                    for from in &ticket.merged_from {
+                        messages.extend(store.messages(*from)?);
+                    }
+                    messages.sort_by_key(|m| (m.recorded_at, m.ticket, m.seq));
+                    Some(Box::new(TicketView {
+                        messages,
+                        events: store.events(*id)?,
+                        ticket,
+                    }))
+                }
                 None => None,
             },
         },
@@ -279,9 +287,14 @@ pub fn render_ticket(v: &TicketView) -> String {
             crate::model::Direction::Inbound => "in ",
             crate::model::Direction::Outbound => "out",
         };
+        let from_other = if m.ticket != t.id {
+            format!(" (from #{})", m.ticket)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "\n  #{} {} {}  {}{}",
+            "\n  #{}{from_other} {} {}  {}{}",
             m.seq,
             dir,
             fmt_time(&m.recorded_at),

@@ -100,6 +100,7 @@ const TREES: [(&str, T); 17] = [
 ];
 
 const NEXT_TICKET: &[u8] = b"next_ticket";
+const REPLY_KEY: &[u8] = b"reply_key";
 
 /// A handle on the store; cheap to clone (sled trees are reference-counted).
 #[derive(Clone)]
@@ -223,6 +224,22 @@ impl Store {
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
         Ok(())
+    }
+
+    /// The key that signs per-ticket reply addresses: made once, kept forever
+    /// (addresses in old notifications keep working across restarts).
+    pub fn reply_key(&self) -> Result<Vec<u8>, StoreError> {
+        let meta = self.tree(T::Meta);
+        if let Some(k) = meta.get(REPLY_KEY)? {
+            return Ok(k.to_vec());
+        }
+        let mut key = vec![0u8; 32];
+        getrandom::getrandom(&mut key)
+            .map_err(|e| StoreError::Aborted(format!("no randomness for the reply key: {e}")))?;
+        // Two processes racing here: the first write wins and both read it back.
+        let _ = meta.compare_and_swap(REPLY_KEY, None as Option<&[u8]>, Some(key.as_slice()))?;
+        self.db.flush()?;
+        Ok(meta.get(REPLY_KEY)?.map(|k| k.to_vec()).unwrap_or(key))
     }
 
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
@@ -645,6 +662,12 @@ mod tests {
             event_count: 0,
             auto_sent: Vec::new(),
             tags: Vec::new(),
+            watchers: Vec::new(),
+            links: Vec::new(),
+            effort: Vec::new(),
+            merged_into: None,
+            merged_from: Vec::new(),
+            last_inbound_id: None,
         }
     }
 
@@ -657,7 +680,17 @@ mod tests {
             assert_eq!(s.transact(|tx| tx.next_ticket_id(1000)).unwrap(), 1001);
             s.flush_blocking().unwrap();
         }
-        let s = Store::open(dir.path()).unwrap();
+        // sled's flusher thread may hold the file lock a moment after the drop.
+        let mut tries = 0;
+        let s = loop {
+            match Store::open(dir.path()) {
+                Err(StoreError::Locked { .. }) if tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other.unwrap(),
+            }
+        };
         assert_eq!(s.transact(|tx| tx.next_ticket_id(1000)).unwrap(), 1002);
     }
 

@@ -143,15 +143,19 @@ async fn two_help_addresses_land_in_two_teams_and_notify_their_members() {
 
     // Alice hits "reply" in her mail client: it comes back onto ticket 1000.
     let notification_id = message_id(&alice[0]).unwrap();
+    let signed = reply_to
+        .trim_start_matches(|c| c != '<')
+        .trim_matches(|c| c == '<' || c == '>')
+        .to_string();
     let reply = mail(
         AGENT_IT,
-        HELP,
+        &signed,
         &format!("Re: {}", subject(&alice[0])),
         "a1@desk.test",
         &format!("In-Reply-To: <{notification_id}>\r\nReferences: <{notification_id}>\r\n"),
         "On it.",
     );
-    smtp_send(servers.smtp_port, AGENT_IT, &[HELP], &reply).await;
+    smtp_send(servers.smtp_port, AGENT_IT, &[signed.as_str()], &reply).await;
     let deadline = std::time::Instant::now() + T;
     loop {
         let msgs = desk.ticket(1000)["messages"].as_array().unwrap().clone();
