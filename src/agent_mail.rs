@@ -83,7 +83,7 @@ fn tell_agents(
             to: agent,
             from_name: Some(format!(
                 "{} via {}",
-                display(a.agent),
+                agent_name(policy, a.agent),
                 policy.desk.name.as_deref().unwrap_or("the help desk")
             )),
             in_reply_to: a.mail.message_id.clone(),
@@ -101,8 +101,14 @@ fn tell_agents(
     Ok(queued)
 }
 
-fn display(p: &Party) -> &str {
-    p.name.as_deref().unwrap_or(p.address.as_str())
+/// How an agent is named to others: the configured name, else the name in
+/// their mail, else the local part (never the full address).
+fn agent_name(policy: &Policy, p: &Party) -> String {
+    policy
+        .agent(&p.address)
+        .and_then(|a| a.name.clone())
+        .or_else(|| p.name.clone())
+        .unwrap_or_else(|| p.address.local_part().to_string())
 }
 
 /// Resolves `#assign NAME` to an agent by address or (case-insensitive) name.
@@ -585,7 +591,7 @@ fn relay(
         from: Party {
             name: Some(format!(
                 "{} via {}",
-                display(a.agent),
+                agent_name(policy, a.agent),
                 policy.desk.name.as_deref().unwrap_or("the help desk")
             )),
             address: policy.desk.address.clone(),

@@ -281,6 +281,7 @@ pub fn render_ticket(v: &TicketView) -> String {
             .map(fmt_time)
             .unwrap_or_else(|| "-".into())
     );
+    render_ticket_extras(&mut out, t);
     let _ = writeln!(out, "\nMessages ({}):", v.messages.len());
     for m in &v.messages {
         let dir = match m.direction {
@@ -341,6 +342,46 @@ pub fn render_ticket(v: &TicketView) -> String {
         );
     }
     out
+}
+
+/// Tags, watchers, links, merges and effort, where there are any.
+fn render_ticket_extras(out: &mut String, t: &Ticket) {
+    if !t.tags.is_empty() {
+        let _ = writeln!(out, "  Tags:           {}", t.tags.join(" "));
+    }
+    if !t.watchers.is_empty() {
+        let w: Vec<String> = t.watchers.iter().map(|a| a.to_string()).collect();
+        let _ = writeln!(out, "  Watchers:       {}", w.join(", "));
+    }
+    for l in &t.links {
+        let kind = match l.kind {
+            crate::model::LinkKind::Related => "related to",
+            crate::model::LinkKind::Parent => "child of",
+            crate::model::LinkKind::Child => "parent of",
+        };
+        let _ = writeln!(out, "  Link:           {kind} #{}", l.ticket);
+    }
+    if let Some(n) = t.merged_into {
+        let _ = writeln!(out, "  Merged into:    #{n}");
+    }
+    if !t.merged_from.is_empty() {
+        let m: Vec<String> = t.merged_from.iter().map(|n| format!("#{n}")).collect();
+        let _ = writeln!(out, "  Merged from:    {}", m.join(", "));
+    }
+    if !t.effort.is_empty() {
+        let total: u32 = t.effort.iter().map(|e| e.minutes).sum();
+        let _ = writeln!(out, "  Effort:         {total} min in all");
+        let mut by_agent: Vec<(String, u32)> = Vec::new();
+        for e in &t.effort {
+            match by_agent.iter_mut().find(|(a, _)| *a == e.agent) {
+                Some((_, m)) => *m += e.minutes,
+                None => by_agent.push((e.agent.clone(), e.minutes)),
+            }
+        }
+        for (a, m) in by_agent {
+            let _ = writeln!(out, "                  {a}: {m} min");
+        }
+    }
 }
 
 pub fn render_outbox(entries: &[OutboxSummary]) -> String {
