@@ -220,6 +220,26 @@ mod tests {
     }
 
     #[test]
+    fn trims_thunderbird() {
+        let t = "Done, closing.\n\nOn 3/3/25 10:00 AM, Help Desk wrote:\n> Please confirm\n> thanks";
+        assert_eq!(trim_quoted(t), "Done, closing.");
+    }
+
+    #[test]
+    fn trims_apple_mail() {
+        let t = "Yes it works\n\n> On 3 Mar 2025, at 10:00, Help Desk <help@desk.test> wrote:\n> \n> Please confirm";
+        assert_eq!(trim_quoted(t), "Yes it works");
+        let t2 = "Yes it works\n\nOn 3 Mar 2025, at 10:00, Help Desk <help@desk.test> wrote:\n\n> Please confirm";
+        assert_eq!(trim_quoted(t2), "Yes it works");
+    }
+
+    #[test]
+    fn trims_outlook_underscore_separator() {
+        let t = "Thanks!\r\n\r\n________________________________\r\nFrom: Help Desk\r\nSent: Monday\r\n";
+        assert_eq!(trim_quoted(t), "Thanks!");
+    }
+
+    #[test]
     fn keeps_all_quote_mail() {
         assert_eq!(trim_quoted("> only quote"), "> only quote");
     }
