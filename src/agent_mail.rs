@@ -225,13 +225,7 @@ fn apply_commands(
         match c {
             Command::Status(s) => {
                 status_set = true;
-                let from = t.status;
-                t.status = *s;
-                if s.is_finished() && t.resolved_at.is_none() {
-                    t.resolved_at = Some(now);
-                } else if !s.is_finished() {
-                    t.resolved_at = None;
-                }
+                let from = t.set_status(*s, now);
                 if from != *s {
                     tx.add_event(
                         t,
@@ -290,26 +284,14 @@ fn apply_commands(
                 )?;
             }
             Command::Escalate => {
-                let from_team = t.team.clone();
-                if let Some(to) = from_team
-                    .as_deref()
-                    .and_then(|n| policy.team(n))
-                    .and_then(|x| x.escalates_to.clone())
-                {
-                    t.team = Some(to.clone());
-                    tx.add_event(
-                        t,
-                        &event(
-                            now,
-                            actor,
-                            EventKind::Escalated {
-                                from_team,
-                                to_team: to,
-                                reason: format!("#escalate by {me}"),
-                            },
-                        ),
-                    )?;
-                }
+                crate::escalation::escalate(
+                    tx,
+                    policy,
+                    t,
+                    &format!("#escalate by {me}"),
+                    actor,
+                    now,
+                )?;
             }
             Command::Time(minutes) => {
                 t.effort.push(Effort {
@@ -366,9 +348,7 @@ fn apply_commands(
                 )?;
                 tx.put_ticket(&target)?;
                 t.merged_into = Some(*n);
-                let from = t.status;
-                t.status = Status::Closed;
-                t.resolved_at.get_or_insert(now);
+                let from = t.set_status(Status::Closed, now);
                 tx.add_event(t, &event(now, actor, EventKind::MergedInto { ticket: *n }))?;
                 tx.add_event(
                     t,
@@ -538,7 +518,7 @@ pub fn handle(
             t.first_response_at = Some(now);
         }
         if t.status == Status::New && !status_set {
-            t.status = Status::Open;
+            t.set_status(Status::Open, now);
             tx.add_event(
                 &mut t,
                 &event(

@@ -24,6 +24,10 @@ pub const TEMPLATE_NAMES: &[&str] = &[
     "command_error.txt",
     "comment.txt",
     "forgery.txt",
+    "sla_warning.txt",
+    "escalation.txt",
+    "reminder.txt",
+    "closed.txt",
 ];
 
 #[derive(Debug, Error)]

@@ -80,6 +80,98 @@ struct RawConfig {
     rules: Vec<crate::rules::RawRule>,
     #[serde(default)]
     trust: RawTrust,
+    #[serde(default, rename = "calendar")]
+    calendars: Vec<RawCalendar>,
+    #[serde(default, rename = "sla")]
+    slas: Vec<RawSla>,
+    #[serde(default)]
+    timers: RawTimers,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCalendar {
+    name: String,
+    timezone: String,
+    /// Monday to Friday, unless a day says otherwise.
+    weekdays: Option<String>,
+    monday: Option<String>,
+    tuesday: Option<String>,
+    wednesday: Option<String>,
+    thursday: Option<String>,
+    friday: Option<String>,
+    saturday: Option<String>,
+    sunday: Option<String>,
+    #[serde(default)]
+    holidays: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTargets {
+    #[serde(default, with = "humantime_serde")]
+    low: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    normal: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    high: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    urgent: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSla {
+    name: String,
+    /// A [[calendar]] name, or "24x7" (the default).
+    calendar: Option<String>,
+    #[serde(default = "default_warn_percent")]
+    warn_at_percent: u32,
+    #[serde(default)]
+    first_response: RawTargets,
+    #[serde(default)]
+    resolution: RawTargets,
+}
+
+fn default_warn_percent() -> u32 {
+    80
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimers {
+    #[serde(default = "default_check_interval", with = "humantime_serde")]
+    check_interval: Duration,
+    #[serde(default = "default_remind", with = "humantime_serde")]
+    waiting_reminder_after: Duration,
+    #[serde(default = "default_waiting_close", with = "humantime_serde")]
+    waiting_close_after: Duration,
+    #[serde(default = "default_resolved_close", with = "humantime_serde")]
+    resolved_close_after: Duration,
+}
+
+impl Default for RawTimers {
+    fn default() -> Self {
+        RawTimers {
+            check_interval: default_check_interval(),
+            waiting_reminder_after: default_remind(),
+            waiting_close_after: default_waiting_close(),
+            resolved_close_after: default_resolved_close(),
+        }
+    }
+}
+
+fn default_check_interval() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_remind() -> Duration {
+    Duration::from_secs(3 * 86400)
+}
+fn default_waiting_close() -> Duration {
+    Duration::from_secs(7 * 86400)
+}
+fn default_resolved_close() -> Duration {
+    Duration::from_secs(3 * 86400)
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,6 +303,8 @@ struct RawDesk {
     first_ticket: u64,
     /// Mail to this address (or to help+comment@) from an agent is an internal comment.
     comment_address: Option<String>,
+    /// The SLA policy of tickets no rule gives one.
+    default_sla: Option<String>,
 }
 
 fn default_desk_name() -> String {
@@ -369,6 +463,8 @@ pub struct Config {
     pub agents: Vec<Agent>,
     pub rules: Vec<crate::rules::Rule>,
     pub trust: Trust,
+    pub slas: Vec<crate::sla::SlaPolicy>,
+    pub timers: crate::sla::Timers,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -424,6 +520,7 @@ pub struct Desk {
     pub control_socket: PathBuf,
     pub first_ticket: u64,
     pub comment_address: Option<EmailAddress>,
+    pub default_sla: Option<String>,
 }
 
 /// The subject token format, split around `{id}` so it can be both rendered and recognised.
@@ -818,12 +915,29 @@ impl Validator {
                 }
             }
         }
+        let slas = self.check_slas(raw.calendars, raw.slas);
+        let sla_names: Vec<String> = slas.iter().map(|s| s.name.clone()).collect();
+        if let Some(d) = &raw.desk.default_sla {
+            if !sla_names.contains(d) {
+                self.problem("desk.default_sla", format!("unknown SLA policy \"{d}\""));
+            }
+        }
+        if raw.timers.check_interval < Duration::from_millis(100) {
+            self.problem("timers.check_interval", "must be at least 100ms");
+        }
+        if raw.timers.waiting_close_after < raw.timers.waiting_reminder_after {
+            self.problem(
+                "timers.waiting_close_after",
+                "must not be before waiting_reminder_after",
+            );
+        }
         let agent_addresses: Vec<EmailAddress> = agents.iter().map(|a| a.address.clone()).collect();
         let mut rule_problems = Vec::new();
         let rules = crate::rules::compile(
             raw.rules,
             &crate::rules::Known {
                 teams: &team_names,
+                slas: &sla_names,
                 agents: &agent_addresses,
                 templates: &templates,
             },
@@ -873,6 +987,7 @@ impl Validator {
                 control_socket,
                 first_ticket: raw.desk.first_ticket,
                 comment_address,
+                default_sla: raw.desk.default_sla.clone(),
             },
             mailboxes,
             smtp: SmtpConfig {
@@ -897,7 +1012,134 @@ impl Validator {
                 authserv_ids: raw.trust.authserv_ids,
                 signed_reply_addresses: raw.trust.signed_reply_addresses,
             },
+            slas,
+            timers: crate::sla::Timers {
+                check_interval: raw.timers.check_interval,
+                waiting_reminder_after: raw.timers.waiting_reminder_after,
+                waiting_close_after: raw.timers.waiting_close_after,
+                resolved_close_after: raw.timers.resolved_close_after,
+            },
         })
+    }
+
+    fn check_slas(
+        &mut self,
+        raw_calendars: Vec<RawCalendar>,
+        raw_slas: Vec<RawSla>,
+    ) -> Vec<crate::sla::SlaPolicy> {
+        use crate::calendar::{parse_windows, BusinessHours, Calendar};
+        let mut calendars: Vec<(String, Calendar)> = Vec::new();
+        for (i, c) in raw_calendars.into_iter().enumerate() {
+            let key = format!("calendar[{i}]");
+            let tz = match c.timezone.parse::<chrono_tz::Tz>() {
+                Ok(tz) => tz,
+                Err(_) => {
+                    self.problem(
+                        format!("{key}.timezone"),
+                        format!(
+                            "unknown time zone \"{}\" (e.g. \"Europe/Berlin\")",
+                            c.timezone
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let mut week: [Vec<(chrono::NaiveTime, chrono::NaiveTime)>; 7] = Default::default();
+            let days = [
+                &c.monday,
+                &c.tuesday,
+                &c.wednesday,
+                &c.thursday,
+                &c.friday,
+                &c.saturday,
+                &c.sunday,
+            ];
+            let names = [
+                "monday",
+                "tuesday",
+                "wednesday",
+                "thursday",
+                "friday",
+                "saturday",
+                "sunday",
+            ];
+            for (d, (spec, name)) in days.iter().zip(names).enumerate() {
+                let spec = spec
+                    .as_deref()
+                    .or(if d < 5 { c.weekdays.as_deref() } else { None });
+                if let Some(spec) = spec {
+                    match parse_windows(spec) {
+                        Ok(w) => week[d] = w,
+                        Err(e) => self.problem(format!("{key}.{name}"), e),
+                    }
+                }
+            }
+            if week.iter().all(|w| w.is_empty()) {
+                self.problem(
+                    format!("{key}.weekdays"),
+                    "the calendar has no working hours at all",
+                );
+            }
+            let mut holidays = std::collections::BTreeSet::new();
+            for h in &c.holidays {
+                match h.parse::<chrono::NaiveDate>() {
+                    Ok(d) => {
+                        holidays.insert(d);
+                    }
+                    Err(_) => self.problem(
+                        format!("{key}.holidays"),
+                        format!("\"{h}\" is not a date (YYYY-MM-DD)"),
+                    ),
+                }
+            }
+            calendars.push((
+                c.name,
+                Calendar::Business(BusinessHours { tz, week, holidays }),
+            ));
+        }
+        let mut slas = Vec::new();
+        for (i, r) in raw_slas.into_iter().enumerate() {
+            let key = format!("sla[{i}]");
+            let calendar = match r.calendar.as_deref() {
+                None | Some("24x7") => Calendar::Always,
+                Some(name) => match calendars.iter().find(|(n, _)| n == name) {
+                    Some((_, c)) => c.clone(),
+                    None => {
+                        self.problem(
+                            format!("{key}.calendar"),
+                            format!("unknown calendar \"{name}\""),
+                        );
+                        Calendar::Always
+                    }
+                },
+            };
+            if r.warn_at_percent == 0 || r.warn_at_percent >= 100 {
+                self.problem(format!("{key}.warn_at_percent"), "must be between 1 and 99");
+            }
+            let table = |t: &RawTargets| -> std::collections::BTreeMap<
+                crate::model::Priority,
+                chrono::Duration,
+            > {
+                use crate::model::Priority::*;
+                [
+                    (Low, t.low),
+                    (Normal, t.normal),
+                    (High, t.high),
+                    (Urgent, t.urgent),
+                ]
+                .into_iter()
+                .filter_map(|(p, d)| Some((p, chrono::Duration::from_std(d?).ok()?)))
+                .collect()
+            };
+            slas.push(crate::sla::SlaPolicy {
+                name: r.name,
+                calendar,
+                first_response: table(&r.first_response),
+                resolution: table(&r.resolution),
+                warn_at_percent: r.warn_at_percent,
+            });
+        }
+        slas
     }
 
     fn check_teams(

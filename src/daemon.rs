@@ -21,6 +21,7 @@ use crate::ingest::MailboxTask;
 use crate::outbox::{self, OutboxError, OutboxSender};
 use crate::reload::Reloader;
 use crate::store::{Store, StoreError};
+use crate::timers::TimerTask;
 
 /// How long tasks get to finish the mail in hand after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -99,6 +100,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         );
     }
     tracker.spawn(control.run(engine.clone(), wake.clone(), shutdown.clone()));
+    tracker.spawn(
+        TimerTask {
+            engine: engine.clone(),
+            wake: wake.clone(),
+            shutdown: shutdown.clone(),
+        }
+        .run(),
+    );
     tracker.spawn(
         Reloader {
             path: config.path.clone(),

@@ -27,6 +27,7 @@ use crate::config::{Agent, Config, Limits, SubjectTag, Team, Trust};
 use crate::inbound::{self, sha256_hex, InboundMail};
 use crate::model::{Disposition, IgnoredEntry, MessageRecord, QuarantineEntry, TicketId};
 use crate::rules::{self, MailFacts, Routing, Rule, RuleAction};
+use crate::sla::{SlaPolicy, Timers};
 use crate::store::{Store, StoreError, Tx, TxResult};
 use crate::threading::{resolve, thread_keys, ThreadKeys, TokenMatcher};
 use crate::ticketing;
@@ -61,6 +62,9 @@ pub struct Policy {
     pub comment_address: Option<EmailAddress>,
     /// Signs per-ticket reply addresses; set by the engine from the store.
     pub reply_key: Vec<u8>,
+    pub slas: Vec<SlaPolicy>,
+    pub default_sla: Option<String>,
+    pub timers: Timers,
 }
 
 impl Policy {
@@ -80,7 +84,15 @@ impl Policy {
             trust: Trust::default(),
             comment_address: None,
             reply_key: Vec::new(),
+            slas: Vec::new(),
+            default_sla: None,
+            timers: Timers::default(),
         }
+    }
+
+    pub fn sla(&self, name: Option<&str>) -> Option<&SlaPolicy> {
+        let name = name?;
+        self.slas.iter().find(|s| s.name == name)
     }
 
     pub fn team(&self, name: &str) -> Option<&Team> {
@@ -121,6 +133,9 @@ impl Policy {
             trust: cfg.trust.clone(),
             comment_address: cfg.desk.comment_address.clone(),
             reply_key: Vec::new(),
+            slas: cfg.slas.clone(),
+            default_sla: cfg.desk.default_sla.clone(),
+            timers: cfg.timers.clone(),
         })
     }
 }
@@ -211,6 +226,10 @@ impl Engine {
         &self.store
     }
 
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     /// Processes one raw mail that arrived at `mailbox`. Only a store failure
     /// is an error; a mail that cannot be understood is quarantined.
     pub fn ingest(&self, raw: &[u8], mailbox: &str) -> Result<Outcome, EngineError> {
@@ -245,6 +264,30 @@ impl Engine {
             }
         }
         Ok(outcomes)
+    }
+
+    /// Carries out every timer action due now (SLA warnings and breaches,
+    /// waiting reminders and closings), each in the transaction that marks it
+    /// fired, so each happens exactly once. Returns how many fired.
+    pub fn run_timers(&self) -> Result<usize, EngineError> {
+        let policy = self.policy();
+        let now = self.clock.now();
+        let mut due = Vec::new();
+        for t in self.store.tickets() {
+            let t = t?;
+            if !crate::sla::due_actions(&t, policy.sla(t.sla.as_deref()), &policy.timers, now)
+                .is_empty()
+            {
+                due.push(t.id);
+            }
+        }
+        let mut fired = 0;
+        for id in due {
+            fired += self
+                .store
+                .transact(|tx| crate::lifecycle::fire(tx, &policy, id, now))?;
+        }
+        Ok(fired)
     }
 
     /// Processes a quarantined mail again. On success the quarantine entry goes
@@ -674,6 +717,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::model::{EventKind, Status};
+    use crate::store::StoreError;
 
     fn engine() -> (tempfile::TempDir, Engine, Arc<ManualClock>) {
         let dir = tempfile::tempdir().unwrap();
@@ -1518,6 +1562,209 @@ equals = "desk.test"
         let parent = e.store().ticket(1001).unwrap().unwrap();
         assert_eq!(child.links[0].kind, crate::model::LinkKind::Parent);
         assert_eq!(parent.links[0].kind, crate::model::LinkKind::Child);
+    }
+
+    const SLA_CONFIG: &str = r#"
+[desk]
+address = "help@desk.test"
+storage = "state"
+templates = "TEMPLATES"
+default_sla = "standard"
+[[mailbox]]
+name = "it"
+host = "127.0.0.1"
+tls = "none"
+user = "it@desk.test"
+password_file = "pw"
+default_team = "it"
+[smtp]
+host = "127.0.0.1"
+tls = "none"
+[timers]
+waiting_reminder_after = "2d"
+waiting_close_after = "5d"
+resolved_close_after = "1d"
+[[agent]]
+address = "alice@desk.test"
+teams = ["it"]
+[[agent]]
+address = "bob@desk.test"
+teams = ["it-l2"]
+[[team]]
+name = "it"
+tier = "L1"
+escalates_to = "it-l2"
+[[team]]
+name = "it-l2"
+tier = "L2"
+lead = "lead@desk.test"
+[[sla]]
+name = "standard"
+warn_at_percent = 75
+first_response = { normal = "4h" }
+resolution = { normal = "2d" }
+"#;
+
+    fn sla_engine(dir: &std::path::Path, clock: Arc<ManualClock>) -> Engine {
+        std::fs::write(dir.join("pw"), "x").unwrap();
+        let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let text = SLA_CONFIG.replace("TEMPLATES", &templates.display().to_string());
+        let cfg = Config::from_str_at(&text, &dir.join("d.toml")).unwrap();
+        let mut tries = 0;
+        let store = loop {
+            match Store::open(&dir.join("state")) {
+                Err(StoreError::Locked { .. }) if tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other.unwrap(),
+            }
+        };
+        Engine::new(store, clock, Policy::from_config(&cfg).unwrap())
+    }
+
+    fn count(e: &Engine, kind: &str) -> Vec<String> {
+        let mut v: Vec<String> = outbox_of(e, kind)
+            .iter()
+            .map(|o| o.recipients[0].to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn warning_then_breach_escalates_once_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let clock = Arc::new(ManualClock::new(t0));
+        {
+            let e = sla_engine(dir.path(), clock.clone());
+            e.ingest(&mail("carol@c.test", "VPN down", "v1@c", ""), "it")
+                .unwrap();
+            assert_eq!(e.run_timers().unwrap(), 0);
+            clock.advance(chrono::Duration::hours(3)); // 75% of 4h
+            assert_eq!(e.run_timers().unwrap(), 1);
+            assert_eq!(count(&e, "SLA warning"), ["alice@desk.test"]);
+            assert_eq!(e.run_timers().unwrap(), 0, "a warning fires once");
+            e.store().flush_blocking().unwrap();
+        }
+        // The daemon is down while the first-response target passes…
+        clock.advance(chrono::Duration::hours(2));
+        let e = sla_engine(dir.path(), clock.clone());
+        // …and after the restart the breach fires exactly once.
+        assert_eq!(e.run_timers().unwrap(), 1);
+        assert_eq!(e.run_timers().unwrap(), 0);
+        let t = e.store().ticket(1000).unwrap().unwrap();
+        assert_eq!(t.team.as_deref(), Some("it-l2"), "L1 -> L2");
+        assert_eq!(count(&e, "escalation"), ["bob@desk.test", "lead@desk.test"]);
+        let evs = e.store().events(1000).unwrap();
+        assert!(evs.iter().any(|ev| matches!(&ev.kind, EventKind::Escalated { from_team: Some(f), to_team, .. } if f == "it" && to_team == "it-l2")));
+        assert!(evs.iter().any(|ev| matches!(&ev.kind, EventKind::SlaBreached { target, .. } if target == "first_response")));
+        // Overdue now; the resolution target is still running.
+        let overdue = crate::queries::answer(
+            &e,
+            &crate::queries::Query::ListTickets {
+                status: None,
+                overdue: true,
+                due_within_secs: None,
+            },
+        );
+        let crate::queries::Answer::Tickets { tickets } = overdue else {
+            panic!()
+        };
+        assert_eq!(tickets.len(), 1);
+        let soon = crate::queries::answer(
+            &e,
+            &crate::queries::Query::ListTickets {
+                status: None,
+                overdue: false,
+                due_within_secs: Some(3600),
+            },
+        );
+        let crate::queries::Answer::Tickets { tickets } = soon else {
+            panic!()
+        };
+        assert!(
+            tickets.is_empty(),
+            "resolution is due in about 2 days, not within the hour"
+        );
+    }
+
+    #[test]
+    fn waiting_pauses_then_reminds_then_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let clock = Arc::new(ManualClock::new(t0));
+        let e = sla_engine(dir.path(), clock.clone());
+        e.ingest(&mail("carol@c.test", "VPN down", "v1@c", ""), "it")
+            .unwrap();
+        e.store()
+            .transact(|tx| {
+                let mut t = tx.ticket(1000)?.unwrap();
+                t.first_response_at = Some(t0);
+                t.set_status(Status::Waiting, t0 + chrono::Duration::hours(1));
+                tx.put_ticket(&t)
+            })
+            .unwrap();
+        clock.advance(chrono::Duration::days(1));
+        assert_eq!(
+            e.run_timers().unwrap(),
+            0,
+            "the resolution clock is paused while waiting"
+        );
+        clock.advance(chrono::Duration::days(2));
+        assert_eq!(e.run_timers().unwrap(), 1);
+        assert_eq!(count(&e, "reminder"), ["carol@c.test"]);
+        clock.advance(chrono::Duration::days(3));
+        assert_eq!(e.run_timers().unwrap(), 1);
+        assert_eq!(
+            e.store().ticket(1000).unwrap().unwrap().status,
+            Status::Closed
+        );
+        assert_eq!(count(&e, "closing notice"), ["carol@c.test"]);
+    }
+
+    #[test]
+    fn resolved_tickets_close_when_quiet_and_escalate_by_hand() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let clock = Arc::new(ManualClock::new(t0));
+        let e = sla_engine(dir.path(), clock.clone());
+        e.ingest(&mail("carol@c.test", "VPN down", "v1@c", ""), "it")
+            .unwrap();
+        e.ingest(
+            &agent_mail(&e, "alice@desk.test", 1000, "x1@desk.test", "#escalate"),
+            "it",
+        )
+        .unwrap();
+        assert_eq!(
+            e.store().ticket(1000).unwrap().unwrap().team.as_deref(),
+            Some("it-l2")
+        );
+        assert_eq!(count(&e, "escalation"), ["bob@desk.test", "lead@desk.test"]);
+        e.ingest(
+            &agent_mail(
+                &e,
+                "bob@desk.test",
+                1000,
+                "x2@desk.test",
+                "#status resolved\r\nFixed.",
+            ),
+            "it",
+        )
+        .unwrap();
+        clock.advance(chrono::Duration::hours(25));
+        e.run_timers().unwrap();
+        assert_eq!(
+            e.store().ticket(1000).unwrap().unwrap().status,
+            Status::Closed
+        );
     }
 
     #[test]

@@ -109,6 +109,12 @@ enum TicketsCommand {
     List {
         #[arg(long, value_enum)]
         status: Option<Status>,
+        /// Only tickets with a breached SLA target.
+        #[arg(long)]
+        overdue: bool,
+        /// Only tickets with an SLA target due within this time (e.g. 1h, 30m).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        due_within: Option<std::time::Duration>,
         #[arg(long)]
         json: bool,
     },
@@ -165,8 +171,18 @@ fn real_main() -> Result<ExitCode> {
         }
         Command::Tickets { command } => {
             match command {
-                TicketsCommand::List { status, json } => {
-                    match rt.block_on(ask(&cli.config, Query::ListTickets { status }))? {
+                TicketsCommand::List {
+                    status,
+                    overdue,
+                    due_within,
+                    json,
+                } => {
+                    let q = Query::ListTickets {
+                        status,
+                        overdue,
+                        due_within_secs: due_within.map(|d| d.as_secs()),
+                    };
+                    match rt.block_on(ask(&cli.config, q))? {
                         Answer::Tickets { tickets } if json => print_json(&tickets)?,
                         Answer::Tickets { tickets } => {
                             print!("{}", queries::render_ticket_list(&tickets))

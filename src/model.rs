@@ -113,6 +113,58 @@ pub struct Ticket {
     /// Message-ID of the requester's latest mail: relayed replies answer it.
     #[serde(default)]
     pub last_inbound_id: Option<String>,
+    /// The SLA policy that applies (a rule's choice or the desk default).
+    #[serde(default)]
+    pub sla: Option<String>,
+    /// Times the SLA clock stood still (waiting on the customer).
+    #[serde(default)]
+    pub pauses: Vec<Pause>,
+    #[serde(default)]
+    pub waiting_since: Option<DateTime<Utc>>,
+    /// Timer actions that have fired (warnings, breaches, reminders …): each fires once.
+    #[serde(default)]
+    pub fired: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    pub start: DateTime<Utc>,
+    pub end: Option<DateTime<Utc>>,
+}
+
+impl Ticket {
+    /// Changes the status and keeps what depends on it right: the SLA clock
+    /// pauses while waiting on the customer and resumes after; resolution time;
+    /// the lifecycle timers' marks of a waiting or resolved spell that ended.
+    /// Returns the previous status.
+    pub fn set_status(&mut self, to: Status, now: DateTime<Utc>) -> Status {
+        let from = self.status;
+        if from == to {
+            return from;
+        }
+        if from == Status::Waiting {
+            if let Some(p) = self.pauses.last_mut().filter(|p| p.end.is_none()) {
+                p.end = Some(now);
+            }
+            self.waiting_since = None;
+            self.fired.retain(|m| !m.starts_with("waiting:"));
+        }
+        if to == Status::Waiting {
+            self.pauses.push(Pause {
+                start: now,
+                end: None,
+            });
+            self.waiting_since = Some(now);
+        }
+        if to.is_finished() {
+            self.resolved_at.get_or_insert(now);
+        } else {
+            self.resolved_at = None;
+            self.fired.retain(|m| !m.starts_with("resolved:"));
+        }
+        self.status = to;
+        from
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -273,6 +325,15 @@ pub enum EventKind {
     CommandsRefused {
         errors: Vec<String>,
     },
+    SlaWarning {
+        target: String,
+        due: DateTime<Utc>,
+    },
+    SlaBreached {
+        target: String,
+        due: DateTime<Utc>,
+    },
+    WaitingReminder,
     /// Too many hard bounces: no more automatic mail to this address.
     AddressUndeliverable {
         address: String,
@@ -379,6 +440,13 @@ impl EventKind {
             EventKind::CommandsRefused { errors } => {
                 format!("commands refused, nothing changed: {}", errors.join("; "))
             }
+            EventKind::SlaWarning { target, due } => {
+                format!("{target} target due {due}: warning sent")
+            }
+            EventKind::SlaBreached { target, due } => {
+                format!("{target} target BREACHED (was due {due})")
+            }
+            EventKind::WaitingReminder => "reminder sent to the requester".into(),
         }
     }
 }

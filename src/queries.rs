@@ -9,7 +9,7 @@ use crate::engine::{Engine, EngineError};
 use crate::model::{
     Event, IgnoredEntry, MessageRecord, OutboxEntry, QuarantineEntry, Status, Ticket, TicketId,
 };
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 
 /// A question the CLI asks; answered by the daemon or straight from the store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,6 +17,12 @@ use crate::store::{Store, StoreError};
 pub enum Query {
     ListTickets {
         status: Option<Status>,
+        /// Only tickets with a breached target that is not met.
+        #[serde(default)]
+        overdue: bool,
+        /// Only tickets with a running target due within this many seconds.
+        #[serde(default)]
+        due_within_secs: Option<u64>,
     },
     ShowTicket {
         id: TicketId,
@@ -87,6 +93,9 @@ pub struct Stats {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TicketView {
     pub ticket: Ticket,
+    /// Each SLA target: due time and state.
+    #[serde(default)]
+    pub sla: Vec<crate::sla::TargetStatus>,
     pub messages: Vec<MessageRecord>,
     pub events: Vec<Event>,
 }
@@ -125,7 +134,7 @@ impl From<OutboxEntry> for OutboxSummary {
 pub fn answer(engine: &Engine, q: &Query) -> Answer {
     let result = match q {
         Query::QuarantineRetry { id } => retry(engine, *id),
-        _ => run(engine.store(), q).map_err(EngineError::from),
+        _ => run(engine, q).map_err(EngineError::from),
     };
     result.unwrap_or_else(|e| Answer::Error {
         message: e.to_string(),
@@ -143,15 +152,47 @@ fn retry(engine: &Engine, id: u64) -> Result<Answer, EngineError> {
 /// Longest raw mail shown by `quarantine show`.
 const SHOW_LIMIT: usize = 64 * 1024;
 
-fn run(store: &Store, q: &Query) -> Result<Answer, StoreError> {
+fn sla_of(engine: &Engine, t: &Ticket) -> Vec<crate::sla::TargetStatus> {
+    let policy = engine.policy();
+    policy
+        .sla(t.sla.as_deref())
+        .map(|p| crate::sla::status(t, p, engine.now()))
+        .unwrap_or_default()
+}
+
+fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
+    let store = engine.store();
     Ok(match q {
-        Query::ListTickets { status } => {
+        Query::ListTickets {
+            status,
+            overdue,
+            due_within_secs,
+        } => {
+            let now = engine.now();
+            let horizon = due_within_secs
+                .map(|s| now + chrono::Duration::seconds(s.min(i64::MAX as u64 / 2) as i64));
             let mut tickets = Vec::new();
             for t in store.tickets() {
                 let t = t?;
-                if status.is_none_or(|s| s == t.status) {
-                    tickets.push(t);
+                if !status.is_none_or(|s| s == t.status) {
+                    continue;
                 }
+                if *overdue || horizon.is_some() {
+                    let targets = sla_of(engine, &t);
+                    let is_overdue = targets
+                        .iter()
+                        .any(|x| x.state == crate::sla::TargetState::Breached);
+                    let due_soon = horizon.is_some_and(|h| {
+                        targets.iter().any(|x| {
+                            x.state == crate::sla::TargetState::Running
+                                && x.due.is_some_and(|d| d <= h)
+                        })
+                    });
+                    if (*overdue && !is_overdue) || (horizon.is_some() && !due_soon) {
+                        continue;
+                    }
+                }
+                tickets.push(t);
             }
             Answer::Tickets { tickets }
         }
@@ -167,6 +208,7 @@ fn run(store: &Store, q: &Query) -> Result<Answer, StoreError> {
                     Some(Box::new(TicketView {
                         messages,
                         events: store.events(*id)?,
+                        sla: sla_of(engine, &ticket),
                         ticket,
                     }))
                 }
@@ -282,6 +324,26 @@ pub fn render_ticket(v: &TicketView) -> String {
             .unwrap_or_else(|| "-".into())
     );
     render_ticket_extras(&mut out, t);
+    for x in &v.sla {
+        let state = match &x.state {
+            crate::sla::TargetState::Met { at, late } => format!(
+                "met at {}{}",
+                fmt_time(at),
+                if *late { " (LATE)" } else { "" }
+            ),
+            crate::sla::TargetState::Running => "running".into(),
+            crate::sla::TargetState::Paused => "paused (waiting on the customer)".into(),
+            crate::sla::TargetState::Breached => "BREACHED".into(),
+        };
+        let _ = writeln!(
+            out,
+            "  SLA {:<15} {} min ({}): due {} — {state}",
+            x.target.key(),
+            x.target_minutes,
+            x.policy,
+            x.due.as_ref().map(fmt_time).unwrap_or_else(|| "-".into())
+        );
+    }
     let _ = writeln!(out, "\nMessages ({}):", v.messages.len());
     for m in &v.messages {
         let dir = match m.direction {

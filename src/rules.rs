@@ -74,6 +74,8 @@ pub(crate) struct RawSet {
     assignee: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
+    /// An SLA policy by name.
+    sla: Option<String>,
 }
 
 // ---------------------------------------------------------------------------
@@ -150,6 +152,7 @@ pub struct Rule {
     pub priority: Option<Priority>,
     pub assignee: Option<EmailAddress>,
     pub tags: Vec<String>,
+    pub sla: Option<String>,
     pub acknowledge: Option<AckChoice>,
     pub action: Option<RuleAction>,
     pub stop: bool,
@@ -162,6 +165,7 @@ pub type RuleProblem = (String, String);
 /// Context for validation: what names exist.
 pub struct Known<'a> {
     pub teams: &'a [String],
+    pub slas: &'a [String],
     pub agents: &'a [EmailAddress],
     pub templates: &'a std::path::Path,
 }
@@ -185,6 +189,14 @@ pub(crate) fn compile(
             match compile_condition(c) {
                 Ok(cond) => conditions.push(cond),
                 Err((sub, msg)) => say(format!("{ckey}{sub}"), msg),
+            }
+        }
+        if let Some(sla) = &r.set.sla {
+            if !known.slas.iter().any(|s| s == sla) {
+                say(
+                    format!("{key}.set.sla"),
+                    format!("unknown SLA policy \"{sla}\""),
+                );
             }
         }
         if let Some(team) = &r.set.team {
@@ -262,6 +274,7 @@ pub(crate) fn compile(
             priority: r.set.priority,
             assignee,
             tags: r.set.tags,
+            sla: r.set.sla,
             acknowledge,
             action,
             stop: r.stop,
@@ -497,6 +510,7 @@ pub struct Routing {
     pub priority: Option<Priority>,
     pub assignee: Option<EmailAddress>,
     pub tags: Vec<String>,
+    pub sla: Option<String>,
     pub acknowledge: Option<AckChoice>,
     pub action: Option<RuleAction>,
     /// Names of the rules that applied, in order.
@@ -560,6 +574,9 @@ pub fn evaluate(rules: &[Rule], facts: &MailFacts, is_reply: bool) -> (Routing, 
         }
         if rule.acknowledge.is_some() {
             routing.acknowledge = rule.acknowledge.clone();
+        }
+        if rule.sla.is_some() {
+            routing.sla = rule.sla.clone();
         }
         if rule.action.is_some() {
             routing.action = rule.action.clone();
@@ -675,6 +692,7 @@ mod tests {
                 priority: Some(Priority::High),
                 assignee: None,
                 tags: vec![name.to_lowercase()],
+                sla: None,
             },
             acknowledge: None,
             action: None,
@@ -689,6 +707,7 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
         let known = Known {
             teams: &teams,
+            slas: &[],
             agents: &[],
             templates: &dir,
         };

@@ -668,6 +668,10 @@ mod tests {
             merged_into: None,
             merged_from: Vec::new(),
             last_inbound_id: None,
+            sla: None,
+            pauses: Vec::new(),
+            waiting_since: None,
+            fired: Vec::new(),
         }
     }
 

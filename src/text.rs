@@ -221,7 +221,8 @@ mod tests {
 
     #[test]
     fn trims_thunderbird() {
-        let t = "Done, closing.\n\nOn 3/3/25 10:00 AM, Help Desk wrote:\n> Please confirm\n> thanks";
+        let t =
+            "Done, closing.\n\nOn 3/3/25 10:00 AM, Help Desk wrote:\n> Please confirm\n> thanks";
         assert_eq!(trim_quoted(t), "Done, closing.");
     }
 

@@ -263,6 +263,10 @@ pub fn create_ticket(
         merged_into: None,
         merged_from: Vec::new(),
         last_inbound_id: mail.message_id.clone(),
+        sla: routing.sla.clone().or_else(|| policy.default_sla.clone()),
+        pauses: Vec::new(),
+        waiting_since: None,
+        fired: Vec::new(),
     };
     tx.add_event(
         &mut ticket,
@@ -409,9 +413,7 @@ pub fn thread_onto(
             _ => None,
         };
         if let Some(reason) = reopen {
-            let from = ticket.status;
-            ticket.status = Status::Open;
-            ticket.resolved_at = None;
+            let from = ticket.set_status(Status::Open, now);
             tx.add_event(
                 &mut ticket,
                 &event(
