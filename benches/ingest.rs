@@ -162,7 +162,8 @@ async fn run(n: usize, m: usize) {
         if stats(&desk)["tickets"].as_u64().unwrap_or(0) as usize >= n {
             break start.elapsed();
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Each poll makes the daemon count trees: not too often.
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let ingest_rate = n as f64 / ingest.as_secs_f64();
     eprintln!("deskgate ingest: {ingest_rate:.0} mails/s");

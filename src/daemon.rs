@@ -76,6 +76,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let wake = Arc::new(Notify::new());
+    let backlog = Arc::new(crate::backlog::Backlog::default());
 
     tracker.spawn(
         OutboxSender {
@@ -84,6 +85,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             transport: outbox::transport(&config.smtp)?,
             cfg: config.outbox.clone(),
             wake: wake.clone(),
+            backlog: backlog.clone(),
             shutdown: shutdown.clone(),
         }
         .run(),
@@ -94,6 +96,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                 cfg: m.clone(),
                 engine: engine.clone(),
                 outbox_wake: wake.clone(),
+                backlog: backlog.clone(),
                 shutdown: shutdown.clone(),
             }
             .run(),

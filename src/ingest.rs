@@ -37,6 +37,8 @@ pub struct MailboxTask {
     pub engine: Arc<Engine>,
     /// Woken after each durable batch that queued outgoing mail.
     pub outbox_wake: Arc<Notify>,
+    /// Marks bulk batches, so the sender lets them go first.
+    pub backlog: Arc<crate::backlog::Backlog>,
     pub shutdown: CancellationToken,
 }
 
@@ -175,6 +177,7 @@ impl MailboxTask {
     ) -> Result<u32, IngestError> {
         let cfg = &self.cfg;
         let set = uid_set(uids);
+        let _bulk = self.backlog.batch(uids.len());
         let started = std::time::Instant::now();
         let fetches = {
             let stream = bounded(cfg, "fetch mail", s.uid_fetch(&set, "(UID BODY.PEEK[])")).await?;

@@ -39,6 +39,7 @@
 pub mod address;
 pub mod agent_mail;
 pub mod automail;
+pub mod backlog;
 pub mod bounce;
 pub mod calendar;
 pub mod classify;

@@ -73,6 +73,8 @@ pub struct OutboxSender {
     pub transport: SmtpTransport,
     pub cfg: OutboxConfig,
     pub wake: Arc<Notify>,
+    /// Bulk ingest goes first (bounded): see `backlog`.
+    pub backlog: Arc<crate::backlog::Backlog>,
     pub shutdown: CancellationToken,
 }
 
@@ -119,6 +121,7 @@ impl OutboxSender {
 
     /// Sends everything due now; returns when the next entry falls due.
     async fn round(&self) -> Result<Option<DateTime<Utc>>, OutboxError> {
+        self.backlog.wait_idle().await;
         let now = self.clock.now();
         let (due, next) = self.store.due_outbox(now, 256)?;
         if due.is_empty() {
