@@ -86,6 +86,16 @@ fn mail_to(
     automail::queue_automatic(tx, policy, t, m, now)
 }
 
+fn close(tx: &Tx<'_>, t: &mut Ticket, reason: &str, now: DateTime<Utc>) -> TxResult<()> {
+    let from = t.set_status(Status::Closed, now);
+    let changed = EventKind::StatusChanged {
+        from,
+        to: Status::Closed,
+        reason: reason.to_string(),
+    };
+    tx.add_event(t, &event(now, "deskgate", changed))
+}
+
 /// Fires what is due on ticket `id`; returns how many actions fired.
 pub fn fire(tx: &Tx<'_>, policy: &Policy, id: TicketId, now: DateTime<Utc>) -> TxResult<usize> {
     let Some(mut t) = tx.ticket(id)? else {
@@ -172,51 +182,17 @@ pub fn fire(tx: &Tx<'_>, policy: &Policy, id: TicketId, now: DateTime<Utc>) -> T
                 )?;
             }
             Action::CloseWaiting => {
-                let from = t.set_status(Status::Closed, now);
-                let reason = "no answer from the requester".to_string();
-                tx.add_event(
-                    &mut t,
-                    &event(
-                        now,
-                        "deskgate",
-                        EventKind::StatusChanged {
-                            from,
-                            to: Status::Closed,
-                            reason,
-                        },
-                    ),
-                )?;
+                close(tx, &mut t, "no answer from the requester", now)?;
                 let requester = t.requester.clone();
-                mail_to(
-                    tx,
-                    policy,
-                    &mut t,
-                    requester,
-                    Notice {
-                        kind: "closing notice",
-                        template: "closed.txt",
-                        text: "",
-                        agent: false,
-                    },
-                    now,
-                )?;
+                let notice = Notice {
+                    kind: "closing notice",
+                    template: "closed.txt",
+                    text: "",
+                    agent: false,
+                };
+                mail_to(tx, policy, &mut t, requester, notice, now)?;
             }
-            Action::CloseResolved => {
-                let from = t.set_status(Status::Closed, now);
-                let reason = "resolved and quiet".to_string();
-                tx.add_event(
-                    &mut t,
-                    &event(
-                        now,
-                        "deskgate",
-                        EventKind::StatusChanged {
-                            from,
-                            to: Status::Closed,
-                            reason,
-                        },
-                    ),
-                )?;
-            }
+            Action::CloseResolved => close(tx, &mut t, "resolved and quiet", now)?,
         }
         t.fired.push(a.mark());
     }

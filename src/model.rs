@@ -133,6 +133,44 @@ pub struct Pause {
 }
 
 impl Ticket {
+    /// A new ticket with everything but its identity and origin at the defaults.
+    pub fn new(
+        id: TicketId,
+        subject: String,
+        requester: Party,
+        mailbox: &str,
+        now: DateTime<Utc>,
+    ) -> Ticket {
+        Ticket {
+            id,
+            subject,
+            requester,
+            status: Status::New,
+            priority: Priority::default(),
+            team: None,
+            assignee: None,
+            mailbox: mailbox.to_string(),
+            created_at: now,
+            updated_at: now,
+            first_response_at: None,
+            resolved_at: None,
+            message_count: 0,
+            event_count: 0,
+            auto_sent: Vec::new(),
+            tags: Vec::new(),
+            watchers: Vec::new(),
+            links: Vec::new(),
+            effort: Vec::new(),
+            merged_into: None,
+            merged_from: Vec::new(),
+            last_inbound_id: None,
+            sla: None,
+            pauses: Vec::new(),
+            waiting_since: None,
+            fired: Vec::new(),
+        }
+    }
+
     /// Changes the status and keeps what depends on it right: the SLA clock
     /// pauses while waiting on the customer and resumes after; resolution time;
     /// the lifecycle timers' marks of a waiting or resolved spell that ended.

@@ -240,37 +240,16 @@ mod tests {
 
     fn ticket(created: &str) -> Ticket {
         let at = utc(created);
-        Ticket {
-            id: 1,
-            subject: "s".into(),
-            requester: Party {
+        Ticket::new(
+            1,
+            "s".into(),
+            Party {
                 name: None,
                 address: EmailAddress::parse("a@b.c").unwrap(),
             },
-            status: Status::New,
-            priority: Priority::Normal,
-            team: None,
-            assignee: None,
-            mailbox: "m".into(),
-            created_at: at,
-            updated_at: at,
-            first_response_at: None,
-            resolved_at: None,
-            message_count: 0,
-            event_count: 0,
-            auto_sent: vec![],
-            tags: vec![],
-            watchers: vec![],
-            links: vec![],
-            effort: vec![],
-            merged_into: None,
-            merged_from: vec![],
-            last_inbound_id: None,
-            sla: None,
-            pauses: vec![],
-            waiting_since: None,
-            fired: vec![],
-        }
+            "m",
+            at,
+        )
     }
 
     fn policy(calendar: Calendar) -> SlaPolicy {

@@ -638,41 +638,20 @@ impl Tx<'_> {
 mod tests {
     use super::*;
     use crate::address::Party;
-    use crate::model::{OutboxEntry, Priority, Status};
+    use crate::model::OutboxEntry;
 
     fn ticket(id: TicketId) -> Ticket {
         let now = Utc::now();
-        Ticket {
+        Ticket::new(
             id,
-            subject: "s".into(),
-            requester: Party {
+            "s".into(),
+            Party {
                 name: None,
                 address: EmailAddress::parse("a@b.c").unwrap(),
             },
-            status: Status::New,
-            priority: Priority::Normal,
-            team: None,
-            assignee: None,
-            mailbox: "m".into(),
-            created_at: now,
-            updated_at: now,
-            first_response_at: None,
-            resolved_at: None,
-            message_count: 0,
-            event_count: 0,
-            auto_sent: Vec::new(),
-            tags: Vec::new(),
-            watchers: Vec::new(),
-            links: Vec::new(),
-            effort: Vec::new(),
-            merged_into: None,
-            merged_from: Vec::new(),
-            last_inbound_id: None,
-            sla: None,
-            pauses: Vec::new(),
-            waiting_since: None,
-            fired: Vec::new(),
-        }
+            "m",
+            now,
+        )
     }
 
     #[test]

@@ -110,6 +110,18 @@ pub fn clear_bounce_state(tx: &Tx<'_>, mail: &InboundMail) -> TxResult<()> {
     Ok(())
 }
 
+/// The trail of what the routing rules set on a ticket.
+fn routed_event(t: &Ticket, routing: &Routing, now: DateTime<Utc>) -> Event {
+    let routed = EventKind::Routed {
+        rules: routing.applied.clone(),
+        team: t.team.clone(),
+        priority: t.priority,
+        assignee: t.assignee.clone(),
+        tags: t.tags.clone(),
+    };
+    event(now, "deskgate", routed)
+}
+
 /// The Cc of a requester's first mail, less the desk's own addresses, its
 /// agents and the requester: the people who follow the ticket.
 fn watchers_of(
@@ -233,41 +245,22 @@ pub fn create_ticket(
 ) -> TxResult<Outcome> {
     let id = tx.next_ticket_id(policy.first_ticket)?;
     let subject = policy.matcher.strip_tokens(&mail.subject);
-    let mut ticket = Ticket {
-        id,
-        subject: if subject.is_empty() {
-            "(no subject)".into()
-        } else {
-            subject
-        },
-        requester: from.clone(),
-        status: Status::New,
-        priority: routing.priority.unwrap_or_default(),
-        team: routing
-            .team
-            .clone()
-            .or_else(|| policy.mailbox_teams.get(mailbox).cloned()),
-        assignee: routing.assignee.as_ref().map(|a| a.to_string()),
-        mailbox: mailbox.to_string(),
-        created_at: now,
-        updated_at: now,
-        first_response_at: None,
-        resolved_at: None,
-        message_count: 0,
-        event_count: 0,
-        auto_sent: Vec::new(),
-        tags: routing.tags.clone(),
-        watchers: watchers_of(policy, from, mail),
-        links: Vec::new(),
-        effort: Vec::new(),
-        merged_into: None,
-        merged_from: Vec::new(),
-        last_inbound_id: mail.message_id.clone(),
-        sla: routing.sla.clone().or_else(|| policy.default_sla.clone()),
-        pauses: Vec::new(),
-        waiting_since: None,
-        fired: Vec::new(),
+    let subject = if subject.is_empty() {
+        "(no subject)".to_string()
+    } else {
+        subject
     };
+    let mut ticket = Ticket::new(id, subject, from.clone(), mailbox, now);
+    ticket.priority = routing.priority.unwrap_or_default();
+    ticket.team = routing
+        .team
+        .clone()
+        .or_else(|| policy.mailbox_teams.get(mailbox).cloned());
+    ticket.assignee = routing.assignee.as_ref().map(|a| a.to_string());
+    ticket.tags = routing.tags.clone();
+    ticket.watchers = watchers_of(policy, from, mail);
+    ticket.last_inbound_id = mail.message_id.clone();
+    ticket.sla = routing.sla.clone().or_else(|| policy.default_sla.clone());
     tx.add_event(
         &mut ticket,
         &event(
@@ -279,14 +272,8 @@ pub fn create_ticket(
         ),
     )?;
     if !routing.applied.is_empty() || ticket.team.is_some() {
-        let routed = EventKind::Routed {
-            rules: routing.applied.clone(),
-            team: ticket.team.clone(),
-            priority: ticket.priority,
-            assignee: ticket.assignee.clone(),
-            tags: ticket.tags.clone(),
-        };
-        tx.add_event(&mut ticket, &event(now, "deskgate", routed))?;
+        let routed = routed_event(&ticket, routing, now);
+        tx.add_event(&mut ticket, &routed)?;
     }
     tx.add_message(&mut ticket, record.clone())?;
     if let Some(mid) = &mail.message_id {
@@ -388,14 +375,8 @@ pub fn thread_onto(
                 ticket.tags.push(tag.clone());
             }
         }
-        let routed = EventKind::Routed {
-            rules: routing.applied.clone(),
-            team: ticket.team.clone(),
-            priority: ticket.priority,
-            assignee: ticket.assignee.clone(),
-            tags: ticket.tags.clone(),
-        };
-        tx.add_event(&mut ticket, &event(now, "deskgate", routed))?;
+        let routed = routed_event(&ticket, routing, now);
+        tx.add_event(&mut ticket, &routed)?;
     }
     let from_requester = mail.from.as_ref().map(|p| &p.address) == Some(&ticket.requester.address);
     let mut queued = 0;
