@@ -129,8 +129,11 @@ enum TicketsCommand {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DESKGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal: journald and log files get plain text.
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }
@@ -268,9 +271,12 @@ fn real_main() -> Result<ExitCode> {
             let config = Config::load(&cli.config)?;
             let raw =
                 std::fs::read(&mail).with_context(|| format!("cannot read {}", mail.display()))?;
-            let mailbox = mailbox
-                .or_else(|| config.mailboxes.first().map(|m| m.name.clone()))
-                .unwrap_or_else(|| "help".into());
+            let names: Vec<String> = config.mailboxes.iter().map(|m| m.name.clone()).collect();
+            let mailbox = match mailbox {
+                Some(m) if names.contains(&m) => m,
+                Some(m) => bail!("no mailbox named \"{m}\"; configured: {}", names.join(", ")),
+                None => names.first().cloned().unwrap_or_else(|| "help".into()),
+            };
             print!("{}", dry_run(&config, &raw, &mailbox)?);
             Ok(ExitCode::SUCCESS)
         }
