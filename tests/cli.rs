@@ -149,3 +149,24 @@ fn the_example_config_is_valid() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn rules_test_refuses_an_unknown_mailbox() {
+    let mail = fixtures().join("rules/vip.eml");
+    let o = deskgate(
+        "routing.toml",
+        &[
+            "rules",
+            "test",
+            mail.to_str().unwrap(),
+            "--mailbox",
+            "nosuch",
+        ],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no mailbox named \"nosuch\"; configured: it, legal"),
+        "{err}"
+    );
+}
