@@ -4,37 +4,59 @@
 //! # How a mail flows
 //!
 //! ```text
-//!  IMAP mailbox ──► ingest ──► engine ──────────────► store (sled) ──► outbox ──► SMTP
-//!   (imap.rs)     (ingest.rs) (engine.rs)              (store.rs)     (outbox.rs)
-//!                              │ parse     inbound.rs
-//!                              │ classify  classify.rs
-//!                              │ thread    threading.rs
-//!                              │ compose   compose.rs + templates/
+//!  IMAP ──► ingest ──► engine ─────────────────────────────► store (sled) ──► outbox ──► SMTP
+//! (imap)   (ingest)   (engine)                                (store)          (outbox)
+//!                      │ parse ........ inbound, text
+//!                      │ classify ..... classify, bounce
+//!                      │ thread ....... threading, trust (signed reply addresses)
+//!                      │ route ........ rules
+//!                      │ act .......... ticketing | agent_mail (commands) | bounce → ticketing
+//!                      │ answer ....... automail (+ guards), compose, templates/
+//!  timers ──► engine.run_timers ─► lifecycle: sla + calendar, escalation ─► store ─► outbox
 //! ```
 //!
 //! 1. **Fetch** — [`ingest::MailboxTask`], one per configured mailbox, logs in
 //!    through [`imap`], waits in IDLE (or polls), and fetches every UID past
 //!    the mailbox's stored [`model::Checkpoint`] with `BODY.PEEK[]`, in batches.
-//! 2. **Understand** — [`engine::Engine::ingest`] parses the bytes
-//!    ([`inbound`], sanitising every header it keeps), decides whether a person
-//!    or a machine sent it ([`classify`], RFC 3834), and finds the ticket it
-//!    continues ([`threading`]: subject token, then In-Reply-To, then References).
-//! 3. **Commit** — in one [`store::Store::transact`] sled transaction the engine
-//!    writes the ticket, the message, the audit events, the Message-ID index, the
-//!    mail's dedupe key, and every outgoing mail ([`compose`] renders the
-//!    admin's templates and builds the final bytes) as an outbox entry. Mail it
-//!    cannot understand goes to quarantine in the same way: kept, never dropped.
-//! 4. **Acknowledge to the server** — the mailbox task flushes the store and
+//! 2. **Understand** — [`engine::Engine::ingest_batch`] parses each mail
+//!    ([`inbound`], sanitising every header it keeps; [`text`] trims quoted
+//!    history and converts HTML), decides whether a person or a machine sent it
+//!    ([`classify`], RFC 3834; [`bounce`] reads delivery reports), finds the
+//!    ticket it continues ([`threading`]: subject token, In-Reply-To,
+//!    References; a merged ticket forwards), and applies the routing rules
+//!    ([`rules`]).
+//! 3. **Act** — new tickets and requester replies go through [`ticketing`]
+//!    (which also notifies agents); mail from an agent goes through
+//!    [`agent_mail`]: proof of identity ([`trust`]), commands
+//!    ([`commands`]), relay to the requester or internal comment, merge, links,
+//!    effort, [`escalation`]. Every automatic mail passes the loop guards in
+//!    [`automail`] (no machine or undeliverable addresses, rate limits, held-back
+//!    mail recorded) and is built by [`compose`] from the admin's templates.
+//! 4. **Commit** — all of a batch's changes, every mail's dedupe key and every
+//!    outgoing mail (as an outbox entry with its final bytes) are written in one
+//!    [`store::Store::transact`] sled transaction. Mail that cannot be
+//!    understood is quarantined the same way: kept, never dropped.
+//! 5. **Acknowledge to the server** — the mailbox task flushes the store and
 //!    only then flags the batch `\Seen` (or moves it). A crash before that point
 //!    refetches the mail; its dedupe key makes the second pass a no-op.
-//! 5. **Send** — [`outbox::OutboxSender`] delivers due entries over SMTP with
+//! 6. **Send** — [`outbox::OutboxSender`] delivers due entries over SMTP with
 //!    retry and backoff, and removes each entry in the transaction that records
-//!    its delivery on the ticket.
+//!    its delivery on the ticket. During a bulk backlog it lets ingest go first
+//!    ([`backlog`], bounded).
 //!
-//! Around that: [`config`] loads and validates the file once; [`daemon`] runs
-//! and stops the tasks; [`control`] answers the CLI over a Unix socket while the
-//! daemon holds the store; [`queries`] builds the views both paths show;
-//! [`clock`] makes time injectable.
+//! **Time.** [`timers::TimerTask`] asks [`engine::Engine::run_timers`] what
+//! is due; [`lifecycle`] carries it out per ticket: SLA warnings and breaches
+//! ([`sla`] targets in [`calendar`] business hours, paused while waiting),
+//! escalation up the tiers, reminders and auto-close — each in the transaction
+//! that marks it fired, so each fires exactly once. Time comes from [`clock`],
+//! so all of this is tested without sleeping.
+//!
+//! Around that: [`config`] loads and validates the file once (errors with file,
+//! line and key); [`reload`] swaps in a new configuration on SIGHUP or a change
+//! on disk; [`daemon`] starts and stops every task; [`control`] answers the CLI
+//! over a Unix socket while the daemon holds the store; [`queries`] builds the
+//! views both paths show; [`model`] holds the stored records; [`address`]
+//! normalises addresses.
 
 pub mod address;
 pub mod agent_mail;
