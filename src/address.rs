@@ -61,7 +61,7 @@ pub struct Party {
 }
 
 impl Party {
-    /// "Name <addr>" or the bare address, for humans.
+    /// `Name <addr>` or the bare address, for humans.
     pub fn display(&self) -> String {
         match &self.name {
             Some(n) if !n.is_empty() => format!("{n} <{}>", self.address),

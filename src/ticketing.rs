@@ -188,8 +188,8 @@ fn notify_targets(policy: &Policy, ticket: &Ticket) -> Vec<Party> {
         .collect()
 }
 
-/// Notifies agents of a new ticket or a requester's reply. From "<requester>
-/// via <desk>" at the help address, Reply-To the help address, the token in the
+/// Notifies agents of a new ticket or a requester's reply. From `<requester>
+/// via <desk>` at the help address, Reply-To the signed reply address, the token in the
 /// subject and In-Reply-To the requester's mail: the agent's plain "reply"
 /// comes back to deskgate and threads onto the same ticket.
 pub fn notify_agents(
