@@ -204,11 +204,18 @@ pub fn build(o: &Outgoing) -> Result<String, ComposeError> {
     if let Some(r) = &o.reply_to {
         b = b.reply_to(mailbox(r)?);
     }
-    if let Some(irt) = &o.in_reply_to {
+    // A msg-id is ASCII (RFC 5322); an internationalised one (RFC 6532) would be
+    // RFC 2047-encoded by lettre into an invalid header, so it is left out.
+    if let Some(irt) = o.in_reply_to.as_ref().filter(|i| i.is_ascii()) {
         b = b.in_reply_to(format!("<{irt}>"));
     }
-    if !o.references.is_empty() {
-        let refs: Vec<String> = o.references.iter().map(|r| format!("<{r}>")).collect();
+    let refs: Vec<String> = o
+        .references
+        .iter()
+        .filter(|r| r.is_ascii())
+        .map(|r| format!("<{r}>"))
+        .collect();
+    if !refs.is_empty() {
         b = b.references(refs.join(" "));
     }
     if let Some(a) = o.auto_submitted {
@@ -270,6 +277,26 @@ mod tests {
         assert!(!raw.contains("\nBcc:"), "{raw}");
         assert!(parsed.text.contains("Hello Älice"));
         assert!(raw.is_ascii());
+    }
+
+    #[test]
+    fn non_ascii_message_ids_stay_out_of_threading_headers() {
+        let o = Outgoing {
+            from: party("help@desk.test", None),
+            to: vec![party("a@b.c", None)],
+            reply_to: None,
+            subject: "x".into(),
+            body: "y".into(),
+            message_id: "dg.1@desk.test".into(),
+            in_reply_to: Some("café@b.c".into()),
+            references: vec!["café@b.c".into(), "ok@b.c".into()],
+            auto_submitted: None,
+            x_loop: EmailAddress::parse("help@desk.test").unwrap(),
+            date: SystemTime::UNIX_EPOCH,
+        };
+        let raw = build(&o).unwrap();
+        assert!(!raw.contains("In-Reply-To"), "{raw}");
+        assert!(raw.contains("References: <ok@b.c>"), "{raw}");
     }
 
     #[test]

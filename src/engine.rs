@@ -266,6 +266,21 @@ impl Engine {
         Ok(outcomes)
     }
 
+    /// Quarantines a mail that made processing fail unexpectedly (a panic in a
+    /// parser): kept with the reason, so it never blocks the mails behind it.
+    pub fn quarantine_raw(
+        &self,
+        raw: &[u8],
+        mailbox: &str,
+        reason: &str,
+    ) -> Result<Outcome, EngineError> {
+        let now = self.clock.now();
+        let key = format!("sha256:{}", sha256_hex(raw));
+        Ok(self
+            .store
+            .transact(|tx| quarantine_in_tx(tx, raw, mailbox, reason, &key, now))?)
+    }
+
     /// Carries out every timer action due now (SLA warnings and breaches,
     /// waiting reminders and closings), each in the transaction that marks it
     /// fired, so each happens exactly once. Returns how many fired.

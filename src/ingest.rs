@@ -44,6 +44,47 @@ pub struct MailboxTask {
 
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// Ingests a batch; if that panics (a bug in a parser meeting a hostile mail),
+/// goes mail by mail and quarantines the one that panics, so one poison mail
+/// can never wedge the mailbox in a refetch loop.
+fn ingest_guarded(
+    engine: &Engine,
+    mails: &[(u32, Vec<u8>)],
+    mailbox: &str,
+) -> Result<Vec<(u32, Outcome)>, EngineError> {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    let raws: Vec<&[u8]> = mails.iter().map(|(_, raw)| raw.as_slice()).collect();
+    match catch_unwind(AssertUnwindSafe(|| engine.ingest_batch(&raws, mailbox))) {
+        Ok(outcomes) => Ok(mails.iter().map(|(uid, _)| *uid).zip(outcomes?).collect()),
+        Err(_) => {
+            warn!(
+                mailbox,
+                "processing a batch panicked; retrying mail by mail"
+            );
+            let mut out = Vec::with_capacity(mails.len());
+            for (uid, raw) in mails {
+                let outcome = match catch_unwind(AssertUnwindSafe(|| engine.ingest(raw, mailbox))) {
+                    Ok(o) => o?,
+                    Err(panic) => {
+                        let what = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_else(|| "unknown panic".into());
+                        engine.quarantine_raw(
+                            raw,
+                            mailbox,
+                            &format!("internal error while processing: {what}"),
+                        )?
+                    }
+                };
+                out.push((*uid, outcome));
+            }
+            Ok(out)
+        }
+    }
+}
+
 impl MailboxTask {
     pub async fn run(self) {
         let mut backoff = Duration::from_secs(1);
@@ -193,13 +234,7 @@ impl MailboxTask {
         let engine = self.engine.clone();
         let name = cfg.name.clone();
         let outcomes =
-            tokio::task::spawn_blocking(move || -> Result<Vec<(u32, Outcome)>, EngineError> {
-                mails
-                    .iter()
-                    .map(|(uid, raw)| Ok((*uid, engine.ingest(raw, &name)?)))
-                    .collect()
-            })
-            .await??;
+            tokio::task::spawn_blocking(move || ingest_guarded(&engine, &mails, &name)).await??;
         let committed = started.elapsed();
         // Durable before the server hears the mail is done: a crash from here on
         // refetches it, and dedupe makes that harmless.
@@ -262,5 +297,51 @@ impl MailboxTask {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::{EmailAddress, Party};
+    use crate::clock::SystemClock;
+    use crate::compose::Templates;
+    use crate::engine::Policy;
+    use crate::store::Store;
+
+    /// In debug builds this mail trips a debug assertion inside mail-parser
+    /// (found by the fuzzer): a real panic to recover from.
+    #[cfg(debug_assertions)]
+    #[test]
+    fn a_panicking_mail_is_quarantined_and_the_others_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let policy = Policy::new(
+            Party {
+                name: None,
+                address: EmailAddress::parse("help@desk.test").unwrap(),
+            },
+            Templates::load(&repo.join("templates")).unwrap(),
+        );
+        let engine = Engine::new(
+            Store::open(dir.path()).unwrap(),
+            Arc::new(SystemClock),
+            policy,
+        );
+        let poison =
+            std::fs::read(repo.join("tests/fixtures/parser-panic-nested-rfc822.eml")).unwrap();
+        let good = |n: u32| {
+            format!("From: a@c.test\r\nSubject: ok {n}\r\nMessage-ID: <g{n}@c>\r\n\r\nhi\r\n")
+                .into_bytes()
+        };
+        let mails = vec![(1, good(1)), (2, poison), (3, good(3))];
+        let out = ingest_guarded(&engine, &mails, "help").unwrap();
+        assert!(matches!(out[0].1, Outcome::Created { .. }), "{out:?}");
+        assert!(
+            matches!(&out[1].1, Outcome::Quarantined { reason, .. } if reason.contains("internal error")),
+            "{out:?}"
+        );
+        assert!(matches!(out[2].1, Outcome::Created { .. }), "{out:?}");
+        assert_eq!(engine.store().quarantine().unwrap().len(), 1);
     }
 }
