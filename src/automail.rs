@@ -104,6 +104,17 @@ fn event(now: DateTime<Utc>, kind: EventKind) -> Event {
     }
 }
 
+/// Records on the ticket why an automatic mail was not sent; queued nothing.
+fn skipped(
+    tx: &Tx<'_>,
+    ticket: &mut Ticket,
+    reason: String,
+    now: DateTime<Utc>,
+) -> TxResult<usize> {
+    tx.add_event(ticket, &event(now, EventKind::AckSkipped { reason }))?;
+    Ok(0)
+}
+
 fn display_name(p: &Party) -> &str {
     p.name.as_deref().unwrap_or(p.address.local_part())
 }
@@ -138,16 +149,7 @@ pub fn queue_automatic(
 ) -> TxResult<usize> {
     let to = mail.to.address.clone();
     if let Some(reason) = blocked(tx, policy, &to)? {
-        tx.add_event(
-            ticket,
-            &event(
-                now,
-                EventKind::AckSkipped {
-                    reason: format!("no {}: {reason}", mail.kind),
-                },
-            ),
-        )?;
-        return Ok(0);
+        return skipped(tx, ticket, format!("no {}: {reason}", mail.kind), now);
     }
     let ctx = MailContext {
         ticket: Some(ticket),
@@ -165,16 +167,7 @@ pub fn queue_automatic(
     let rendered = match policy.templates.render(mail.template, &ctx) {
         Ok(r) => r,
         Err(e) => {
-            tx.add_event(
-                ticket,
-                &event(
-                    now,
-                    EventKind::AckSkipped {
-                        reason: e.to_string(),
-                    },
-                ),
-            )?;
-            return Ok(0);
+            return skipped(tx, ticket, e.to_string(), now);
         }
     };
     let outgoing = Outgoing {
@@ -348,16 +341,7 @@ pub fn queue_mail(
     let raw = match compose::build(outgoing) {
         Ok(raw) => raw,
         Err(e) => {
-            tx.add_event(
-                ticket,
-                &event(
-                    now,
-                    EventKind::AckSkipped {
-                        reason: e.to_string(),
-                    },
-                ),
-            )?;
-            return Ok(0);
+            return skipped(tx, ticket, e.to_string(), now);
         }
     };
     let id = tx.generate_id()?;
