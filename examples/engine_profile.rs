@@ -1,5 +1,8 @@
 //! Times the engine alone (no IMAP, no SMTP): parse, thread, compose, commit.
 use std::sync::Arc;
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Instant;
 
 use deskgate::address::{EmailAddress, Party};
@@ -41,6 +44,14 @@ fn main() {
         engine.ingest_batch(&raws, "help").unwrap();
     }
     let ingest = t.elapsed();
+    let (records, bytes) = store.journal_backlog();
+    println!(
+        "journal backlog after ingest: {records} records, {} KiB",
+        bytes / 1024
+    );
+    let t_apply = Instant::now();
+    store.apply_journal().unwrap();
+    println!("applied the rest in {:?}", t_apply.elapsed());
     let t = Instant::now();
     store.flush_blocking().unwrap();
     println!(

@@ -44,6 +44,34 @@ pub struct MailboxTask {
 
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// A batch as fetched from the server.
+struct Fetched {
+    mails: Vec<(u32, Vec<u8>)>,
+    max_uid: u32,
+    fetch: Duration,
+}
+
+/// A committed, durable batch not yet marked processed on the server.
+struct Settled {
+    handled: Vec<u32>,
+    max_uid: u32,
+    queued: usize,
+    fetch: Duration,
+    commit: Duration,
+    flush: Duration,
+}
+
+/// A batch being committed while the next one is fetched.
+struct InFlight<'a> {
+    handled: Vec<u32>,
+    max_uid: u32,
+    fetch: Duration,
+    started: std::time::Instant,
+    /// Keeps the sender deferring while bulk mail is in hand.
+    _bulk: Option<crate::backlog::BulkGuard<'a>>,
+    task: tokio::task::JoinHandle<Result<Vec<(u32, Outcome)>, EngineError>>,
+}
+
 /// Ingests a batch; if that panics (a bug in a parser meeting a hostile mail),
 /// goes mail by mail and quarantines the one that panics, so one poison mail
 /// can never wedge the mailbox in a refetch loop.
@@ -192,75 +220,155 @@ impl MailboxTask {
                 return Ok(());
             }
             uids.sort_unstable();
-            for chunk in uids.chunks(cfg.batch_size as usize) {
-                let max = self.ingest_batch(s, chunk, has_move).await?;
-                last_uid = last_uid.max(max);
-                store.set_checkpoint(
-                    &cfg.name,
-                    Checkpoint {
-                        uid_validity: validity,
-                        last_uid,
+            // Pipelined: batch k is committed on a blocking thread while batch
+            // k+1 is fetched and batch k-1 is marked processed, so the IMAP
+            // round trips hide behind the work.
+            let mut in_flight: Option<InFlight> = None;
+            let mut chunks = uids.chunks(cfg.batch_size as usize);
+            loop {
+                let next = chunks.next();
+                let fetched = match next {
+                    Some(chunk) => match self.fetch_batch(s, chunk).await {
+                        Ok(f) => Some(f),
+                        Err(e) => {
+                            if let Some(prev) = in_flight.take() {
+                                // Let the batch in hand commit; it is not marked
+                                // processed, so the next pass refetches it and
+                                // dedupe makes that harmless.
+                                let _ = prev.task.await;
+                            }
+                            return Err(e);
+                        }
                     },
-                )?;
-                if self.shutdown.is_cancelled() {
-                    return Ok(());
+                    None => None,
+                };
+                let settled = match in_flight.take() {
+                    Some(prev) => Some(self.settle_batch(prev).await?),
+                    None => None,
+                };
+                if let Some(fetched) = fetched {
+                    if !self.shutdown.is_cancelled() {
+                        in_flight = Some(self.start_batch(fetched));
+                    }
                 }
+                if let Some(done) = settled {
+                    let marked = self.mark_batch(s, done, has_move).await;
+                    let max = match marked {
+                        Ok(max) => max,
+                        Err(e) => {
+                            if let Some(prev) = in_flight.take() {
+                                let _ = prev.task.await;
+                            }
+                            return Err(e);
+                        }
+                    };
+                    last_uid = last_uid.max(max);
+                    store.set_checkpoint(
+                        &cfg.name,
+                        Checkpoint {
+                            uid_validity: validity,
+                            last_uid,
+                        },
+                    )?;
+                }
+                if in_flight.is_none() {
+                    break;
+                }
+            }
+            if self.shutdown.is_cancelled() {
+                return Ok(());
             }
         }
     }
 
-    /// Fetches, commits, flushes, then marks processed. Returns the highest UID handled.
-    async fn ingest_batch(
-        &self,
-        s: &mut ImapSession,
-        uids: &[u32],
-        has_move: bool,
-    ) -> Result<u32, IngestError> {
+    async fn fetch_batch(&self, s: &mut ImapSession, uids: &[u32]) -> Result<Fetched, IngestError> {
         let cfg = &self.cfg;
-        let set = uid_set(uids);
-        let _bulk = self.backlog.batch(uids.len());
         let started = std::time::Instant::now();
         let fetches = {
-            let stream = bounded(cfg, "fetch mail", s.uid_fetch(&set, "(UID BODY.PEEK[])")).await?;
+            let stream = bounded(
+                cfg,
+                "fetch mail",
+                s.uid_fetch(uid_set(uids), "(UID BODY.PEEK[])"),
+            )
+            .await?;
             collect_bounded(cfg, "fetch mail", stream).await?
         };
         let mails: Vec<(u32, Vec<u8>)> = fetches
             .iter()
             .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
             .collect();
-        drop(fetches);
-        let fetched = started.elapsed();
-        let handled: Vec<u32> = mails.iter().map(|(u, _)| *u).collect();
+        Ok(Fetched {
+            mails,
+            max_uid: uids.iter().copied().max().unwrap_or(0),
+            fetch: started.elapsed(),
+        })
+    }
+
+    /// Commits a fetched batch on a blocking thread.
+    fn start_batch(&self, fetched: Fetched) -> InFlight<'_> {
+        let handled: Vec<u32> = fetched.mails.iter().map(|(u, _)| *u).collect();
+        let bulk = self.backlog.batch(handled.len());
         let engine = self.engine.clone();
-        let name = cfg.name.clone();
-        let outcomes =
-            tokio::task::spawn_blocking(move || ingest_guarded(&engine, &mails, &name)).await??;
-        let committed = started.elapsed();
+        let name = self.cfg.name.clone();
+        let mails = fetched.mails;
+        InFlight {
+            handled,
+            max_uid: fetched.max_uid,
+            fetch: fetched.fetch,
+            started: std::time::Instant::now(),
+            _bulk: bulk,
+            task: tokio::task::spawn_blocking(move || ingest_guarded(&engine, &mails, &name)),
+        }
+    }
+
+    /// Waits for the commit and makes it durable.
+    async fn settle_batch(&self, batch: InFlight<'_>) -> Result<Settled, IngestError> {
+        let outcomes = batch.task.await??;
+        let committed = batch.started.elapsed();
         // Durable before the server hears the mail is done: a crash from here on
         // refetches it, and dedupe makes that harmless.
         self.engine.store().flush().await?;
-        let flushed = started.elapsed();
         let queued: usize = outcomes.iter().map(|(_, o)| o.queued()).sum();
         if queued > 0 {
             self.outbox_wake.notify_one();
         }
         for (uid, o) in &outcomes {
-            debug!(mailbox = %cfg.name, uid, outcome = ?o, "mail processed");
+            debug!(mailbox = %self.cfg.name, uid, outcome = ?o, "mail processed");
         }
-        if !handled.is_empty() {
-            self.mark_processed(s, &uid_set(&handled), has_move).await?;
+        Ok(Settled {
+            handled: batch.handled,
+            max_uid: batch.max_uid,
+            queued,
+            fetch: batch.fetch,
+            commit: committed,
+            flush: batch.started.elapsed() - committed,
+        })
+    }
+
+    /// Marks a durable batch processed on the server. Returns the highest
+    /// UID handled.
+    async fn mark_batch(
+        &self,
+        s: &mut ImapSession,
+        done: Settled,
+        has_move: bool,
+    ) -> Result<u32, IngestError> {
+        let started = std::time::Instant::now();
+        if !done.handled.is_empty() {
+            self.mark_processed(s, &uid_set(&done.handled), has_move)
+                .await?;
         }
         info!(
-            mailbox = %cfg.name,
-            mails = handled.len(),
-            queued,
-            fetch_ms = fetched.as_millis() as u64,
-            commit_ms = (committed - fetched).as_millis() as u64,
-            flush_ms = (flushed - committed).as_millis() as u64,
-            mark_ms = (started.elapsed() - flushed).as_millis() as u64,
+            mailbox = %self.cfg.name,
+            mails = done.handled.len(),
+            queued = done.queued,
+            fetch_ms = done.fetch.as_millis() as u64,
+            commit_ms = done.commit.as_millis() as u64,
+            flush_ms = done.flush.as_millis() as u64,
+            mark_ms = started.elapsed().as_millis() as u64,
             "batch committed"
         );
-        Ok(uids.iter().copied().max().unwrap_or(0))
+        Ok(done.max_uid)
     }
 
     async fn mark_processed(

@@ -17,8 +17,10 @@
 //!
 //! 1. **Fetch** — [`ingest::MailboxTask`], one per configured mailbox, logs in
 //!    through [`imap`], waits in IDLE (or polls), and fetches every UID past
-//!    the mailbox's stored [`model::Checkpoint`] with `BODY.PEEK[]`, in batches.
-//! 2. **Understand** — [`engine::Engine::ingest_batch`] parses each mail
+//!    the mailbox's stored [`model::Checkpoint`] with `BODY.PEEK[]`, in batches;
+//!    the next batch is fetched while the previous one is committed.
+//! 2. **Understand** — [`engine::Engine::ingest_batch`] parses each mail (a
+//!    large batch on every core)
 //!    ([`inbound`], sanitising every header it keeps; [`text`] trims quoted
 //!    history and converts HTML), decides whether a person or a machine sent it
 //!    ([`classify`], RFC 3834; [`bounce`] reads delivery reports), finds the
@@ -34,8 +36,11 @@
 //!    mail recorded) and is built by [`compose`] from the admin's templates.
 //! 4. **Commit** — all of a batch's changes, every mail's dedupe key and every
 //!    outgoing mail (as an outbox entry with its final bytes) are written in one
-//!    [`store::Store::transact`] sled transaction. Mail that cannot be
-//!    understood is quarantined the same way: kept, never dropped.
+//!    [`store::Store::transact`] transaction: one record in [`kv`]'s
+//!    write-ahead journal (a single sled insert), visible at once through an
+//!    in-memory overlay and copied into the indexed sled trees by a
+//!    background applier. Mail that cannot be understood is quarantined the
+//!    same way: kept, never dropped.
 //! 5. **Acknowledge to the server** — the mailbox task flushes the store and
 //!    only then flags the batch `\Seen` (or moves it). A crash before that point
 //!    refetches the mail; its dedupe key makes the second pass a no-op.
@@ -76,6 +81,7 @@ pub mod escalation;
 pub mod imap;
 pub mod inbound;
 pub mod ingest;
+pub mod kv;
 pub mod lifecycle;
 pub mod model;
 pub mod outbox;

@@ -15,6 +15,11 @@ use deskgate::model::Status;
 use deskgate::queries::{self, Answer, Query};
 use deskgate::store::Store;
 
+/// mimalloc: ingest is allocation-heavy (parsing, JSON, sled nodes); it
+/// measured 25–40% faster than the system allocator (README, Performance).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "deskgate",
@@ -216,12 +221,13 @@ fn real_main() -> Result<ExitCode> {
             match rt.block_on(ask(&cli.config, Query::Stats))? {
                 Answer::Stats { stats } if json => print_json(&stats)?,
                 Answer::Stats { stats } => println!(
-                    "tickets {}\noutbox pending {}\noutbox failed {}\ndelivered {}\nquarantined {}",
+                    "tickets {}\noutbox pending {}\noutbox failed {}\ndelivered {}\nquarantined {}\njournal not yet applied {}",
                     stats.tickets,
                     stats.outbox_pending,
                     stats.outbox_failed,
                     stats.delivered,
-                    stats.quarantined
+                    stats.quarantined,
+                    stats.journal_pending
                 ),
                 other => bail!(unexpected(other)),
             }

@@ -1,21 +1,22 @@
 //! Durable state in sled, behind typed methods.
 //!
-//! Every change to tickets goes through [`Store::transact`]: one sled
-//! transaction over all trees, so a ticket, its messages, its audit trail, the
-//! Message-ID index, the dedupe record and the outbox entries it queues land
-//! together or not at all. [`Store::flush`] makes them durable; callers flush
-//! before telling the IMAP server a mail is done.
+//! Every change to tickets goes through [`Store::transact`]: one atomic
+//! transaction over all trees (one journal record, see [`crate::kv`]), so a
+//! ticket, its messages, its audit trail, the Message-ID index, the dedupe
+//! record and the outbox entries it queues land together or not at all.
+//! [`Store::flush`] makes them durable; callers flush before telling the IMAP
+//! server a mail is done.
 
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sled::transaction::{
-    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
-};
-use sled::{Transactional, Tree};
+use sled::transaction::ConflictableTransactionError;
+use sled::IVec;
 use thiserror::Error;
+
+use crate::kv::{Kv, KvError, WriteSet};
 
 use crate::address::EmailAddress;
 use crate::model::{
@@ -35,6 +36,8 @@ pub enum StoreError {
     },
     #[error("cannot access the store: {0}")]
     Sled(#[from] sled::Error),
+    #[error(transparent)]
+    Kv(#[from] KvError),
     #[error("cannot decode stored {what}: {source}")]
     Decode {
         what: &'static str,
@@ -51,7 +54,8 @@ pub enum StoreError {
     Aborted(String),
 }
 
-/// Trees, in the order they are opened and passed to transactions.
+/// Trees, in the order they are opened; the index is the tree's number in
+/// the journal.
 #[derive(Debug, Clone, Copy)]
 enum T {
     Meta,
@@ -105,8 +109,7 @@ const REPLY_KEY: &[u8] = b"reply_key";
 /// A handle on the store; cheap to clone (sled trees are reference-counted).
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
-    trees: Vec<Tree>,
+    kv: Kv,
 }
 
 impl std::fmt::Debug for Store {
@@ -179,12 +182,21 @@ impl Store {
                     }
                 }
             })?;
-        let mut trees = Vec::with_capacity(TREES.len());
-        for (i, (name, t)) in TREES.iter().enumerate() {
-            debug_assert_eq!(i, *t as usize);
-            trees.push(db.open_tree(name)?);
-        }
-        Ok(Store { db, trees })
+        Store::on(db)
+    }
+
+    fn on(db: sled::Db) -> Result<Store, StoreError> {
+        let names: Vec<&str> = TREES
+            .iter()
+            .enumerate()
+            .map(|(i, (name, t))| {
+                debug_assert_eq!(i, *t as usize);
+                *name
+            })
+            .collect();
+        Ok(Store {
+            kv: Kv::open(db, &names)?,
+        })
     }
 
     /// A throwaway store in a temporary file, deleted on drop: lets the dry run
@@ -197,39 +209,64 @@ impl Store {
                 path: "(temporary)".into(),
                 source,
             })?;
-        let mut trees = Vec::with_capacity(TREES.len());
-        for (name, _) in TREES.iter() {
-            trees.push(db.open_tree(name)?);
-        }
-        Ok(Store { db, trees })
+        Store::on(db)
     }
 
-    fn tree(&self, t: T) -> &Tree {
-        &self.trees[t as usize]
+    fn get(&self, t: T, key: &[u8]) -> Result<Option<IVec>, StoreError> {
+        Ok(self.kv.get(t as u8, key)?)
     }
 
-    /// Runs `f` as one atomic transaction over every tree. `f` may run more
-    /// than once on conflict, so it must only read and write through `tx`.
-    pub fn transact<R>(&self, f: impl Fn(&Tx<'_>) -> TxResult<R>) -> Result<R, StoreError> {
-        let refs: Vec<&Tree> = self.trees.iter().collect();
-        refs.as_slice()
-            .transaction(|trees: &Vec<TransactionalTree>| f(&Tx { trees }))
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => StoreError::Sled(e),
-            })
+    fn values<V: DeserializeOwned>(
+        &self,
+        t: T,
+        what: &'static str,
+    ) -> impl Iterator<Item = Result<V, StoreError>> + '_ {
+        self.kv.iter(t as u8).map(move |r| decode(what, &r?.1))
+    }
+
+    fn prefixed<V: DeserializeOwned>(
+        &self,
+        t: T,
+        prefix: &[u8],
+        what: &'static str,
+    ) -> Result<Vec<V>, StoreError> {
+        self.kv
+            .scan_prefix(t as u8, prefix)
+            .map(move |r| decode(what, &r?.1))
+            .collect()
+    }
+
+    /// Runs `f` as one atomic transaction over every tree: all its writes
+    /// become one journal record (see [`crate::kv`]), or none when it fails.
+    /// Transactions run one at a time.
+    pub fn transact<R>(&self, f: impl FnOnce(&Tx<'_>) -> TxResult<R>) -> Result<R, StoreError> {
+        self.kv.transact(|ws| f(&Tx { ws }))?.map_err(|e| match e {
+            ConflictableTransactionError::Abort(e) => e,
+            ConflictableTransactionError::Storage(e) => StoreError::Sled(e),
+            _ => StoreError::Aborted("transaction conflict".into()),
+        })
     }
 
     /// Makes everything written so far durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        self.kv.db().flush_async().await?;
         Ok(())
+    }
+
+    /// Copies every committed change from the journal into the trees now.
+    pub fn apply_journal(&self) -> Result<(), StoreError> {
+        Ok(self.kv.apply_all()?)
+    }
+
+    /// (commits not yet copied from the journal, their bytes).
+    pub fn journal_backlog(&self) -> (usize, usize) {
+        self.kv.backlog()
     }
 
     /// The key that signs per-ticket reply addresses: made once, kept forever
     /// (addresses in old notifications keep working across restarts).
     pub fn reply_key(&self) -> Result<Vec<u8>, StoreError> {
-        let meta = self.tree(T::Meta);
+        let meta = self.kv.raw_tree(T::Meta as u8);
         if let Some(k) = meta.get(REPLY_KEY)? {
             return Ok(k.to_vec());
         }
@@ -238,79 +275,61 @@ impl Store {
             .map_err(|e| StoreError::Aborted(format!("no randomness for the reply key: {e}")))?;
         // Two processes racing here: the first write wins and both read it back.
         let _ = meta.compare_and_swap(REPLY_KEY, None as Option<&[u8]>, Some(key.as_slice()))?;
-        self.db.flush()?;
+        self.kv.db().flush()?;
         Ok(meta.get(REPLY_KEY)?.map(|k| k.to_vec()).unwrap_or(key))
     }
 
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        self.kv.db().flush()?;
         Ok(())
     }
 
     // ----- reads outside transactions -----
 
     pub fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, StoreError> {
-        self.tree(T::Tickets)
-            .get(ticket_key(id))?
+        self.get(T::Tickets, &ticket_key(id))?
             .map(|v| decode("ticket", &v))
             .transpose()
     }
 
     pub fn tickets(&self) -> impl Iterator<Item = Result<Ticket, StoreError>> + '_ {
-        self.tree(T::Tickets)
-            .iter()
-            .values()
-            .map(|v| decode("ticket", &v?))
+        self.values(T::Tickets, "ticket")
     }
 
     pub fn ticket_count(&self) -> usize {
-        self.tree(T::Tickets).len()
+        self.kv.len(T::Tickets as u8)
     }
 
     pub fn delivery_count(&self) -> usize {
-        self.tree(T::Deliveries).len()
+        self.kv.len(T::Deliveries as u8)
     }
 
     pub fn quarantine_count(&self) -> usize {
-        self.tree(T::Quarantine).len()
+        self.kv.len(T::Quarantine as u8)
     }
 
     pub fn messages(&self, id: TicketId) -> Result<Vec<MessageRecord>, StoreError> {
-        self.tree(T::Messages)
-            .scan_prefix(ticket_key(id))
-            .values()
-            .map(|v| decode("message", &v?))
-            .collect()
+        self.prefixed(T::Messages, &ticket_key(id), "message")
     }
 
     pub fn events(&self, id: TicketId) -> Result<Vec<Event>, StoreError> {
-        self.tree(T::Events)
-            .scan_prefix(ticket_key(id))
-            .values()
-            .map(|v| decode("event", &v?))
-            .collect()
+        self.prefixed(T::Events, &ticket_key(id), "event")
     }
 
     pub fn ticket_of_message(&self, message_id: &str) -> Result<Option<TicketId>, StoreError> {
         Ok(self
-            .tree(T::MessageIds)
-            .get(message_id.as_bytes())?
+            .get(T::MessageIds, message_id.as_bytes())?
             .and_then(|v| u64_of(&v)))
     }
 
     pub fn disposition(&self, dedupe_key: &str) -> Result<Option<Disposition>, StoreError> {
-        self.tree(T::Dedupe)
-            .get(dedupe_key.as_bytes())?
+        self.get(T::Dedupe, dedupe_key.as_bytes())?
             .map(|v| decode("disposition", &v))
             .transpose()
     }
 
     pub fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.tree(T::Outbox)
-            .iter()
-            .values()
-            .map(|v| decode("outbox entry", &v?))
-            .collect()
+        self.values(T::Outbox, "outbox entry").collect()
     }
 
     /// Entries due at `now` (oldest first, at most `limit`) and when the next
@@ -321,8 +340,8 @@ impl Store {
         limit: usize,
     ) -> Result<(Vec<OutboxEntry>, Option<DateTime<Utc>>), StoreError> {
         let mut due = Vec::new();
-        for item in self.tree(T::OutboxDue).iter().keys() {
-            let key = item?;
+        for item in self.kv.iter(T::OutboxDue as u8) {
+            let (key, _) = item?;
             let (at_ms, id) = match (u64_of(&key[..8]), u64_of(&key[8..])) {
                 (Some(a), Some(i)) => (a as i64, i),
                 _ => continue,
@@ -340,77 +359,64 @@ impl Store {
 
     /// (entries still to be tried, entries that gave up), without decoding any.
     pub fn outbox_counts(&self) -> (usize, usize) {
-        let pending = self.tree(T::OutboxDue).len();
-        (pending, self.tree(T::Outbox).len().saturating_sub(pending))
+        let pending = self.kv.len(T::OutboxDue as u8);
+        (
+            pending,
+            self.kv.len(T::Outbox as u8).saturating_sub(pending),
+        )
     }
 
     pub fn outbox_entry(&self, id: u64) -> Result<Option<OutboxEntry>, StoreError> {
-        self.tree(T::Outbox)
-            .get(id.to_be_bytes())?
+        self.get(T::Outbox, &id.to_be_bytes())?
             .map(|v| decode("outbox entry", &v))
             .transpose()
     }
 
     pub fn deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
-        self.tree(T::Deliveries)
-            .iter()
-            .values()
-            .map(|v| decode("delivery", &v?))
-            .collect()
+        self.values(T::Deliveries, "delivery").collect()
     }
 
     pub fn quarantine(&self) -> Result<Vec<QuarantineEntry>, StoreError> {
-        self.tree(T::Quarantine)
-            .iter()
-            .values()
-            .map(|v| decode("quarantine entry", &v?))
-            .collect()
+        self.values(T::Quarantine, "quarantine entry").collect()
     }
 
     pub fn ignored(&self) -> Result<Vec<IgnoredEntry>, StoreError> {
-        self.tree(T::Ignored)
-            .iter()
-            .values()
-            .map(|v| decode("ignored entry", &v?))
-            .collect()
+        self.values(T::Ignored, "ignored entry").collect()
     }
 
     pub fn quarantine_entry(&self, id: u64) -> Result<Option<QuarantineEntry>, StoreError> {
-        self.tree(T::Quarantine)
-            .get(id.to_be_bytes())?
+        self.get(T::Quarantine, &id.to_be_bytes())?
             .map(|v| decode("quarantine entry", &v))
             .transpose()
     }
 
     pub fn address_state(&self, address: &str) -> Result<Option<AddressState>, StoreError> {
-        self.tree(T::Addresses)
-            .get(address.as_bytes())?
+        self.get(T::Addresses, address.as_bytes())?
             .map(|v| decode("address state", &v))
             .transpose()
     }
 
     pub fn raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree(T::Raw).get(key.as_bytes())?.map(|v| v.to_vec()))
+        Ok(self.get(T::Raw, key.as_bytes())?.map(|v| v.to_vec()))
     }
 
     pub fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .tree(T::Blobs)
-            .get(sha256.as_bytes())?
-            .map(|v| v.to_vec()))
+        Ok(self.get(T::Blobs, sha256.as_bytes())?.map(|v| v.to_vec()))
     }
 
     pub fn checkpoint(&self, mailbox: &str) -> Result<Option<Checkpoint>, StoreError> {
-        self.tree(T::Checkpoints)
+        self.kv
+            .raw_tree(T::Checkpoints as u8)
             .get(mailbox.as_bytes())?
             .map(|v| decode("checkpoint", &v))
             .transpose()
     }
 
     /// Checkpoints are advisory (dedupe makes a refetch harmless), so they are
-    /// written outside ticket transactions.
+    /// written outside ticket transactions, straight to their tree.
     pub fn set_checkpoint(&self, mailbox: &str, cp: Checkpoint) -> Result<(), StoreError> {
-        self.tree(T::Checkpoints)
+        self.kv
+            .raw_tree(T::Checkpoints as u8)
             .insert(mailbox.as_bytes(), encode("checkpoint", &cp)?)?;
         Ok(())
     }
@@ -418,16 +424,22 @@ impl Store {
 
 /// The view of the store inside one transaction.
 pub struct Tx<'a> {
-    trees: &'a Vec<TransactionalTree>,
+    ws: &'a WriteSet<'a>,
 }
 
 impl Tx<'_> {
-    fn tree(&self, t: T) -> &TransactionalTree {
-        &self.trees[t as usize]
+    fn get(&self, t: T, key: &[u8]) -> TxResult<Option<sled::IVec>> {
+        self.ws
+            .get(t as u8, key)
+            .map_err(|e| ConflictableTransactionError::Abort(e.into()))
     }
 
-    fn get(&self, t: T, key: &[u8]) -> Result<Option<sled::IVec>, UnabortableTransactionError> {
-        self.tree(t).get(key)
+    fn insert(&self, t: T, key: &[u8], value: impl Into<sled::IVec>) {
+        self.ws.insert(t as u8, key, value)
+    }
+
+    fn remove(&self, t: T, key: &[u8]) {
+        self.ws.remove(t as u8, key)
     }
 
     /// Allocates the next ticket number.
@@ -437,8 +449,7 @@ impl Tx<'_> {
             .and_then(|v| u64_of(&v))
             .unwrap_or(first)
             .max(first);
-        self.tree(T::Meta)
-            .insert(NEXT_TICKET, &(next + 1).to_be_bytes())?;
+        self.insert(T::Meta, NEXT_TICKET, &(next + 1).to_be_bytes());
         Ok(next)
     }
 
@@ -453,8 +464,7 @@ impl Tx<'_> {
     }
 
     pub fn put_ticket(&self, t: &Ticket) -> TxResult<()> {
-        self.tree(T::Tickets)
-            .insert(&ticket_key(t.id), tx_encode("ticket", t)?)?;
+        self.insert(T::Tickets, &ticket_key(t.id), tx_encode("ticket", t)?);
         Ok(())
     }
 
@@ -464,16 +474,22 @@ impl Tx<'_> {
         ticket.message_count += 1;
         rec.ticket = ticket.id;
         rec.seq = seq;
-        self.tree(T::Messages)
-            .insert(&seq_key(ticket.id, seq), tx_encode("message", &rec)?)?;
+        self.insert(
+            T::Messages,
+            &seq_key(ticket.id, seq),
+            tx_encode("message", &rec)?,
+        );
         Ok(seq)
     }
 
     pub fn add_event(&self, ticket: &mut Ticket, event: &Event) -> TxResult<()> {
         let seq = ticket.event_count;
         ticket.event_count += 1;
-        self.tree(T::Events)
-            .insert(&seq_key(ticket.id, seq), tx_encode("event", event)?)?;
+        self.insert(
+            T::Events,
+            &seq_key(ticket.id, seq),
+            tx_encode("event", event)?,
+        );
         Ok(())
     }
 
@@ -487,16 +503,14 @@ impl Tx<'_> {
     /// replies referencing it thread. The first ticket to claim an id keeps it.
     pub fn index_message_id(&self, message_id: &str, ticket: TicketId) -> TxResult<()> {
         if self.get(T::MessageIds, message_id.as_bytes())?.is_none() {
-            self.tree(T::MessageIds)
-                .insert(message_id.as_bytes(), &ticket.to_be_bytes())?;
+            self.insert(T::MessageIds, message_id.as_bytes(), &ticket.to_be_bytes());
         }
         Ok(())
     }
 
     /// Indexes a Message-ID known to be new (no read: the hot path of ingest).
     pub fn claim_message_id(&self, message_id: &str, ticket: TicketId) -> TxResult<()> {
-        self.tree(T::MessageIds)
-            .insert(message_id.as_bytes(), &ticket.to_be_bytes())?;
+        self.insert(T::MessageIds, message_id.as_bytes(), &ticket.to_be_bytes());
         Ok(())
     }
 
@@ -507,48 +521,50 @@ impl Tx<'_> {
     }
 
     pub fn put_disposition(&self, key: &str, d: &Disposition) -> TxResult<()> {
-        self.tree(T::Dedupe)
-            .insert(key.as_bytes(), tx_encode("disposition", d)?)?;
+        self.insert(T::Dedupe, key.as_bytes(), tx_encode("disposition", d)?);
         Ok(())
     }
 
     pub fn remove_disposition(&self, key: &str) -> TxResult<()> {
-        self.tree(T::Dedupe).remove(key.as_bytes())?;
+        self.remove(T::Dedupe, key.as_bytes());
         Ok(())
     }
 
     pub fn put_raw(&self, key: &str, bytes: &[u8]) -> TxResult<()> {
-        self.tree(T::Raw).insert(key.as_bytes(), bytes)?;
+        self.insert(T::Raw, key.as_bytes(), bytes);
         Ok(())
     }
 
     pub fn put_blob(&self, sha256: &str, bytes: &[u8]) -> TxResult<()> {
         if self.get(T::Blobs, sha256.as_bytes())?.is_none() {
-            self.tree(T::Blobs).insert(sha256.as_bytes(), bytes)?;
+            self.insert(T::Blobs, sha256.as_bytes(), bytes);
         }
         Ok(())
     }
 
     /// A fresh id, unique across restarts (sled keeps the counter durable).
     pub fn generate_id(&self) -> TxResult<u64> {
-        Ok(self.tree(T::Outbox).generate_id()?)
+        self.ws
+            .generate_id()
+            .map_err(|e| ConflictableTransactionError::Abort(e.into()))
     }
 
     /// Stores a new outbox entry.
     pub fn put_outbox(&self, e: &OutboxEntry) -> TxResult<()> {
-        self.tree(T::Outbox)
-            .insert(&e.id.to_be_bytes(), tx_encode("outbox entry", e)?)?;
+        self.insert(
+            T::Outbox,
+            &e.id.to_be_bytes(),
+            tx_encode("outbox entry", e)?,
+        );
         if !e.failed {
-            self.tree(T::OutboxDue)
-                .insert(&due_key(e.next_attempt_at, e.id), &[])?;
+            self.insert(T::OutboxDue, &due_key(e.next_attempt_at, e.id), &[]);
         }
         Ok(())
     }
 
     /// Replaces a stored entry (`old` as read in this transaction) with `new`.
     pub fn update_outbox(&self, old: &OutboxEntry, new: &OutboxEntry) -> TxResult<()> {
-        self.tree(T::OutboxDue)
-            .remove(&due_key(old.next_attempt_at, old.id))?;
+        self.remove(T::OutboxDue, &due_key(old.next_attempt_at, old.id));
         self.put_outbox(new)
     }
 
@@ -560,21 +576,26 @@ impl Tx<'_> {
 
     /// Removes an entry (`e` as read in this transaction).
     pub fn remove_outbox(&self, e: &OutboxEntry) -> TxResult<()> {
-        self.tree(T::Outbox).remove(&e.id.to_be_bytes())?;
-        self.tree(T::OutboxDue)
-            .remove(&due_key(e.next_attempt_at, e.id))?;
+        self.remove(T::Outbox, &e.id.to_be_bytes());
+        self.remove(T::OutboxDue, &due_key(e.next_attempt_at, e.id));
         Ok(())
     }
 
     pub fn put_delivery(&self, d: &Delivery) -> TxResult<()> {
-        self.tree(T::Deliveries)
-            .insert(&d.outbox_id.to_be_bytes(), tx_encode("delivery", d)?)?;
+        self.insert(
+            T::Deliveries,
+            &d.outbox_id.to_be_bytes(),
+            tx_encode("delivery", d)?,
+        );
         Ok(())
     }
 
     pub fn put_sent(&self, message_id: &str, recipients: &[EmailAddress]) -> TxResult<()> {
-        self.tree(T::SentIds)
-            .insert(message_id.as_bytes(), tx_encode("sent mail", &recipients)?)?;
+        self.insert(
+            T::SentIds,
+            message_id.as_bytes(),
+            tx_encode("sent mail", &recipients)?,
+        );
         Ok(())
     }
 
@@ -586,13 +607,16 @@ impl Tx<'_> {
     }
 
     pub fn put_ignored(&self, e: &IgnoredEntry) -> TxResult<()> {
-        self.tree(T::Ignored)
-            .insert(&e.id.to_be_bytes(), tx_encode("ignored entry", e)?)?;
+        self.insert(
+            T::Ignored,
+            &e.id.to_be_bytes(),
+            tx_encode("ignored entry", e)?,
+        );
         Ok(())
     }
 
     pub fn remove_quarantine(&self, id: u64) -> TxResult<()> {
-        self.tree(T::Quarantine).remove(&id.to_be_bytes())?;
+        self.remove(T::Quarantine, &id.to_be_bytes());
         Ok(())
     }
 
@@ -603,13 +627,16 @@ impl Tx<'_> {
     }
 
     pub fn put_address_state(&self, address: &str, st: &AddressState) -> TxResult<()> {
-        self.tree(T::Addresses)
-            .insert(address.as_bytes(), tx_encode("address state", st)?)?;
+        self.insert(
+            T::Addresses,
+            address.as_bytes(),
+            tx_encode("address state", st)?,
+        );
         Ok(())
     }
 
     pub fn remove_address_state(&self, address: &str) -> TxResult<()> {
-        self.tree(T::Addresses).remove(address.as_bytes())?;
+        self.remove(T::Addresses, address.as_bytes());
         Ok(())
     }
 
@@ -622,14 +649,20 @@ impl Tx<'_> {
     }
 
     pub fn put_auto_sent(&self, address: &str, times: &[DateTime<Utc>]) -> TxResult<()> {
-        self.tree(T::AutoSent)
-            .insert(address.as_bytes(), tx_encode("auto-reply log", &times)?)?;
+        self.insert(
+            T::AutoSent,
+            address.as_bytes(),
+            tx_encode("auto-reply log", &times)?,
+        );
         Ok(())
     }
 
     pub fn put_quarantine(&self, q: &QuarantineEntry) -> TxResult<()> {
-        self.tree(T::Quarantine)
-            .insert(&q.id.to_be_bytes(), tx_encode("quarantine entry", q)?)?;
+        self.insert(
+            T::Quarantine,
+            &q.id.to_be_bytes(),
+            tx_encode("quarantine entry", q)?,
+        );
         Ok(())
     }
 }

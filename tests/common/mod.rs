@@ -275,6 +275,9 @@ pub struct DeskOptions {
     pub address: &'static str,
     /// Extra lines for the `[desk]` table.
     pub desk_extra: &'static str,
+    /// `DESKGATE_LOG`: tests want every mail's debug line; the benchmark
+    /// measures the daemon as deployed (`info`).
+    pub log: &'static str,
 }
 
 impl Default for DeskOptions {
@@ -288,6 +291,7 @@ impl Default for DeskOptions {
             extra_outbox: "retry_initial = \"1s\"\nretry_max = \"2s\"",
             extra: "",
             address: HELP,
+            log: "info,deskgate=debug",
             desk_extra: "",
         }
     }
@@ -299,6 +303,7 @@ pub struct Deskgate {
     pub config: PathBuf,
     child: Option<Child>,
     starts: u32,
+    log: &'static str,
 }
 
 impl Deskgate {
@@ -362,6 +367,7 @@ timeout = "10s"
             config,
             child: None,
             starts: 0,
+            log: opts.log,
         }
     }
 
@@ -381,6 +387,7 @@ timeout = "10s"
             config,
             child: None,
             starts: 0,
+            log: DeskOptions::default().log,
         }
     }
 
@@ -443,7 +450,7 @@ timeout = "10s"
             .arg("-c")
             .arg(&self.config)
             .arg("run")
-            .env("DESKGATE_LOG", "info,deskgate=debug")
+            .env("DESKGATE_LOG", self.log)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
