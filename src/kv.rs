@@ -39,7 +39,11 @@ pub const SOFT_LIMIT: usize = 96 * 1024 * 1024;
 /// Unapplied bytes above which a commit waits for the applier.
 pub const HARD_LIMIT: usize = 384 * 1024 * 1024;
 /// Quiet time after the last commit before the applier starts on its own.
-const IDLE: Duration = Duration::from_millis(20000);
+const IDLE: Duration = Duration::from_millis(200);
+/// The oldest unapplied record is applied after this long even while small
+/// transactions keep coming (the outbox sender records deliveries every few
+/// milliseconds while it drains a backlog, so the desk is never quiet).
+const MAX_AGE: Duration = Duration::from_secs(2);
 /// At most this many journal bytes are applied per round, so the overlay
 /// lock is released (and memory returned) in steps.
 const ROUND_BYTES: usize = 32 * 1024 * 1024;
@@ -65,6 +69,7 @@ struct Record {
     ops: Vec<Op>,
     bytes: usize,
     chunks: u32,
+    at: Instant,
 }
 
 struct Pending {
@@ -259,6 +264,7 @@ impl Kv {
             ops,
             bytes,
             chunks,
+            at: Instant::now(),
         });
         let mut ov = lock(&self.inner.overlay);
         for (t, k, v) in &record.ops {
@@ -416,7 +422,15 @@ fn applier(inner: &Inner) {
                     continue;
                 }
                 let quiet = ov.last_activity.map_or(IDLE, |t| t.elapsed());
-                if stopping || ov.bytes >= SOFT_LIMIT || (!ov.in_transaction && quiet >= IDLE) {
+                let oldest = ov
+                    .records
+                    .front()
+                    .map_or(Duration::ZERO, |r| r.at.elapsed());
+                if stopping
+                    || ov.bytes >= SOFT_LIMIT
+                    || oldest >= MAX_AGE
+                    || (!ov.in_transaction && quiet >= IDLE)
+                {
                     break;
                 }
                 ov = inner
@@ -728,6 +742,20 @@ mod tests {
             (0, "r".into(), None),
         ];
         assert_eq!(decode(&encode(&ops)).unwrap(), ops);
+    }
+
+    #[test]
+    fn the_applier_runs_once_the_desk_is_quiet() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = open(dir.path());
+        put(&kv, 0, "k", Some("v"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while kv.backlog().0 > 0 {
+            assert!(Instant::now() < deadline, "never applied");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(kv.inner.journal.is_empty());
+        assert_eq!(kv.raw_tree(0).get("k").unwrap().as_deref(), Some(&b"v"[..]));
     }
 
     #[test]
