@@ -471,15 +471,7 @@ fn apply_round(inner: &Inner, max_bytes: usize) -> Result<(), KvError> {
         if round.is_empty() {
             return Ok(());
         }
-        // Later records overwrite earlier ones, so each key is written once.
-        let mut finals: Vec<BTreeMap<&IVec, &Option<IVec>>> =
-            (0..inner.trees.len()).map(|_| BTreeMap::new()).collect();
-        for rec in &round {
-            for (t, k, v) in &rec.ops {
-                finals[*t as usize].insert(k, v);
-            }
-        }
-        apply_finals(&inner.trees, finals)?;
+        apply_finals(&inner.trees, round.iter().map(|r| r.ops.as_slice()))?;
         inner.db.flush()?;
         let mut done = sled::Batch::default();
         for rec in &round {
@@ -508,10 +500,19 @@ fn apply_round(inner: &Inner, max_bytes: usize) -> Result<(), KvError> {
     }
 }
 
-fn apply_finals(
+/// Writes records, oldest first, into the trees. Later records overwrite
+/// earlier ones, so each key is written once, with its final value.
+fn apply_finals<'a>(
     trees: &[Tree],
-    finals: Vec<BTreeMap<&IVec, &Option<IVec>>>,
+    records: impl Iterator<Item = &'a [Op]>,
 ) -> Result<(), KvError> {
+    let mut finals: Vec<BTreeMap<&IVec, &Option<IVec>>> =
+        (0..trees.len()).map(|_| BTreeMap::new()).collect();
+    for ops in records {
+        for (t, k, v) in ops {
+            finals[*t as usize].insert(k, v);
+        }
+    }
     for (tree, changes) in trees.iter().zip(finals) {
         if changes.is_empty() {
             continue;
@@ -555,15 +556,8 @@ fn replay(db: &sled::Db, trees: &[Tree], journal: &Tree) -> Result<(), KvError> 
         }
         records.push(ops);
     }
-    let mut finals: Vec<BTreeMap<&IVec, &Option<IVec>>> =
-        (0..trees.len()).map(|_| BTreeMap::new()).collect();
-    for ops in &records {
-        for (t, k, v) in ops {
-            finals[*t as usize].insert(k, v);
-        }
-    }
     let n = records.len();
-    apply_finals(trees, finals)?;
+    apply_finals(trees, records.iter().map(|ops| ops.as_slice()))?;
     db.flush()?;
     journal.clear()?;
     db.flush()?;
