@@ -97,6 +97,10 @@ struct Inner {
     /// Held for the whole of a transaction; guards the next journal sequence.
     writer: Mutex<u64>,
     overlay: Mutex<Overlay>,
+    /// Held for a whole apply round: the applier thread and [`Kv::apply_all`]
+    /// both apply the oldest records, and two rounds at once would both
+    /// retire the same records from the overlay.
+    applying: Mutex<()>,
     /// Signalled on every commit and every applied round.
     changed: Condvar,
     stop: AtomicBool,
@@ -151,6 +155,7 @@ impl Kv {
                 trees: (0..tree_names.len()).map(|_| BTreeMap::new()).collect(),
                 ..Overlay::default()
             }),
+            applying: Mutex::new(()),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
         });
@@ -454,6 +459,7 @@ fn applier(inner: &Inner) {
 /// Copies the oldest records (up to `max_bytes`, at least one) into the
 /// trees, makes that durable, then drops them from the journal and overlay.
 fn apply_round(inner: &Inner, max_bytes: usize) -> Result<(), KvError> {
+    let _applying = lock(&inner.applying);
     loop {
         let round: Vec<Arc<Record>> = {
             let ov = lock(&inner.overlay);
@@ -750,6 +756,27 @@ mod tests {
         }
         assert!(kv.inner.journal.is_empty());
         assert_eq!(kv.raw_tree(0).get("k").unwrap().as_deref(), Some(&b"v"[..]));
+    }
+
+    #[test]
+    fn applying_from_several_threads_at_once_retires_each_record_once() {
+        // Found by examples/engine_profile: apply_all racing the applier
+        // thread drained records the other round had already retired.
+        let dir = tempfile::tempdir().unwrap();
+        let kv = open(dir.path());
+        for round in 0..20 {
+            for i in 0..50 {
+                put(&kv, 0, &format!("k{round}-{i}"), Some("v"));
+            }
+            std::thread::scope(|s| {
+                for _ in 0..3 {
+                    s.spawn(|| kv.apply_all().unwrap());
+                }
+            });
+            assert_eq!(kv.backlog(), (0, 0));
+        }
+        assert_eq!(kv.len(0), 1000);
+        assert!(kv.inner.journal.is_empty());
     }
 
     #[test]
