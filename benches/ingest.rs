@@ -4,10 +4,14 @@
 //! 1. loads N mails (default 10,000, ~1.8 KB each) into the help mailbox over IMAP;
 //! 2. measures the ceiling: a plain IMAP `UID FETCH BODY.PEEK[]` of all of them
 //!    in batches of 500, with the same IMAP library deskgate uses;
-//! 3. starts deskgate and measures its ingest rate from process start until the
-//!    daemon's log says every mail is committed, flushed and marked on the
-//!    server (read from the log, so measuring takes no CPU from the daemon),
-//!    and how long until every acknowledgement has been handed to SMTP;
+//!    Then the same fetch plus the `UID STORE +FLAGS (\Seen)` deskgate must
+//!    send for each committed batch: the server's share of the work alone;
+//! 3. starts deskgate and measures its ingest rate until the daemon's log says
+//!    every mail is committed, flushed and marked on the server (read from the
+//!    log, so measuring takes no CPU from the daemon): from the mailbox being
+//!    open, like the plain fetch (whose clock starts after its login), and
+//!    from process start; then how long until every acknowledgement has been
+//!    handed to SMTP;
 //! 4. with deskgate idle in IMAP IDLE, appends M mails (default 50) one at a
 //!    time and measures arrival (APPEND done) to acknowledgement visible in the
 //!    requester's IMAP inbox: p50 and p99;
@@ -80,9 +84,37 @@ async fn load(imap: Imap, n: usize) {
 
 /// Plain fetch of every mail, as fast as the IMAP library allows.
 async fn plain_fetch(imap: Imap) -> (usize, Duration) {
+    fetch_all(imap, false).await
+}
+
+/// Fetch plus what deskgate must also ask of the server for every batch:
+/// flag it `\Seen` once it is committed (the bench's `after_processing`).
+/// With Maildir, Dovecot renames one file per flagged mail, which is CPU the
+/// server takes from the same cores. Clears the flags again afterwards, so
+/// deskgate finds the mailbox as the plain fetch did.
+async fn fetch_and_flag(imap: Imap) -> (usize, Duration) {
+    let r = fetch_all(imap, true).await;
+    let mut s = imap.login(HELP).await;
+    s.select("INBOX").await.unwrap();
+    let _: Vec<_> = s
+        .uid_store("1:*", "-FLAGS.SILENT (\\Seen)")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    s.logout().await.ok();
+    r
+}
+
+async fn fetch_all(imap: Imap, flag: bool) -> (usize, Duration) {
     let mut s = imap.login(HELP).await;
     let start = Instant::now();
-    s.examine("INBOX").await.unwrap();
+    if flag {
+        s.select("INBOX").await.unwrap();
+    } else {
+        s.examine("INBOX").await.unwrap();
+    }
     let uids: Vec<u32> = s.uid_search("ALL").await.unwrap().into_iter().collect();
     let mut sorted = uids.clone();
     sorted.sort_unstable();
@@ -102,6 +134,15 @@ async fn plain_fetch(imap: Imap) -> (usize, Duration) {
                 bytes += b.len();
                 count += 1;
             }
+        }
+        if flag {
+            let _: Vec<_> = s
+                .uid_store(&set, "+FLAGS.SILENT (\\Seen)")
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
         }
     }
     let took = start.elapsed();
@@ -131,6 +172,17 @@ fn committed_at(log: &str, n: usize) -> Option<chrono::DateTime<chrono::Utc>> {
         }
     }
     None
+}
+
+/// When the daemon's log says the mailbox was opened (logged in, folder
+/// selected): the point the plain fetch's clock starts from too.
+fn opened_at(log: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("connected") && l.contains("mailbox="))?;
+    chrono::DateTime::parse_from_rfc3339(line.split_whitespace().next()?)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -170,6 +222,10 @@ async fn run(n: usize, m: usize) {
     }
     let ceiling = n as f64 / best.as_secs_f64();
     eprintln!("plain fetch: {ceiling:.0} mails/s");
+    let (count, took) = fetch_and_flag(imap).await;
+    assert_eq!(count, n);
+    let flag_ceiling = n as f64 / took.as_secs_f64();
+    eprintln!("fetch and flag \\Seen: {flag_ceiling:.0} mails/s");
 
     let mut desk = Deskgate::new(
         &servers,
@@ -188,9 +244,17 @@ async fn run(n: usize, m: usize) {
     // The end is read from the daemon's own log (the time of the "batch
     // committed" line that completes N mails: committed, flushed and marked
     // on the server), so polling does not take CPU from the daemon.
-    let ingest = loop {
-        if let Some(done) = committed_at(&desk.logs(), n) {
-            break (done - start_wall).to_std().unwrap_or_default();
+    // Two clocks: from process start (includes exec, opening the store,
+    // connecting and logging in), and from the mailbox being open, which is
+    // where the plain fetch's clock starts (after its login).
+    let (ingest, ingest_open) = loop {
+        let log = desk.logs();
+        if let Some(done) = committed_at(&log, n) {
+            let opened = opened_at(&log).unwrap_or(start_wall);
+            break (
+                (done - start_wall).to_std().unwrap_or_default(),
+                (done - opened).to_std().unwrap_or_default(),
+            );
         }
         assert!(
             start.elapsed() < Duration::from_secs(600),
@@ -204,13 +268,15 @@ async fn run(n: usize, m: usize) {
         "every mail is a ticket"
     );
     let ingest_rate = n as f64 / ingest.as_secs_f64();
-    eprintln!("deskgate ingest: {ingest_rate:.0} mails/s");
+    let open_rate = n as f64 / ingest_open.as_secs_f64();
+    eprintln!(
+        "deskgate ingest: {open_rate:.0} mails/s from mailbox open ({:.0}% of plain fetch), {ingest_rate:.0} mails/s from process start",
+        open_rate / ceiling * 100.0
+    );
     if std::env::var_os("DESKGATE_BENCH_BATCHES").is_some() {
-        for line in desk
-            .logs()
-            .lines()
-            .filter(|l| l.contains("batch committed"))
-        {
+        for line in desk.logs().lines().filter(|l| {
+            l.contains("batch committed") || l.contains("connected") || l.contains("running")
+        }) {
             eprintln!("{line}");
         }
     }
@@ -291,9 +357,12 @@ async fn run(n: usize, m: usize) {
     let report = serde_json::json!({
         "mails": n,
         "plain_fetch_mails_per_s": ceiling.round(),
-        "deskgate_ingest_mails_per_s": ingest_rate.round(),
-        "ingest_share_of_ceiling": (ingest_rate / ceiling * 100.0).round() / 100.0,
-        "ingest_seconds": ingest.as_secs_f64(),
+        "fetch_and_flag_mails_per_s": flag_ceiling.round(),
+        "deskgate_ingest_mails_per_s": open_rate.round(),
+        "ingest_share_of_ceiling": (open_rate / ceiling * 100.0).round() / 100.0,
+        "ingest_seconds": ingest_open.as_secs_f64(),
+        "ingest_from_process_start_mails_per_s": ingest_rate.round(),
+        "ingest_from_process_start_seconds": ingest.as_secs_f64(),
         "journal_applied_seconds": applied.as_secs_f64(),
         "all_acks_handed_to_smtp_seconds": acks_out.as_secs_f64(),
         "latency_probes": m,
@@ -306,7 +375,12 @@ async fn run(n: usize, m: usize) {
     println!("\n| measure | value |\n|---|---|");
     println!("| mails ingested | {n} |");
     println!("| plain IMAP fetch (ceiling) | {ceiling:.0} mails/s |");
-    println!("| deskgate ingest (to every ticket committed) | {ingest_rate:.0} mails/s ({:.0}% of ceiling) |", ingest_rate / ceiling * 100.0);
+    println!("| IMAP fetch + flag \\Seen, as deskgate must (no processing) | {flag_ceiling:.0} mails/s |");
+    println!("| deskgate ingest, mailbox open → every ticket committed | {open_rate:.0} mails/s ({:.0}% of ceiling) |", open_rate / ceiling * 100.0);
+    println!(
+        "| the same from process start | {ingest_rate:.0} mails/s ({:.2} s) |",
+        ingest.as_secs_f64()
+    );
     println!(
         "| journal applied to the indexed trees | {:.1} s after start |",
         applied.as_secs_f64()

@@ -287,10 +287,9 @@ pub fn queue_rejection(
         x_loop: policy.desk.address.clone(),
         date: SystemTime::from(now),
     };
-    let raw = match compose::build(&outgoing) {
-        Ok(raw) => raw,
-        Err(e) => return Ok(Err(e.to_string())),
-    };
+    if let Err(e) = compose::check(&outgoing) {
+        return Ok(Err(e.to_string()));
+    }
     let recipients = vec![to.address.clone()];
     tx.put_outbox(&OutboxEntry {
         id: tx.generate_id()?,
@@ -299,7 +298,8 @@ pub fn queue_rejection(
         message_id: outgoing.message_id.clone(),
         envelope_from: policy.envelope_from.clone(),
         recipients: recipients.clone(),
-        raw,
+        raw: String::new(),
+        composed: Some(outgoing.clone()),
         created_at: now,
         attempts: 0,
         next_attempt_at: now,
@@ -338,12 +338,9 @@ pub fn queue_mail(
     outgoing: &Outgoing,
     now: DateTime<Utc>,
 ) -> TxResult<usize> {
-    let raw = match compose::build(outgoing) {
-        Ok(raw) => raw,
-        Err(e) => {
-            return skipped(tx, ticket, e.to_string(), now);
-        }
-    };
+    if let Err(e) = compose::check(outgoing) {
+        return skipped(tx, ticket, e.to_string(), now);
+    }
     let id = tx.generate_id()?;
     let recipients: Vec<EmailAddress> = outgoing.to.iter().map(|p| p.address.clone()).collect();
     tx.put_outbox(&OutboxEntry {
@@ -353,7 +350,8 @@ pub fn queue_mail(
         message_id: outgoing.message_id.clone(),
         envelope_from: policy.envelope_from.clone(),
         recipients,
-        raw,
+        raw: String::new(),
+        composed: Some(outgoing.clone()),
         created_at: now,
         attempts: 0,
         next_attempt_at: now,

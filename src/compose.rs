@@ -128,7 +128,7 @@ fn split_subject(name: &str, text: &str) -> Result<Rendered, ComposeError> {
 }
 
 /// RFC 3834 marker for mail deskgate sends by itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum AutoSubmitted {
     /// In answer to a mail (acknowledgements).
     AutoReplied,
@@ -137,7 +137,7 @@ pub enum AutoSubmitted {
 }
 
 /// Everything needed to build one outgoing mail.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Outgoing {
     pub from: Party,
     pub to: Vec<Party>,
@@ -183,6 +183,19 @@ fn mailbox(p: &Party) -> Result<Mailbox, ComposeError> {
         p.name.as_ref().map(|n| clean_header_text(n, 100)),
         addr,
     ))
+}
+
+/// Fails as [`build`] would, without formatting: the commit that queues a
+/// mail checks it can be built, and the sender builds it when it leaves.
+pub fn check(o: &Outgoing) -> Result<(), ComposeError> {
+    mailbox(&o.from)?;
+    for p in o.to.iter().chain(&o.reply_to) {
+        mailbox(p)?;
+    }
+    if o.to.is_empty() {
+        return Err(ComposeError::Build("no recipient".into()));
+    }
+    Ok(())
 }
 
 /// Builds the final bytes. Every header value passes through lettre's
@@ -277,6 +290,48 @@ mod tests {
         assert!(!raw.contains("\nBcc:"), "{raw}");
         assert!(parsed.text.contains("Hello Älice"));
         assert!(raw.is_ascii());
+    }
+
+    #[test]
+    fn a_queued_mail_formats_to_the_same_bytes_after_a_round_trip_through_the_store() {
+        let o = Outgoing {
+            from: party("help@desk.test", Some("Help Desk")),
+            to: vec![party("alice@customer.test", Some("Älice"))],
+            reply_to: Some(party("help@desk.test", None)),
+            subject: "[#5] Drucker".into(),
+            body: "Hallo\n".into(),
+            message_id: "dg.5.ack.1@desk.test".into(),
+            in_reply_to: Some("abc@customer.test".into()),
+            references: vec!["abc@customer.test".into()],
+            auto_submitted: Some(AutoSubmitted::AutoReplied),
+            x_loop: EmailAddress::parse("help@desk.test").unwrap(),
+            date: SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(1_234_567_891),
+        };
+        // The sender formats what the commit stored, possibly after a restart.
+        let stored: Outgoing = serde_json::from_slice(&serde_json::to_vec(&o).unwrap()).unwrap();
+        assert_eq!(stored, o);
+        assert_eq!(build(&stored).unwrap(), build(&o).unwrap());
+        check(&o).unwrap();
+    }
+
+    #[test]
+    fn check_refuses_what_build_refuses() {
+        let mut o = Outgoing {
+            from: party("help@desk.test", None),
+            to: vec![],
+            reply_to: None,
+            subject: "s".into(),
+            body: "b".into(),
+            message_id: "m@desk.test".into(),
+            in_reply_to: None,
+            references: vec![],
+            auto_submitted: None,
+            x_loop: EmailAddress::parse("help@desk.test").unwrap(),
+            date: SystemTime::UNIX_EPOCH,
+        };
+        assert!(check(&o).is_err() && build(&o).is_err(), "no recipient");
+        o.to.push(party("a@b.c", None));
+        assert!(check(&o).is_ok() && build(&o).is_ok());
     }
 
     #[test]

@@ -51,6 +51,16 @@ struct Fetched {
     fetch: Duration,
 }
 
+/// A committed batch, not yet durable.
+struct Committed<'a> {
+    handled: Vec<u32>,
+    max_uid: u32,
+    outcomes: Vec<(u32, Outcome)>,
+    fetch: Duration,
+    commit: Duration,
+    _bulk: Option<crate::backlog::BulkGuard<'a>>,
+}
+
 /// A committed, durable batch not yet marked processed on the server.
 struct Settled {
     handled: Vec<u32>,
@@ -220,38 +230,50 @@ impl MailboxTask {
                 return Ok(());
             }
             uids.sort_unstable();
-            // Pipelined: batch k is committed on a blocking thread while batch
-            // k+1 is fetched and batch k-1 is marked processed, so the IMAP
-            // round trips hide behind the work.
+            // Pipelined: while batch k is committed on a blocking thread,
+            // batch k+1 is fetched, batch k-1 is flushed and then marked
+            // processed, so neither the IMAP round trips nor the disk stand
+            // in the way of the next commit.
             let mut in_flight: Option<InFlight> = None;
+            let mut unflushed: Option<Committed> = None;
             let mut chunks = uids.chunks(cfg.batch_size as usize);
             loop {
                 let next = chunks.next();
-                let fetched = match next {
-                    Some(chunk) => match self.fetch_batch(s, chunk).await {
-                        Ok(f) => Some(f),
-                        Err(e) => {
-                            if let Some(prev) = in_flight.take() {
-                                // Let the batch in hand commit; it is not marked
-                                // processed, so the next pass refetches it and
-                                // dedupe makes that harmless.
-                                let _ = prev.task.await;
-                            }
-                            return Err(e);
+                let (fetched, durable) = tokio::join!(
+                    async {
+                        match next {
+                            Some(chunk) => Some(self.fetch_batch(s, chunk).await),
+                            None => None,
                         }
                     },
-                    None => None,
+                    async {
+                        match unflushed.take() {
+                            Some(c) => Some(self.make_durable(c).await),
+                            None => None,
+                        }
+                    }
+                );
+                let (fetched, durable) = match (fetched.transpose(), durable.transpose()) {
+                    (Ok(f), Ok(d)) => (f, d),
+                    (Err(e), _) | (_, Err(e)) => {
+                        if let Some(prev) = in_flight.take() {
+                            // Let the batch in hand commit; it is not marked
+                            // processed, so the next pass refetches it and
+                            // dedupe makes that harmless.
+                            let _ = prev.task.await;
+                        }
+                        return Err(e);
+                    }
                 };
-                let settled = match in_flight.take() {
-                    Some(prev) => Some(self.settle_batch(prev).await?),
-                    None => None,
-                };
+                if let Some(prev) = in_flight.take() {
+                    unflushed = Some(self.await_commit(prev).await?);
+                }
                 if let Some(fetched) = fetched {
                     if !self.shutdown.is_cancelled() {
                         in_flight = Some(self.start_batch(fetched));
                     }
                 }
-                if let Some(done) = settled {
+                if let Some(done) = durable {
                     let marked = self.mark_batch(s, done, has_move).await;
                     let max = match marked {
                         Ok(max) => max,
@@ -271,7 +293,7 @@ impl MailboxTask {
                         },
                     )?;
                 }
-                if in_flight.is_none() {
+                if in_flight.is_none() && unflushed.is_none() {
                     break;
                 }
             }
@@ -321,13 +343,26 @@ impl MailboxTask {
         }
     }
 
-    /// Waits for the commit and makes it durable.
-    async fn settle_batch(&self, batch: InFlight<'_>) -> Result<Settled, IngestError> {
+    /// Waits for the commit.
+    async fn await_commit<'a>(&self, batch: InFlight<'a>) -> Result<Committed<'a>, IngestError> {
         let outcomes = batch.task.await??;
-        let committed = batch.started.elapsed();
+        Ok(Committed {
+            handled: batch.handled,
+            max_uid: batch.max_uid,
+            outcomes,
+            fetch: batch.fetch,
+            commit: batch.started.elapsed(),
+            _bulk: batch._bulk,
+        })
+    }
+
+    /// Makes a committed batch durable.
+    async fn make_durable(&self, batch: Committed<'_>) -> Result<Settled, IngestError> {
+        let started = std::time::Instant::now();
         // Durable before the server hears the mail is done: a crash from here on
         // refetches it, and dedupe makes that harmless.
         self.engine.store().flush().await?;
+        let outcomes = batch.outcomes;
         let queued: usize = outcomes.iter().map(|(_, o)| o.queued()).sum();
         if queued > 0 {
             self.outbox_wake.notify_one();
@@ -340,8 +375,8 @@ impl MailboxTask {
             max_uid: batch.max_uid,
             queued,
             fetch: batch.fetch,
-            commit: committed,
-            flush: batch.started.elapsed() - committed,
+            commit: batch.commit,
+            flush: started.elapsed(),
         })
     }
 
@@ -408,7 +443,8 @@ impl MailboxTask {
     }
 }
 
-#[cfg(test)]
+// The only test needs a mail that panics, which exists in debug builds only.
+#[cfg(all(test, debug_assertions))]
 mod tests {
     use super::*;
     use crate::address::{EmailAddress, Party};
@@ -422,34 +458,43 @@ mod tests {
     #[cfg(debug_assertions)]
     #[test]
     fn a_panicking_mail_is_quarantined_and_the_others_go_on() {
-        let dir = tempfile::tempdir().unwrap();
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let policy = Policy::new(
-            Party {
-                name: None,
-                address: EmailAddress::parse("help@desk.test").unwrap(),
-            },
-            Templates::load(&repo.join("templates")).unwrap(),
-        );
-        let engine = Engine::new(
-            Store::open(dir.path()).unwrap(),
-            Arc::new(SystemClock),
-            policy,
-        );
         let poison =
             std::fs::read(repo.join("tests/fixtures/parser-panic-nested-rfc822.eml")).unwrap();
         let good = |n: u32| {
             format!("From: a@c.test\r\nSubject: ok {n}\r\nMessage-ID: <g{n}@c>\r\n\r\nhi\r\n")
                 .into_bytes()
         };
-        let mails = vec![(1, good(1)), (2, poison), (3, good(3))];
-        let out = ingest_guarded(&engine, &mails, "help").unwrap();
-        assert!(matches!(out[0].1, Outcome::Created { .. }), "{out:?}");
-        assert!(
-            matches!(&out[1].1, Outcome::Quarantined { reason, .. } if reason.contains("internal error")),
-            "{out:?}"
-        );
-        assert!(matches!(out[2].1, Outcome::Created { .. }), "{out:?}");
-        assert_eq!(engine.store().quarantine().unwrap().len(), 1);
+        // A small batch (parsed in line) and a large one (parsed on a helper
+        // thread while the transaction applies it).
+        for (size, poison_at) in [(3, 1), (100, 57)] {
+            let dir = tempfile::tempdir().unwrap();
+            let policy = Policy::new(
+                Party {
+                    name: None,
+                    address: EmailAddress::parse("help@desk.test").unwrap(),
+                },
+                Templates::load(&repo.join("templates")).unwrap(),
+            );
+            let engine = Engine::new(
+                Store::open(dir.path()).unwrap(),
+                Arc::new(SystemClock),
+                policy,
+            );
+            let mut mails: Vec<(u32, Vec<u8>)> = (0..size).map(|i| (i, good(i))).collect();
+            mails[poison_at as usize].1 = poison.clone();
+            let out = ingest_guarded(&engine, &mails, "help").unwrap();
+            for (uid, o) in &out {
+                if *uid == poison_at {
+                    assert!(
+                        matches!(o, Outcome::Quarantined { reason, .. } if reason.contains("internal error")),
+                        "{out:?}"
+                    );
+                } else {
+                    assert!(matches!(o, Outcome::Created { .. }), "{uid}: {o:?}");
+                }
+            }
+            assert_eq!(engine.store().quarantine().unwrap().len(), 1);
+        }
     }
 }

@@ -1,17 +1,25 @@
-//! sled trees behind a write-ahead journal: a commit is one sled insert.
+//! sled trees behind a write-ahead journal: a commit is one journal record.
 //!
 //! sled costs about 10 µs per inserted key on the machines we measured, and a
 //! new ticket touches about a dozen keys (ticket, message, raw mail, events,
 //! dedupe record, Message-ID index, outbox entry and its due index, …). Written
-//! key by key, that capped ingest near 3,000 mails/s. So a commit writes its
-//! whole change set as **one** record in the `journal` tree and makes it
-//! visible at once in an in-memory overlay; a background applier copies
-//! journal records into the real trees later (when the desk goes quiet, or
-//! when the overlay grows past [`SOFT_LIMIT`]) and only then deletes them.
+//! key by key, that capped ingest near 3,000 mails/s. So a commit turns its
+//! whole change set into **one** record and makes it visible at once in an
+//! in-memory overlay. A journal-writer thread stores records, in order, in the
+//! `journal` tree (one sled batch each, or per run of them): that write costs
+//! about as much as the transaction itself, and this way it overlaps the next
+//! one. An applier thread copies written records into the real trees later
+//! (when the desk goes quiet, or when the overlay grows past [`SOFT_LIMIT`])
+//! and only then deletes them.
 //!
 //! Why this is safe:
-//! - A commit is durable once the journal record is (one atomic sled insert,
-//!   made durable by the caller's flush), exactly as durable as the trees.
+//! - A commit is durable once its journal record is: [`Kv::sync`] (the
+//!   caller's flush) waits for the writer to store every record committed so
+//!   far, then flushes sled. Records are written in commit order, so what is
+//!   on disk after a crash is always a prefix of what was committed.
+//! - The applier only takes records already written, so it never deletes the
+//!   chunks of a record before they exist (they would be replayed later over
+//!   newer values).
 //! - Every read looks at the overlay before the trees, so readers never see
 //!   a state older than the last commit.
 //! - The applier flushes the trees before it deletes a journal record; after
@@ -59,6 +67,10 @@ pub enum KvError {
     Sled(#[from] sled::Error),
     #[error("cannot replay journal record {seq}: it is truncated or corrupt")]
     CorruptJournal { seq: u64 },
+    /// Sticky: once a journal write has failed, later commits could only be
+    /// held in memory, so every commit and flush fails until a restart.
+    #[error("cannot write the store journal: {0}")]
+    JournalFailed(String),
 }
 
 /// One change: tree index, key, new value (None removes the key).
@@ -88,6 +100,22 @@ struct Overlay {
     in_transaction: bool,
     /// When the last transaction started or ended.
     last_activity: Option<Instant>,
+    /// Newest committed record.
+    committed: u64,
+    /// Newest record whose journal chunks are written (records are written
+    /// in order, so every older one is too).
+    written: u64,
+    /// Why the journal writer stopped, if it failed.
+    failed: Option<String>,
+}
+
+impl Overlay {
+    fn check(&self) -> Result<(), KvError> {
+        match &self.failed {
+            Some(why) => Err(KvError::JournalFailed(why.clone())),
+            None => Ok(()),
+        }
+    }
 }
 
 struct Inner {
@@ -106,18 +134,19 @@ struct Inner {
     stop: AtomicBool,
 }
 
-/// Stops and joins the applier when the last [`Kv`] handle goes, after it has
-/// applied everything (so a clean exit leaves an empty journal).
+/// Stops and joins the journal writer and the applier when the last [`Kv`]
+/// handle goes, after they have written and applied everything (so a clean
+/// exit leaves an empty journal).
 struct ApplierHandle {
     inner: Arc<Inner>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Drop for ApplierHandle {
     fn drop(&mut self) {
         self.inner.stop.store(true, Ordering::SeqCst);
         self.inner.changed.notify_all();
-        if let Some(t) = lock(&self.thread).take() {
+        for t in lock(&self.threads).drain(..) {
             let _ = t.join();
         }
     }
@@ -159,16 +188,23 @@ impl Kv {
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
         });
-        let worker = inner.clone();
-        let thread = std::thread::Builder::new()
-            .name("deskgate-applier".into())
-            .spawn(move || applier(&worker))
-            .map_err(|e| KvError::Sled(sled::Error::Io(e)))?;
+        let handle = ApplierHandle {
+            inner: inner.clone(),
+            threads: Mutex::new(Vec::new()),
+        };
+        for (name, work) in [
+            ("deskgate-journal", journal_writer as fn(&Inner)),
+            ("deskgate-applier", applier),
+        ] {
+            let worker = inner.clone();
+            let thread = std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || work(&worker))
+                .map_err(|e| KvError::Sled(sled::Error::Io(e)))?;
+            lock(&handle.threads).push(thread);
+        }
         Ok(Kv {
-            _applier: Arc::new(ApplierHandle {
-                inner: inner.clone(),
-                thread: Mutex::new(Some(thread)),
-            }),
+            _applier: Arc::new(handle),
             inner,
         })
     }
@@ -235,6 +271,7 @@ impl Kv {
         f: impl FnOnce(&WriteSet<'_>) -> Result<R, E>,
     ) -> Result<Result<R, E>, KvError> {
         let mut seq = lock(&self.inner.writer);
+        lock(&self.inner.overlay).check()?;
         self.wait_for_room();
         self.set_active(true);
         let ws = WriteSet {
@@ -252,23 +289,14 @@ impl Kv {
         };
         *seq += 1;
         let ops: Vec<Op> = writes.into_iter().map(|((t, k), v)| (t, k, v)).collect();
-        let encoded = encode(&ops);
-        let bytes = encoded.len();
-        let mut batch = sled::Batch::default();
-        let mut chunks = 0;
-        for part in encoded.chunks(CHUNK) {
-            batch.insert(&chunk_key(*seq, chunks), part);
-            chunks += 1;
-        }
-        if let Err(e) = self.inner.journal.apply_batch(batch) {
-            self.set_active(false);
-            return Err(e.into());
-        }
+        let bytes = encoded_len(&ops);
+        // The journal writer thread encodes and stores the record while this
+        // thread goes on with the next transaction; `sync` waits for it.
         let record = Arc::new(Record {
             seq: *seq,
             ops,
             bytes,
-            chunks,
+            chunks: bytes.div_ceil(CHUNK) as u32,
             at: Instant::now(),
         });
         let mut ov = lock(&self.inner.overlay);
@@ -282,6 +310,7 @@ impl Kv {
             );
         }
         ov.bytes += bytes;
+        ov.committed = record.seq;
         ov.records.push_back(record);
         ov.in_transaction = false;
         ov.last_activity = Some(Instant::now());
@@ -307,6 +336,25 @@ impl Kv {
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
+    }
+
+    /// Makes every commit so far durable: waits for the journal writer to
+    /// store them, then flushes sled.
+    pub fn sync(&self) -> Result<(), KvError> {
+        {
+            let mut ov = lock(&self.inner.overlay);
+            let target = ov.committed;
+            while ov.written < target {
+                ov.check()?;
+                ov = self
+                    .inner
+                    .changed
+                    .wait(ov)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        self.inner.db.flush()?;
+        Ok(())
     }
 
     /// Applies every pending record now (tests, and `deskgate` commands that
@@ -413,6 +461,56 @@ impl<I: Iterator<Item = Result<(IVec, IVec), sled::Error>>> Iterator for Merge<I
     }
 }
 
+/// Stores committed records in the journal tree, oldest first, several per
+/// sled batch when commits outpace it.
+fn journal_writer(inner: &Inner) {
+    loop {
+        let todo: Vec<Arc<Record>> = {
+            let mut ov = lock(&inner.overlay);
+            loop {
+                if ov.failed.is_some() {
+                    return;
+                }
+                let first = ov.records.partition_point(|r| r.seq <= ov.written);
+                if first < ov.records.len() {
+                    let mut bytes = 0;
+                    break ov
+                        .records
+                        .range(first..)
+                        .take_while(|r| {
+                            let take = bytes == 0 || bytes + r.bytes <= ROUND_BYTES;
+                            bytes += r.bytes;
+                            take
+                        })
+                        .cloned()
+                        .collect();
+                }
+                if inner.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                ov = inner.changed.wait(ov).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        let mut batch = sled::Batch::default();
+        for rec in &todo {
+            for (i, part) in encode(&rec.ops).chunks(CHUNK).enumerate() {
+                batch.insert(&chunk_key(rec.seq, i as u32), part);
+            }
+        }
+        let result = inner.journal.apply_batch(batch);
+        let mut ov = lock(&inner.overlay);
+        match result {
+            Ok(()) => ov.written = todo.last().map_or(ov.written, |r| r.seq),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot write the store journal; commits stop until a restart");
+                ov.failed = Some(e.to_string());
+            }
+        }
+        drop(ov);
+        inner.changed.notify_all();
+    }
+}
+
 fn applier(inner: &Inner) {
     loop {
         {
@@ -462,12 +560,20 @@ fn apply_round(inner: &Inner, max_bytes: usize) -> Result<(), KvError> {
     let _applying = lock(&inner.applying);
     loop {
         let round: Vec<Arc<Record>> = {
-            let ov = lock(&inner.overlay);
+            let mut ov = lock(&inner.overlay);
+            // Only records already in the journal: deleting the chunks of one
+            // not yet written would leave them to be written afterwards and
+            // replayed over newer values after a restart.
+            while ov.records.front().is_some_and(|r| r.seq > ov.written) {
+                ov.check()?;
+                ov = inner.changed.wait(ov).unwrap_or_else(|p| p.into_inner());
+            }
+            let written = ov.written;
             let mut bytes = 0;
             ov.records
                 .iter()
                 .take_while(|r| {
-                    let take = bytes == 0 || bytes + r.bytes <= max_bytes;
+                    let take = r.seq <= written && (bytes == 0 || bytes + r.bytes <= max_bytes);
                     bytes += r.bytes;
                     take
                 })
@@ -581,13 +687,15 @@ fn chunk_key(seq: u64, chunk: u32) -> [u8; 12] {
     k
 }
 
+fn encoded_len(ops: &[Op]) -> usize {
+    ops.iter()
+        .map(|(_, k, v)| 6 + k.len() + v.as_ref().map_or(0, |v| 4 + v.len()))
+        .sum()
+}
+
 /// tree u8, key length u32, key, present u8, [value length u32, value].
 fn encode(ops: &[Op]) -> Vec<u8> {
-    let size: usize = ops
-        .iter()
-        .map(|(_, k, v)| 10 + k.len() + v.as_ref().map_or(0, |v| v.len()))
-        .sum();
-    let mut out = Vec::with_capacity(size);
+    let mut out = Vec::with_capacity(encoded_len(ops));
     for (t, k, v) in ops {
         out.push(*t);
         out.extend_from_slice(&(k.len() as u32).to_be_bytes());
@@ -742,6 +850,7 @@ mod tests {
             (0, "r".into(), None),
         ];
         assert_eq!(decode(&encode(&ops)).unwrap(), ops);
+        assert_eq!(encode(&ops).len(), encoded_len(&ops));
     }
 
     #[test]
@@ -777,6 +886,21 @@ mod tests {
         }
         assert_eq!(kv.len(0), 1000);
         assert!(kv.inner.journal.is_empty());
+    }
+
+    #[test]
+    fn sync_returns_once_every_commit_is_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = open(dir.path());
+        for i in 0..200 {
+            put(&kv, 0, &format!("k{i}"), Some("v"));
+        }
+        kv.sync().unwrap();
+        // Written by the journal writer (and perhaps applied already).
+        let in_journal = !kv.inner.journal.is_empty();
+        let applied = kv.raw_tree(0).get("k199").unwrap().is_some();
+        assert!(in_journal || applied);
+        assert_eq!(lock(&kv.inner.overlay).written, 200);
     }
 
     #[test]

@@ -18,9 +18,10 @@
 //! 1. **Fetch** — [`ingest::MailboxTask`], one per configured mailbox, logs in
 //!    through [`imap`], waits in IDLE (or polls), and fetches every UID past
 //!    the mailbox's stored [`model::Checkpoint`] with `BODY.PEEK[]`, in batches;
-//!    the next batch is fetched while the previous one is committed.
+//!    while one batch commits, the next is fetched and the previous one is
+//!    flushed and marked.
 //! 2. **Understand** — [`engine::Engine::ingest_batch`] parses each mail (a
-//!    large batch on every core)
+//!    large batch on a helper thread that feeds the transaction in order)
 //!    ([`inbound`], sanitising every header it keeps; [`text`] trims quoted
 //!    history and converts HTML), decides whether a person or a machine sent it
 //!    ([`classify`], RFC 3834; [`bounce`] reads delivery reports), finds the
@@ -33,21 +34,25 @@
 //!    ([`commands`]), relay to the requester or internal comment, merge, links,
 //!    effort, [`escalation`]. Every automatic mail passes the loop guards in
 //!    [`automail`] (no machine or undeliverable addresses, rate limits, held-back
-//!    mail recorded) and is built by [`compose`] from the admin's templates.
+//!    mail recorded) and is composed by [`compose`] from the admin's templates.
 //! 4. **Commit** — all of a batch's changes, every mail's dedupe key and every
-//!    outgoing mail (as an outbox entry with its final bytes) are written in one
-//!    [`store::Store::transact`] transaction: one record in [`kv`]'s
-//!    write-ahead journal (a single sled insert), visible at once through an
-//!    in-memory overlay and copied into the indexed sled trees by a
-//!    background applier. Mail that cannot be understood is quarantined the
-//!    same way: kept, never dropped.
-//! 5. **Acknowledge to the server** — the mailbox task flushes the store and
-//!    only then flags the batch `\Seen` (or moves it). A crash before that point
-//!    refetches the mail; its dedupe key makes the second pass a no-op.
-//! 6. **Send** — [`outbox::OutboxSender`] delivers due entries over SMTP with
-//!    retry and backoff, and removes each entry in the transaction that records
-//!    its delivery on the ticket. During a bulk backlog it lets ingest go first
-//!    ([`backlog`], bounded).
+//!    outgoing mail (as an outbox entry holding the composed mail, Message-ID
+//!    and Date fixed) are written in one [`store::Store::transact`]
+//!    transaction: one record in [`kv`]'s write-ahead journal, visible at once
+//!    through an in-memory overlay, stored in the sled `journal` tree by a
+//!    journal-writer thread and later copied into the indexed sled trees by an
+//!    applier thread. Mail that cannot be understood is quarantined the same
+//!    way: kept, never dropped.
+//! 5. **Acknowledge to the server** — the mailbox task flushes the store (which
+//!    waits for the journal writer) and only then flags the batch `\Seen` (or
+//!    moves it). A crash before that point refetches the mail; its dedupe key
+//!    makes the second pass a no-op.
+//! 6. **Send** — [`outbox::OutboxSender`] flushes the store, formats due
+//!    entries into RFC 5322 bytes ([`compose::build`], a pure function of the
+//!    stored mail) and delivers them over SMTP with retry and backoff, and
+//!    removes each entry in the transaction that records its delivery on the
+//!    ticket. During a bulk backlog it lets ingest go first ([`backlog`],
+//!    bounded).
 //!
 //! **Time.** [`timers::TimerTask`] asks [`engine::Engine::run_timers`] what
 //! is due; [`lifecycle`] carries it out per ticket: SLA warnings and breaches

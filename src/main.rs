@@ -346,9 +346,10 @@ fn dry_run(config: &Config, raw: &[u8], mailbox: &str) -> Result<String> {
         let recipients: Vec<String> = e.recipients.iter().map(|r| r.to_string()).collect();
         let _ = writeln!(out, "\n--- {} to {} ---", e.kind, recipients.join(", "));
         // Headers as sent, body decoded (the wire form is quoted-printable).
-        let raw = e.raw.replace("\r\n", "\n");
+        let formatted = e.formatted()?;
+        let raw = formatted.replace("\r\n", "\n");
         let headers = raw.split("\n\n").next().unwrap_or("");
-        let body = deskgate::inbound::parse(e.raw.as_bytes())
+        let body = deskgate::inbound::parse(formatted.as_bytes())
             .map(|m| m.text)
             .unwrap_or_default();
         let _ = writeln!(out, "{headers}\n\n{}", body.trim_end());

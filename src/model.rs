@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::address::{EmailAddress, Party};
+use crate::compose::{self, ComposeError, Outgoing};
 
 pub type TicketId = u64;
 
@@ -499,14 +500,31 @@ pub struct OutboxEntry {
     pub message_id: String,
     pub envelope_from: EmailAddress,
     pub recipients: Vec<EmailAddress>,
-    /// The formatted RFC 5322 message; lettre's output is 7-bit clean.
+    /// The formatted RFC 5322 message (lettre's output is 7-bit clean), for
+    /// entries queued already formatted; empty when `composed` is set.
+    #[serde(default)]
     pub raw: String,
+    /// The mail as composed. Formatting is a pure function of it, so the
+    /// sender formats it when the mail leaves (same bytes as formatting it
+    /// at commit), which keeps lettre off the path that commits incoming mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composed: Option<Outgoing>,
     pub created_at: DateTime<Utc>,
     pub attempts: u32,
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
     /// Set when the entry gave up (permanent error or too many attempts).
     pub failed: bool,
+}
+
+impl OutboxEntry {
+    /// The bytes that go on the wire.
+    pub fn formatted(&self) -> Result<std::borrow::Cow<'_, str>, ComposeError> {
+        match &self.composed {
+            Some(o) => compose::build(o).map(std::borrow::Cow::Owned),
+            None => Ok(std::borrow::Cow::Borrowed(&self.raw)),
+        }
+    }
 }
 
 /// The proof that a mail left: kept after the outbox entry is removed.

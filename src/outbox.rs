@@ -127,6 +127,10 @@ impl OutboxSender {
         if due.is_empty() {
             return Ok(next);
         }
+        // Only mail whose commit is on disk leaves: after a crash between
+        // sending and the commit reaching disk, the mail would be processed
+        // again and its acknowledgement sent twice.
+        self.store.flush().await?;
         let results: Vec<(OutboxEntry, Attempt)> = futures::stream::iter(due)
             .map(|e| async move {
                 let a = self.attempt(&e).await;
@@ -151,7 +155,11 @@ impl OutboxSender {
             Ok(env) => env,
             Err(err) => return Attempt::Permanent(format!("bad envelope: {err}")),
         };
-        match self.transport.send_raw(&envelope, e.raw.as_bytes()).await {
+        let raw = match e.formatted() {
+            Ok(raw) => raw,
+            Err(err) => return Attempt::Permanent(format!("cannot format the mail: {err}")),
+        };
+        match self.transport.send_raw(&envelope, raw.as_bytes()).await {
             Ok(_) => Attempt::Sent,
             Err(err) if err.is_permanent() => Attempt::Permanent(err.to_string()),
             Err(err) => Attempt::Transient(err.to_string()),

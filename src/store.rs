@@ -247,9 +247,12 @@ impl Store {
         })
     }
 
-    /// Makes everything written so far durable.
+    /// Makes everything committed so far durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.kv.db().flush_async().await?;
+        let kv = self.kv.clone();
+        tokio::task::spawn_blocking(move || kv.sync())
+            .await
+            .map_err(|e| StoreError::Aborted(format!("the flush task failed: {e}")))??;
         Ok(())
     }
 
@@ -280,8 +283,7 @@ impl Store {
     }
 
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
-        self.kv.db().flush()?;
-        Ok(())
+        Ok(self.kv.sync()?)
     }
 
     // ----- reads outside transactions -----
@@ -761,6 +763,7 @@ mod tests {
             envelope_from: EmailAddress::parse("a@b.c").unwrap(),
             recipients: vec![],
             raw: String::new(),
+            composed: None,
             created_at: at,
             attempts: 0,
             next_attempt_at: at,

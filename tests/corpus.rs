@@ -485,7 +485,12 @@ fn run_fixture(exp: &Expected, raw: &[u8]) -> Report {
         }
     }
     for e in &outbox {
-        for p in check_outgoing(&e.raw) {
+        // What the sender will put on the wire.
+        let problems_here = match e.formatted() {
+            Ok(raw) => check_outgoing(&raw),
+            Err(err) => vec![format!("cannot be formatted: {err}")],
+        };
+        for p in problems_here {
             problems.push(format!("outbox {} ({}): {p}", e.id, e.kind));
         }
     }
