@@ -1534,11 +1534,10 @@ equals = "desk.test"
         let err = outbox_of(&e, "command error");
         assert_eq!(err.len(), 1);
         assert_eq!(err[0].recipients[0].as_str(), "alice@desk.test");
+        let text = err[0].formatted().unwrap();
         assert!(
-            err[0].formatted().unwrap().contains("nobody-we-know")
-                && err[0].formatted().unwrap().contains("4242"),
-            "{}",
-            err[0].formatted().unwrap()
+            text.contains("nobody-we-know") && text.contains("4242"),
+            "{text}"
         );
     }
 

@@ -341,18 +341,9 @@ impl Kv {
     /// Makes every commit so far durable: waits for the journal writer to
     /// store them, then flushes sled.
     pub fn sync(&self) -> Result<(), KvError> {
-        {
-            let mut ov = lock(&self.inner.overlay);
-            let target = ov.committed;
-            while ov.written < target {
-                ov.check()?;
-                ov = self
-                    .inner
-                    .changed
-                    .wait(ov)
-                    .unwrap_or_else(|p| p.into_inner());
-            }
-        }
+        let ov = lock(&self.inner.overlay);
+        let target = ov.committed;
+        drop(wait_written(&self.inner, ov, target)?);
         self.inner.db.flush()?;
         Ok(())
     }
@@ -473,17 +464,7 @@ fn journal_writer(inner: &Inner) {
                 }
                 let first = ov.records.partition_point(|r| r.seq <= ov.written);
                 if first < ov.records.len() {
-                    let mut bytes = 0;
-                    break ov
-                        .records
-                        .range(first..)
-                        .take_while(|r| {
-                            let take = bytes == 0 || bytes + r.bytes <= ROUND_BYTES;
-                            bytes += r.bytes;
-                            take
-                        })
-                        .cloned()
-                        .collect();
+                    break up_to_bytes(ov.records.range(first..), ROUND_BYTES);
                 }
                 if inner.stop.load(Ordering::SeqCst) {
                     return;
@@ -509,6 +490,36 @@ fn journal_writer(inner: &Inner) {
         drop(ov);
         inner.changed.notify_all();
     }
+}
+
+/// Waits until the journal writer has stored record `seq`, and so every
+/// record before it.
+fn wait_written<'a>(
+    inner: &Inner,
+    mut ov: MutexGuard<'a, Overlay>,
+    seq: u64,
+) -> Result<MutexGuard<'a, Overlay>, KvError> {
+    while ov.written < seq {
+        ov.check()?;
+        ov = inner.changed.wait(ov).unwrap_or_else(|p| p.into_inner());
+    }
+    Ok(ov)
+}
+
+/// The leading records, at least one, up to `max_bytes` in all.
+fn up_to_bytes<'a>(
+    records: impl Iterator<Item = &'a Arc<Record>>,
+    max_bytes: usize,
+) -> Vec<Arc<Record>> {
+    let mut bytes = 0;
+    records
+        .take_while(|r| {
+            let take = bytes == 0 || bytes + r.bytes <= max_bytes;
+            bytes += r.bytes;
+            take
+        })
+        .cloned()
+        .collect()
 }
 
 fn applier(inner: &Inner) {
@@ -564,21 +575,14 @@ fn apply_round(inner: &Inner, max_bytes: usize) -> Result<(), KvError> {
             // Only records already in the journal: deleting the chunks of one
             // not yet written would leave them to be written afterwards and
             // replayed over newer values after a restart.
-            while ov.records.front().is_some_and(|r| r.seq > ov.written) {
-                ov.check()?;
-                ov = inner.changed.wait(ov).unwrap_or_else(|p| p.into_inner());
+            if let Some(oldest) = ov.records.front().map(|r| r.seq) {
+                ov = wait_written(inner, ov, oldest)?;
             }
             let written = ov.written;
-            let mut bytes = 0;
-            ov.records
-                .iter()
-                .take_while(|r| {
-                    let take = r.seq <= written && (bytes == 0 || bytes + r.bytes <= max_bytes);
-                    bytes += r.bytes;
-                    take
-                })
-                .cloned()
-                .collect()
+            up_to_bytes(
+                ov.records.iter().take_while(|r| r.seq <= written),
+                max_bytes,
+            )
         };
         if round.is_empty() {
             return Ok(());
