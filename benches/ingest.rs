@@ -121,7 +121,7 @@ async fn fetch_all(imap: Imap, flag: bool) -> (usize, Duration) {
     let mut bytes = 0usize;
     let mut count = 0usize;
     for chunk in sorted.chunks(500) {
-        let set = deskgate::imap::uid_set(chunk);
+        let set = deskgate::daemon::imap::uid_set(chunk);
         let fetches: Vec<_> = s
             .uid_fetch(&set, "(UID BODY.PEEK[])")
             .await

@@ -5,10 +5,11 @@ use std::sync::Arc;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Instant;
 
-use deskgate::address::{EmailAddress, Party};
-use deskgate::clock::SystemClock;
-use deskgate::compose::Templates;
-use deskgate::engine::{Engine, Policy};
+use deskgate::desk::policy::Policy;
+use deskgate::desk::templates::Templates;
+use deskgate::engine::clock::SystemClock;
+use deskgate::engine::Engine;
+use deskgate::mail::address::{EmailAddress, Party};
 use deskgate::store::Store;
 
 fn main() {
@@ -35,7 +36,7 @@ fn main() {
         .collect();
     let t = Instant::now();
     for _ in 0..n {
-        let _ = deskgate::inbound::parse(&mails[0]).unwrap();
+        let _ = deskgate::mail::parse::parse(&mails[0]).unwrap();
     }
     println!("parse only: {:.0}/s", n as f64 / t.elapsed().as_secs_f64());
     let t = Instant::now();

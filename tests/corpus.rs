@@ -22,12 +22,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use deskgate::address::{EmailAddress, Party};
-use deskgate::classify::{classify, Class};
-use deskgate::clock::ManualClock;
-use deskgate::compose::Templates;
-use deskgate::engine::{Engine, Outcome, Policy};
-use deskgate::inbound::{self, sha256_hex};
+use deskgate::desk::outcome::Outcome;
+use deskgate::desk::policy::Policy;
+use deskgate::desk::templates::Templates;
+use deskgate::engine::clock::ManualClock;
+use deskgate::engine::Engine;
+use deskgate::mail::address::{EmailAddress, Party};
+use deskgate::mail::classify::{classify, Class};
+use deskgate::mail::parse::{self as inbound, sha256_hex};
 use deskgate::store::Store;
 use mail_parser::{HeaderValue, MessageParser};
 use serde::Deserialize;
@@ -371,7 +373,8 @@ fn run_fixture(exp: &Expected, raw: &[u8]) -> Report {
         }
     }
     // Pretend ticket 1000's acknowledgement went to alice with this id.
-    let alice = deskgate::address::EmailAddress::parse("alice@customer.test").expect("address");
+    let alice =
+        deskgate::mail::address::EmailAddress::parse("alice@customer.test").expect("address");
     store
         .transact(|tx| {
             tx.claim_message_id(ACK_ID, SEED_TICKET)?;

@@ -13,45 +13,13 @@ const BOB_AGENT: &str = "bob@desk.test";
 const CAROL: &str = "carol@customer.test";
 const DAVE: &str = "dave@customer.test";
 
-const CONFIG: &str = r#"
-[desk]
-address = "help@desk.test"
-name = "Test Desk"
-storage = "state"
-templates = "{templates}"
-
-[[mailbox]]
-name = "help"
-host = "127.0.0.1"
-port = {imap}
-tls = "none"
-user = "help@desk.test"
-password_file = "imap-password"
-default_team = "it"
-timeout = "10s"
-
-[smtp]
-host = "127.0.0.1"
-port = {smtp}
-tls = "none"
-
-[outbox]
-retry_initial = "1s"
-retry_max = "2s"
-
-[[agent]]
-address = "alice@desk.test"
-name = "Alice"
-teams = ["it"]
-
-[[agent]]
-address = "bob@desk.test"
-name = "Bob"
-teams = ["it"]
-
-[[team]]
-name = "it"
-"#;
+fn config() -> String {
+    team_desk()
+        .agent(ALICE_AGENT, Some("Alice"), &["it"])
+        .agent(BOB_AGENT, Some("Bob"), &["it"])
+        .team("it", "")
+        .render()
+}
 
 /// The signed reply address from a notification's Reply-To.
 fn reply_address(notification: &[u8]) -> String {
@@ -96,7 +64,7 @@ async fn agents_work_the_ticket_from_their_mail_client() {
     let servers = MailServers::start(&[HELP, ALICE_AGENT, BOB_AGENT, CAROL, DAVE]);
     let imap = servers.imap();
     let port = servers.smtp_port;
-    let mut desk = Deskgate::with_config(&servers, CONFIG);
+    let mut desk = Deskgate::with_config(&servers, &config());
     desk.start();
 
     // Carol writes, with Dave in Cc: Dave becomes a watcher.
@@ -129,7 +97,7 @@ async fn agents_work_the_ticket_from_their_mail_client() {
         .iter()
         .find(|m| String::from_utf8_lossy(m).contains("Unplug it"))
         .expect("relayed reply");
-    let from = deskgate::inbound::parse(relayed).unwrap().from.unwrap();
+    let from = deskgate::mail::parse::parse(relayed).unwrap().from.unwrap();
     assert_eq!(from.address.as_str(), HELP);
     assert_eq!(from.name.as_deref(), Some("Alice via Test Desk"));
     assert!(

@@ -15,53 +15,22 @@ const AGENT_LEGAL: &str = "bob@desk.test";
 const CAROL: &str = "carol@customer.test";
 
 fn config(rules: &str) -> String {
-    let mailbox = |name: &str, user: &str, team: &str| {
-        format!(
-            "[[mailbox]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nport = {{imap}}\ntls = \"none\"\nuser = \"{user}\"\npassword_file = \"imap-password\"\npoll_interval = \"1s\"\ntimeout = \"10s\"\n{team}\n"
-        )
-    };
-    format!(
-        r#"
-[desk]
-address = "{HELP}"
-name = "Test Desk"
-storage = "state"
-templates = "{{templates}}"
-
-{help}
-{it}
-{legal}
-[smtp]
-host = "127.0.0.1"
-port = {{smtp}}
-tls = "none"
-
-[outbox]
-retry_initial = "1s"
-retry_max = "2s"
-
-[[agent]]
-address = "{AGENT_IT}"
-name = "Alice"
-teams = ["it"]
-
-[[agent]]
-address = "{AGENT_LEGAL}"
-name = "Bob"
-teams = ["legal"]
-
-[[team]]
-name = "it"
-
-[[team]]
-name = "legal"
-
-{rules}
-"#,
-        help = mailbox("help", HELP, "default_team = \"it\""),
-        it = mailbox("it", IT, "default_team = \"it\""),
-        legal = mailbox("legal", LEGAL, "default_team = \"legal\""),
-    )
+    // The first mailbox, "help" feeding team "it", comes with team_desk().
+    let mut c = team_desk().mailbox("poll_interval", "\"1s\"");
+    for (name, user, team) in [("it", IT, "it"), ("legal", LEGAL, "legal")] {
+        c = c
+            .add_mailbox(user)
+            .mailbox("name", &toml_str(name))
+            .mailbox("poll_interval", "\"1s\"")
+            .mailbox("timeout", "\"10s\"")
+            .mailbox("default_team", &toml_str(team));
+    }
+    c.agent(AGENT_IT, Some("Alice"), &["it"])
+        .agent(AGENT_LEGAL, Some("Bob"), &["legal"])
+        .team("it", "")
+        .team("legal", "")
+        .table(rules)
+        .render()
 }
 
 fn servers() -> MailServers {

@@ -13,58 +13,14 @@ const L2: &str = "bob@desk.test";
 const LEAD: &str = "lead@desk.test";
 const CAROL: &str = "carol@customer.test";
 
-const CONFIG: &str = r#"
-[desk]
-address = "help@desk.test"
-name = "Test Desk"
-storage = "state"
-templates = "{templates}"
-default_sla = "fast"
-
-[[mailbox]]
-name = "help"
-host = "127.0.0.1"
-port = {imap}
-tls = "none"
-user = "help@desk.test"
-password_file = "imap-password"
-default_team = "it"
-timeout = "10s"
-
-[smtp]
-host = "127.0.0.1"
-port = {smtp}
-tls = "none"
-
-[outbox]
-retry_initial = "1s"
-retry_max = "2s"
-
-[timers]
-check_interval = "300ms"
-
-[[agent]]
-address = "alice@desk.test"
-teams = ["it"]
-
-[[agent]]
-address = "bob@desk.test"
-teams = ["it-l2"]
-
-[[team]]
-name = "it"
-tier = "L1"
-escalates_to = "it-l2"
-
-[[team]]
-name = "it-l2"
-tier = "L2"
-lead = "lead@desk.test"
-
-[[sla]]
-name = "fast"
-first_response = { normal = "4s" }
-"#;
+fn config() -> String {
+    team_desk()
+        .desk("default_sla", "\"fast\"")
+        .table("[timers]\ncheck_interval = \"300ms\"")
+        .escalation_tiers()
+        .table("[[sla]]\nname = \"fast\"\nfirst_response = { normal = \"4s\" }")
+        .render()
+}
 
 fn escalations(mails: &[Vec<u8>]) -> usize {
     mails
@@ -77,7 +33,7 @@ fn escalations(mails: &[Vec<u8>]) -> usize {
 async fn a_breach_escalates_to_l2_by_mail_once_even_across_a_restart() {
     let servers = MailServers::start(&[HELP, L1, L2, LEAD, CAROL]);
     let imap = servers.imap();
-    let mut desk = Deskgate::with_config(&servers, CONFIG);
+    let mut desk = Deskgate::with_config(&servers, &config());
     desk.start();
 
     // 1. Nobody answers within 4 s: the ticket moves to L2, whose members and lead hear of it.

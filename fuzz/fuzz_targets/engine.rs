@@ -12,10 +12,11 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
-use deskgate::address::{EmailAddress, Party};
-use deskgate::clock::ManualClock;
-use deskgate::compose::Templates;
-use deskgate::engine::{Engine, Policy};
+use deskgate::mail::address::{EmailAddress, Party};
+use deskgate::engine::clock::ManualClock;
+use deskgate::desk::templates::Templates;
+use deskgate::engine::Engine;
+use deskgate::desk::policy::Policy;
 use deskgate::store::Store;
 use libfuzzer_sys::fuzz_target;
 

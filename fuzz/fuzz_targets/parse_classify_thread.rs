@@ -5,10 +5,10 @@
 
 use std::time::SystemTime;
 
-use deskgate::address::{EmailAddress, Party};
-use deskgate::compose::{self, AutoSubmitted, Outgoing};
+use deskgate::mail::address::{EmailAddress, Party};
+use deskgate::mail::outgoing::{self, AutoSubmitted, Outgoing};
 use deskgate::config::SubjectTag;
-use deskgate::threading::TokenMatcher;
+use deskgate::desk::threading::TokenMatcher;
 use libfuzzer_sys::fuzz_target;
 use mail_parser::MessageParser;
 
@@ -35,19 +35,19 @@ fn strict() -> bool {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(mail) = deskgate::inbound::parse(data) else {
+    let Ok(mail) = deskgate::mail::parse::parse(data) else {
         return;
     };
     let help = EmailAddress::parse("help@desk.test").unwrap();
-    let _class = deskgate::classify::classify(&mail, &help);
+    let _class = deskgate::mail::classify::classify(&mail, &help);
     let matcher = TokenMatcher::new(&SubjectTag::default());
-    let _keys = deskgate::threading::thread_keys(
+    let _keys = deskgate::desk::threading::thread_keys(
         &matcher,
         &mail.subject,
         &mail.in_reply_to,
         &mail.references,
     );
-    let body = deskgate::text::trim_quoted(&mail.text);
+    let body = deskgate::mail::text::trim_quoted(&mail.text);
 
     let outgoing = Outgoing {
         from: Party {
@@ -58,7 +58,7 @@ fuzz_target!(|data: &[u8]| {
         reply_to: None,
         subject: matcher.tagged_subject(1000, &mail.subject),
         body,
-        message_id: compose::new_message_id("ack", Some(1000), "desk.test"),
+        message_id: outgoing::new_message_id("ack", Some(1000), "desk.test"),
         in_reply_to: mail.message_id.clone(),
         references: mail.references.clone(),
         auto_submitted: Some(AutoSubmitted::AutoReplied),
@@ -66,11 +66,11 @@ fuzz_target!(|data: &[u8]| {
         date: SystemTime::UNIX_EPOCH,
     };
     // Building may refuse (e.g. no recipient, an address lettre rejects): fine.
-    let Ok(built) = compose::build(&outgoing) else {
+    let Ok(built) = outgoing::build(&outgoing) else {
         return;
     };
 
-    let reparsed = deskgate::inbound::parse(built.as_bytes())
+    let reparsed = deskgate::mail::parse::parse(built.as_bytes())
         .unwrap_or_else(|e| panic!("built mail does not re-parse: {e}\n--- built ---\n{built}"));
 
     let msg = MessageParser::default()

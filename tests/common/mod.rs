@@ -4,12 +4,16 @@
 
 #![allow(dead_code)]
 
+pub mod config;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use tokio::net::TcpStream;
+
+pub use config::{toml_str, TestConfig};
 
 pub const HELP: &str = "help@desk.test";
 pub const ALICE: &str = "alice@customer.test";
@@ -251,13 +255,13 @@ pub fn header(raw: &[u8], name: &str) -> Option<String> {
 }
 
 pub fn subject(raw: &[u8]) -> String {
-    deskgate::inbound::parse(raw)
+    deskgate::mail::parse::parse(raw)
         .map(|m| m.subject)
         .unwrap_or_default()
 }
 
 pub fn message_id(raw: &[u8]) -> Option<String> {
-    deskgate::inbound::parse(raw).ok()?.message_id
+    deskgate::mail::parse::parse(raw).ok()?.message_id
 }
 
 /// Options for a test's deskgate config.
@@ -297,6 +301,54 @@ impl Default for DeskOptions {
     }
 }
 
+impl DeskOptions {
+    /// The config these options describe: the desk "Test Help Desk" at
+    /// `address`, with its one mailbox "help".
+    pub fn config(&self) -> TestConfig {
+        let c = TestConfig::new()
+            .desk("address", &toml_str(self.address))
+            .desk("name", "\"Test Help Desk\"");
+        let c = set_lines(c, self.desk_extra, TestConfig::desk)
+            .mailbox("name", "\"help\"")
+            .mailbox("user", &toml_str(self.address))
+            .mailbox("folder", &toml_str(self.folder));
+        let c = set_lines(c, self.after_processing, TestConfig::mailbox)
+            .mailbox("idle", &self.idle.to_string())
+            .mailbox("poll_interval", &toml_str(self.poll_interval))
+            .mailbox("timeout", "\"10s\"")
+            .mailbox("batch_size", &self.batch_size.to_string())
+            .smtp("timeout", "\"10s\"");
+        set_lines(c, self.extra_outbox, TestConfig::outbox).table(self.extra)
+    }
+}
+
+/// Sets the `key = value` lines of `raw` with `set` (e.g. [`TestConfig::desk`]).
+fn set_lines(
+    mut config: TestConfig,
+    raw: &str,
+    set: fn(TestConfig, &str, &str) -> TestConfig,
+) -> TestConfig {
+    for line in raw.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (key, value) = line
+            .split_once('=')
+            .unwrap_or_else(|| panic!("not a `key = value` line: {line:?}"));
+        config = set(config, key.trim(), value.trim());
+    }
+    config
+}
+
+/// The desk the team tests start from: "Test Desk", whose one mailbox "help"
+/// feeds team "it" (which the test defines), with quick outbox retries.
+pub fn team_desk() -> TestConfig {
+    TestConfig::new()
+        .desk("name", "\"Test Desk\"")
+        .mailbox("name", "\"help\"")
+        .mailbox("default_team", "\"it\"")
+        .mailbox("timeout", "\"10s\"")
+        .outbox("retry_initial", "\"1s\"")
+        .outbox("retry_max", "\"2s\"")
+}
+
 /// A deskgate process with its own config and state folder.
 pub struct Deskgate {
     pub dir: tempfile::TempDir,
@@ -308,67 +360,9 @@ pub struct Deskgate {
 
 impl Deskgate {
     pub fn new(servers: &MailServers, opts: DeskOptions) -> Deskgate {
-        let dir = tempfile::Builder::new()
-            .prefix("dgd-")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        std::fs::write(dir.path().join("imap-password"), "secret\n").unwrap();
-        let config = dir.path().join("deskgate.toml");
-        let text = format!(
-            r#"
-[desk]
-address = "{address}"
-name = "Test Help Desk"
-storage = "state"
-templates = "{templates}"
-{desk_extra}
-
-[[mailbox]]
-name = "help"
-host = "127.0.0.1"
-port = {imap}
-tls = "none"
-user = "{address}"
-password_file = "imap-password"
-folder = "{folder}"
-{after}
-idle = {idle}
-poll_interval = "{poll}"
-timeout = "10s"
-batch_size = {batch}
-
-[smtp]
-host = "127.0.0.1"
-port = {smtp}
-tls = "none"
-timeout = "10s"
-
-[outbox]
-{outbox}
-
-{extra}
-"#,
-            templates = repo().join("templates").display(),
-            imap = servers.imap_port,
-            smtp = servers.smtp_port,
-            folder = opts.folder,
-            after = opts.after_processing,
-            idle = opts.idle,
-            poll = opts.poll_interval,
-            batch = opts.batch_size,
-            outbox = opts.extra_outbox,
-            extra = opts.extra,
-            address = opts.address,
-            desk_extra = opts.desk_extra,
-        );
-        std::fs::write(&config, text).unwrap();
-        Deskgate {
-            dir,
-            config,
-            child: None,
-            starts: 0,
-            log: opts.log,
-        }
+        let mut desk = Deskgate::with_config(servers, &opts.config().render());
+        desk.log = opts.log;
+        desk
     }
 
     /// A deskgate with a config of its own: `{imap}`, `{smtp}` and
@@ -397,13 +391,12 @@ timeout = "10s"
     }
 
     fn write_config_at(path: &Path, servers: &MailServers, text: &str) {
-        let text = text
-            .replace("{imap}", &servers.imap_port.to_string())
-            .replace("{smtp}", &servers.smtp_port.to_string())
-            .replace(
-                "{templates}",
-                &repo().join("templates").display().to_string(),
-            );
+        let text = config::fill(
+            text,
+            servers.imap_port,
+            servers.smtp_port,
+            &repo().join("templates"),
+        );
         std::fs::write(path, text).unwrap();
     }
 

@@ -1,0 +1,335 @@
+//! The `deskgate` command line: argument parsing, talking to the running
+//! daemon (or the store when none runs), and text or JSON output. `main.rs`
+//! only calls [`main`]. The one place where `anyhow` is used: every error
+//! here ends as a line for a person.
+//!
+//! May import every layer below; nothing imports `cli`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+mod dry_run;
+mod render;
+
+use crate::config::Config;
+use crate::daemon::control;
+use crate::desk::policy::Policy;
+use crate::engine::clock::SystemClock;
+use crate::engine::queries::{self, Answer, Query};
+use crate::engine::Engine;
+use crate::store::records::Status;
+use crate::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "deskgate",
+    version,
+    about = "An email-gateway ticketing daemon"
+)]
+struct Cli {
+    /// Config file.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "DESKGATE_CONFIG",
+        default_value = "/etc/deskgate/deskgate.toml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon in the foreground.
+    Run,
+    /// Load and validate the config and templates, then exit.
+    CheckConfig,
+    /// Show tickets.
+    Tickets {
+        #[command(subcommand)]
+        command: TicketsCommand,
+    },
+    /// Show mail waiting to be sent (pending or failed).
+    Outbox {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mail that could not be processed: list, show, process again.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
+    /// Routing rules.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// Automatic mail that belonged to no ticket (kept, never answered).
+    Ignored {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counts: tickets, outbox, deliveries, quarantine.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Dry run: how a mail would be routed and what would be sent, as a new
+    /// ticket, without touching the store or the network.
+    Test {
+        /// The mail, as an .eml file.
+        mail: PathBuf,
+        /// The mailbox it arrives at (default: the first configured).
+        #[arg(long)]
+        mailbox: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCommand {
+    /// List quarantined mail and why it is there.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one quarantined mail: the reason and the raw mail.
+    Show {
+        id: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Process a quarantined mail again (after a fix); it stays if it still fails.
+    Retry { id: u64 },
+}
+
+#[derive(Subcommand)]
+enum TicketsCommand {
+    /// List tickets.
+    List {
+        #[arg(long, value_enum)]
+        status: Option<Status>,
+        /// Only tickets with a breached SLA target.
+        #[arg(long)]
+        overdue: bool,
+        /// Only tickets with an SLA target due within this time (e.g. 1h, 30m).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        due_within: Option<std::time::Duration>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one ticket with its whole history.
+    Show {
+        id: u64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DESKGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal: journald and log files get plain text.
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Runs the command line; errors are printed in plain words.
+pub fn main() -> ExitCode {
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("deskgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Run => {
+            init_logging();
+            let config = Config::load(&cli.config)?;
+            rt.block_on(crate::daemon::run(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig => {
+            let config = Config::load(&cli.config)?;
+            Policy::from_config(&config)?;
+            println!(
+                "{}: ok ({} mailbox(es), templates in {})",
+                cli.config.display(),
+                config.mailboxes.len(),
+                config.desk.templates.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tickets { command } => {
+            match command {
+                TicketsCommand::List {
+                    status,
+                    overdue,
+                    due_within,
+                    json,
+                } => {
+                    let q = Query::ListTickets {
+                        status,
+                        overdue,
+                        due_within_secs: due_within.map(|d| d.as_secs()),
+                    };
+                    match rt.block_on(ask(&cli.config, q))? {
+                        Answer::Tickets { tickets } if json => print_json(&tickets)?,
+                        Answer::Tickets { tickets } => {
+                            print!("{}", render::render_ticket_list(&tickets))
+                        }
+                        other => bail!(unexpected(other)),
+                    }
+                }
+                TicketsCommand::Show { id, json } => {
+                    match rt.block_on(ask(&cli.config, Query::ShowTicket { id }))? {
+                        Answer::Ticket { view: Some(v) } if json => print_json(&v)?,
+                        Answer::Ticket { view: Some(v) } => print!("{}", render::render_ticket(&v)),
+                        Answer::Ticket { view: None } => bail!("no ticket {id}"),
+                        other => bail!(unexpected(other)),
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Outbox { json } => {
+            match rt.block_on(ask(&cli.config, Query::Outbox))? {
+                Answer::Outbox { entries } if json => print_json(&entries)?,
+                Answer::Outbox { entries } => print!("{}", render::render_outbox(&entries)),
+                other => bail!(unexpected(other)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stats { json } => {
+            match rt.block_on(ask(&cli.config, Query::Stats))? {
+                Answer::Stats { stats } if json => print_json(&stats)?,
+                Answer::Stats { stats } => println!(
+                    "tickets {}\noutbox pending {}\noutbox failed {}\ndelivered {}\nquarantined {}\njournal not yet applied {}",
+                    stats.tickets,
+                    stats.outbox_pending,
+                    stats.outbox_failed,
+                    stats.delivered,
+                    stats.quarantined,
+                    stats.journal_pending
+                ),
+                other => bail!(unexpected(other)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quarantine { command } => {
+            match command {
+                QuarantineCommand::List { json } => {
+                    match rt.block_on(ask(&cli.config, Query::Quarantine))? {
+                        Answer::Quarantine { entries } if json => print_json(&entries)?,
+                        Answer::Quarantine { entries } => {
+                            print!("{}", render::render_quarantine(&entries))
+                        }
+                        other => bail!(unexpected(other)),
+                    }
+                }
+                QuarantineCommand::Show { id, json } => match rt
+                    .block_on(ask(&cli.config, Query::QuarantineShow { id }))?
+                {
+                    Answer::QuarantineItem {
+                        entry: Some(e),
+                        raw,
+                    } if json => print_json(&serde_json::json!({ "entry": e, "raw": raw }))?,
+                    Answer::QuarantineItem {
+                        entry: Some(e),
+                        raw,
+                    } => {
+                        println!("Quarantined mail {}: {}", e.id, e.reason);
+                        println!("  mailbox {}, {} bytes, at {}\n", e.mailbox, e.size, e.at);
+                        println!("{}", raw.unwrap_or_else(|| "(raw bytes missing)".into()));
+                    }
+                    Answer::QuarantineItem { entry: None, .. } => bail!("no quarantined mail {id}"),
+                    other => bail!(unexpected(other)),
+                },
+                QuarantineCommand::Retry { id } => {
+                    match rt.block_on(ask(&cli.config, Query::QuarantineRetry { id }))? {
+                        Answer::Retried { outcome } => println!("{outcome}"),
+                        other => bail!(unexpected(other)),
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rules {
+            command: RulesCommand::Test { mail, mailbox },
+        } => {
+            let config = Config::load(&cli.config)?;
+            let raw =
+                std::fs::read(&mail).with_context(|| format!("cannot read {}", mail.display()))?;
+            let names: Vec<String> = config.mailboxes.iter().map(|m| m.name.clone()).collect();
+            let mailbox = match mailbox {
+                Some(m) if names.contains(&m) => m,
+                Some(m) => bail!("no mailbox named \"{m}\"; configured: {}", names.join(", ")),
+                None => names.first().cloned().unwrap_or_else(|| "help".into()),
+            };
+            print!("{}", dry_run::dry_run(&config, &raw, &mailbox)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ignored { json } => {
+            match rt.block_on(ask(&cli.config, Query::Ignored))? {
+                Answer::Ignored { entries } if json => print_json(&entries)?,
+                Answer::Ignored { entries } => print!("{}", render::render_ignored(&entries)),
+                other => bail!(unexpected(other)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn unexpected(a: Answer) -> String {
+    match a {
+        Answer::Error { message } => message,
+        other => format!("unexpected answer from the daemon: {other:?}"),
+    }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// Asks the running daemon, or reads the store directly when none runs. Only
+/// the direct path needs a valid config: a running daemon is reachable even
+/// while the file on disk is mid-edit.
+async fn ask(path: &std::path::Path, q: Query) -> Result<Answer> {
+    let at = crate::config::Locations::load(path)?;
+    if let Some(a) = control::ask(&at.control_socket, &q).await? {
+        return Ok(a);
+    }
+    let config = Config::load(path)?;
+    if !config.desk.storage.exists() {
+        bail!(
+            "no store at {} yet: has the daemon ever run?",
+            config.desk.storage.display()
+        );
+    }
+    let store = Store::open(&config.desk.storage)?;
+    let engine = Engine::new(store, Arc::new(SystemClock), Policy::from_config(&config)?);
+    Ok(queries::answer(&engine, &q))
+}

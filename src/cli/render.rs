@@ -1,0 +1,253 @@
+//! Text for people: tickets, the outbox, the ignored and quarantined mail, as
+//! the terminal shows them. `--json` prints the views themselves instead.
+
+use std::fmt::Write as _;
+
+use crate::engine::queries::{OutboxSummary, TicketView};
+use crate::store::records::{IgnoredEntry, QuarantineEntry, Ticket};
+
+fn fmt_time(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+pub fn render_ticket_list(tickets: &[Ticket]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>8}  {:<9} {:<7} {:<28} {:<20} SUBJECT",
+        "ID", "STATUS", "PRIO", "REQUESTER", "UPDATED"
+    );
+    for t in tickets {
+        let _ = writeln!(
+            out,
+            "{:>8}  {:<9} {:<7} {:<28} {:<20} {}",
+            t.id,
+            t.status.as_str(),
+            t.priority.as_str(),
+            truncate(t.requester.address.as_str(), 28),
+            t.updated_at.format("%Y-%m-%d %H:%M"),
+            t.subject
+        );
+    }
+    let _ = writeln!(out, "{} ticket(s)", tickets.len());
+    out
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+pub fn render_ticket(v: &TicketView) -> String {
+    let t = &v.ticket;
+    let mut out = String::new();
+    let _ = writeln!(out, "Ticket {}: {}", t.id, t.subject);
+    let _ = writeln!(out, "  Status:         {}", t.status);
+    let _ = writeln!(out, "  Priority:       {}", t.priority);
+    let _ = writeln!(out, "  Requester:      {}", t.requester.display());
+    let _ = writeln!(
+        out,
+        "  Team:           {}",
+        t.team.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(
+        out,
+        "  Assignee:       {}",
+        t.assignee.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(out, "  Mailbox:        {}", t.mailbox);
+    let _ = writeln!(out, "  Created:        {}", fmt_time(&t.created_at));
+    let _ = writeln!(out, "  Updated:        {}", fmt_time(&t.updated_at));
+    let _ = writeln!(
+        out,
+        "  First response: {}",
+        t.first_response_at
+            .as_ref()
+            .map(fmt_time)
+            .unwrap_or_else(|| "-".into())
+    );
+    render_ticket_extras(&mut out, t);
+    for x in &v.sla {
+        let state = match &x.state {
+            crate::desk::sla::TargetState::Met { at, late } => format!(
+                "met at {}{}",
+                fmt_time(at),
+                if *late { " (LATE)" } else { "" }
+            ),
+            crate::desk::sla::TargetState::Running => "running".into(),
+            crate::desk::sla::TargetState::Paused => "paused (waiting on the customer)".into(),
+            crate::desk::sla::TargetState::Breached => "BREACHED".into(),
+        };
+        let _ = writeln!(
+            out,
+            "  SLA {:<15} {} min ({}): due {} — {state}",
+            x.target.key(),
+            x.target_minutes,
+            x.policy,
+            x.due.as_ref().map(fmt_time).unwrap_or_else(|| "-".into())
+        );
+    }
+    let _ = writeln!(out, "\nMessages ({}):", v.messages.len());
+    for m in &v.messages {
+        let dir = match m.direction {
+            crate::store::records::Direction::Inbound => "in ",
+            crate::store::records::Direction::Outbound => "out",
+        };
+        let from_other = if m.ticket != t.id {
+            format!(" (from #{})", m.ticket)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "\n  #{}{from_other} {} {}  {}{}",
+            m.seq,
+            dir,
+            fmt_time(&m.recorded_at),
+            m.from
+                .as_ref()
+                .map(|p| p.display())
+                .unwrap_or_else(|| "(no sender)".into()),
+            m.kind
+                .as_deref()
+                .map(|k| format!("  [{k}]"))
+                .unwrap_or_default()
+        );
+        if !m.to.is_empty() {
+            let to: Vec<String> = m.to.iter().map(|p| p.display()).collect();
+            let _ = writeln!(out, "     To: {}", to.join(", "));
+        }
+        if !m.cc.is_empty() {
+            let cc: Vec<String> = m.cc.iter().map(|p| p.display()).collect();
+            let _ = writeln!(out, "     Cc: {}", cc.join(", "));
+        }
+        let _ = writeln!(out, "     Subject: {}", m.subject);
+        if let Some(id) = &m.message_id {
+            let _ = writeln!(out, "     Message-ID: <{id}>");
+        }
+        for a in &m.attachments {
+            let _ = writeln!(
+                out,
+                "     Attachment: {} ({}, {} bytes)",
+                a.name, a.content_type, a.size
+            );
+        }
+        for line in m.text.lines() {
+            let _ = writeln!(out, "     | {line}");
+        }
+    }
+    let _ = writeln!(out, "\nHistory:");
+    for e in &v.events {
+        let _ = writeln!(
+            out,
+            "  {}  {:<28} {}",
+            fmt_time(&e.at),
+            truncate(&e.actor, 28),
+            e.kind.describe()
+        );
+    }
+    out
+}
+
+/// Tags, watchers, links, merges and effort, where there are any.
+fn render_ticket_extras(out: &mut String, t: &Ticket) {
+    if !t.tags.is_empty() {
+        let _ = writeln!(out, "  Tags:           {}", t.tags.join(" "));
+    }
+    if !t.watchers.is_empty() {
+        let w: Vec<String> = t.watchers.iter().map(|a| a.to_string()).collect();
+        let _ = writeln!(out, "  Watchers:       {}", w.join(", "));
+    }
+    for l in &t.links {
+        let kind = match l.kind {
+            crate::store::records::LinkKind::Related => "related to",
+            crate::store::records::LinkKind::Parent => "child of",
+            crate::store::records::LinkKind::Child => "parent of",
+        };
+        let _ = writeln!(out, "  Link:           {kind} #{}", l.ticket);
+    }
+    if let Some(n) = t.merged_into {
+        let _ = writeln!(out, "  Merged into:    #{n}");
+    }
+    if !t.merged_from.is_empty() {
+        let m: Vec<String> = t.merged_from.iter().map(|n| format!("#{n}")).collect();
+        let _ = writeln!(out, "  Merged from:    {}", m.join(", "));
+    }
+    if !t.effort.is_empty() {
+        let total: u32 = t.effort.iter().map(|e| e.minutes).sum();
+        let _ = writeln!(out, "  Effort:         {total} min in all");
+        let mut by_agent: Vec<(String, u32)> = Vec::new();
+        for e in &t.effort {
+            match by_agent.iter_mut().find(|(a, _)| *a == e.agent) {
+                Some((_, m)) => *m += e.minutes,
+                None => by_agent.push((e.agent.clone(), e.minutes)),
+            }
+        }
+        for (a, m) in by_agent {
+            let _ = writeln!(out, "                  {a}: {m} min");
+        }
+    }
+}
+
+pub fn render_outbox(entries: &[OutboxSummary]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        let _ = writeln!(
+            out,
+            "{:>6}  ticket {:<8} {:<16} to {:<30} attempts {:<3} {}{}",
+            e.id,
+            e.ticket
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "-".into()),
+            e.kind,
+            e.recipients.join(","),
+            e.attempts,
+            if e.failed { "FAILED" } else { "pending" },
+            e.last_error
+                .as_deref()
+                .map(|x| format!(": {x}"))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(out, "{} mail(s) in the outbox", entries.len());
+    out
+}
+
+pub fn render_ignored(entries: &[IgnoredEntry]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        let _ = writeln!(
+            out,
+            "{:>6}  {}  {:<28} {:<40} {}",
+            e.id,
+            fmt_time(&e.at),
+            truncate(e.from.as_deref().unwrap_or("(no sender)"), 28),
+            truncate(&e.subject, 40),
+            e.reason
+        );
+    }
+    let _ = writeln!(out, "{} ignored mail(s)", entries.len());
+    out
+}
+
+pub fn render_quarantine(entries: &[QuarantineEntry]) -> String {
+    let mut out = String::new();
+    for q in entries {
+        let _ = writeln!(
+            out,
+            "{:>6}  {}  {:<20} {:>8} bytes  {}",
+            q.id,
+            fmt_time(&q.at),
+            q.mailbox,
+            q.size,
+            q.reason
+        );
+    }
+    let _ = writeln!(out, "{} mail(s) in quarantine", entries.len());
+    out
+}

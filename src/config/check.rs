@@ -1,0 +1,344 @@
+//! Checking the raw file into the checked form, collecting every problem with
+//! its key path (the caller adds lines).
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use super::checked::*;
+use super::error::Problem;
+use super::raw::*;
+use crate::mail::address::EmailAddress;
+
+/// Collects every problem in the file (not only the first), each with its key.
+pub(super) struct Validator {
+    pub(super) problems: Vec<Problem>,
+}
+
+impl Validator {
+    pub(super) fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            key: key.into(),
+            line: None,
+            message: message.into(),
+        });
+    }
+
+    pub(super) fn check(&mut self, raw: RawConfig, base: &Path, path: &Path) -> Option<Config> {
+        let address = match EmailAddress::parse(&raw.desk.address) {
+            Some(a) => Some(a),
+            None => {
+                self.problem("desk.address", "is not an email address");
+                None
+            }
+        };
+        let subject_tag = SubjectTag::parse(&raw.desk.subject_tag);
+        if subject_tag.is_none() {
+            self.problem(
+                "desk.subject_tag",
+                "must contain {id} exactly once, with non-blank text before it and no control characters",
+            );
+        }
+        if raw.desk.name.chars().any(char::is_control) {
+            self.problem("desk.name", "must not contain control characters");
+        }
+        let storage = base.join(&raw.desk.storage);
+        let templates = base.join(&raw.desk.templates);
+        if !templates.is_dir() {
+            self.problem(
+                "desk.templates",
+                format!("folder {} does not exist", templates.display()),
+            );
+        }
+        let comment_address = match &raw.desk.comment_address {
+            Some(a) => {
+                let parsed = EmailAddress::parse(a);
+                if parsed.is_none() {
+                    self.problem("desk.comment_address", "is not an email address");
+                }
+                parsed
+            }
+            None => None,
+        };
+        let control_socket = raw
+            .desk
+            .control_socket
+            .map(|p| base.join(p))
+            .unwrap_or_else(|| storage.join("control.sock"));
+
+        if raw.mailboxes.is_empty() {
+            self.problem("mailbox", "at least one [[mailbox]] is needed");
+        }
+        let mut mailboxes = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for (i, m) in raw.mailboxes.into_iter().enumerate() {
+            let key = format!("mailbox[{i}]");
+            let name = m
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}/{}", m.user, m.folder));
+            if !names.insert(name.clone()) {
+                self.problem(format!("{key}.name"), format!("\"{name}\" is used twice"));
+            }
+            self.check_tls(&key, &m.host, m.tls, m.allow_insecure);
+            let password = self.secret(
+                &key,
+                m.password_file.as_deref(),
+                m.password_env.as_deref(),
+                base,
+                true,
+            );
+            let after_processing = match (m.after_processing, m.move_to) {
+                (AfterProcessingKind::Seen, None) => AfterProcessing::FlagSeen,
+                (AfterProcessingKind::Seen, Some(_)) => {
+                    self.problem(
+                        format!("{key}.move_to"),
+                        "only makes sense with after_processing = \"move\"",
+                    );
+                    AfterProcessing::FlagSeen
+                }
+                (AfterProcessingKind::Move, Some(folder))
+                    if !folder.trim().is_empty() && folder != m.folder =>
+                {
+                    AfterProcessing::MoveTo(folder)
+                }
+                (AfterProcessingKind::Move, _) => {
+                    self.problem(
+                        format!("{key}.after_processing"),
+                        "\"move\" needs move_to = \"FOLDER\", a folder other than the one polled",
+                    );
+                    AfterProcessing::FlagSeen
+                }
+            };
+            if m.batch_size == 0 || m.batch_size > 10_000 {
+                self.problem(format!("{key}.batch_size"), "must be between 1 and 10000");
+            }
+            if m.timeout.is_zero() {
+                self.problem(format!("{key}.timeout"), "must be more than zero");
+            }
+            if m.poll_interval < Duration::from_millis(100) {
+                self.problem(format!("{key}.poll_interval"), "must be at least 100ms");
+            }
+            if imap_quoted_string_unsafe(&m.folder) {
+                self.problem(
+                    format!("{key}.folder"),
+                    "must not contain quotes, backslashes or control characters",
+                );
+            }
+            if let AfterProcessing::MoveTo(f) = &after_processing {
+                if imap_quoted_string_unsafe(f) {
+                    self.problem(
+                        format!("{key}.move_to"),
+                        "must not contain quotes, backslashes or control characters",
+                    );
+                }
+            }
+            let port = m.port.unwrap_or(match m.tls {
+                TlsMode::Implicit => 993,
+                _ => 143,
+            });
+            mailboxes.push(MailboxConfig {
+                name,
+                host: m.host,
+                port,
+                tls: m.tls,
+                user: m.user,
+                password: password.unwrap_or_default(),
+                folder: m.folder,
+                after_processing,
+                idle: m.idle,
+                poll_interval: m.poll_interval,
+                timeout: m.timeout,
+                batch_size: m.batch_size,
+                default_team: m.default_team,
+            });
+        }
+
+        let s = raw.smtp;
+        self.check_tls("smtp", &s.host, s.tls, s.allow_insecure);
+        let credentials = match &s.user {
+            Some(user) => self
+                .secret(
+                    "smtp",
+                    s.password_file.as_deref(),
+                    s.password_env.as_deref(),
+                    base,
+                    true,
+                )
+                .map(|p| (user.clone(), p)),
+            None => {
+                if s.password_file.is_some() || s.password_env.is_some() {
+                    self.problem("smtp.user", "a password is set but no user");
+                }
+                None
+            }
+        };
+        let envelope_from = match &s.envelope_from {
+            Some(e) => {
+                let parsed = EmailAddress::parse(e);
+                if parsed.is_none() {
+                    self.problem("smtp.envelope_from", "is not an email address");
+                }
+                parsed
+            }
+            None => address.clone(),
+        };
+        let port = s.port.unwrap_or(match s.tls {
+            TlsMode::Implicit => 465,
+            TlsMode::Starttls => 587,
+            TlsMode::None => 25,
+        });
+        if s.timeout.is_zero() {
+            self.problem("smtp.timeout", "must be more than zero");
+        }
+
+        let (teams, agents) = self.check_teams(raw.teams, raw.agents);
+        let team_names: Vec<String> = teams.iter().map(|t| t.name.clone()).collect();
+        for (i, m) in mailboxes.iter().enumerate() {
+            if let Some(t) = &m.default_team {
+                if !team_names.contains(t) {
+                    self.problem(
+                        format!("mailbox[{i}].default_team"),
+                        format!("unknown team \"{t}\""),
+                    );
+                }
+            }
+        }
+        let slas = self.check_slas(raw.calendars, raw.slas);
+        let sla_names: Vec<String> = slas.iter().map(|s| s.name.clone()).collect();
+        if let Some(d) = &raw.desk.default_sla {
+            if !sla_names.contains(d) {
+                self.problem("desk.default_sla", format!("unknown SLA policy \"{d}\""));
+            }
+        }
+        if raw.timers.check_interval < Duration::from_millis(100) {
+            self.problem("timers.check_interval", "must be at least 100ms");
+        }
+        if raw.timers.waiting_close_after < raw.timers.waiting_reminder_after {
+            self.problem(
+                "timers.waiting_close_after",
+                "must not be before waiting_reminder_after",
+            );
+        }
+        let agent_addresses: Vec<EmailAddress> = agents.iter().map(|a| a.address.clone()).collect();
+        let mut rule_problems = Vec::new();
+        let rules = super::rules::compile(
+            raw.rules,
+            &super::rules::Known {
+                teams: &team_names,
+                slas: &sla_names,
+                agents: &agent_addresses,
+                templates: &templates,
+            },
+            &mut rule_problems,
+        );
+        for (k, m) in rule_problems {
+            self.problem(k, m);
+        }
+
+        let l = raw.limits;
+        if l.auto_reply_window.is_zero() {
+            self.problem("limits.auto_reply_window", "must be more than zero");
+        }
+        if l.undeliverable_after == 0 {
+            self.problem("limits.undeliverable_after", "must be at least 1");
+        }
+        if l.max_message_size.as_u64() < 64 * 1024 {
+            self.problem("limits.max_message_size", "must be at least 64 KiB");
+        }
+        let limits = Limits {
+            auto_replies_per_recipient: l.auto_replies_per_recipient,
+            auto_replies_per_ticket: l.auto_replies_per_ticket,
+            auto_reply_window: l.auto_reply_window,
+            undeliverable_after: l.undeliverable_after,
+            max_message_size: l.max_message_size.as_u64(),
+        };
+
+        let o = raw.outbox;
+        if o.retry_initial.is_zero() || o.retry_max < o.retry_initial {
+            self.problem("outbox.retry_max", "needs 0 < retry_initial <= retry_max");
+        }
+        if o.concurrency == 0 || o.concurrency > 64 {
+            self.problem("outbox.concurrency", "must be between 1 and 64");
+        }
+        if o.max_attempts == 0 {
+            self.problem("outbox.max_attempts", "must be at least 1");
+        }
+
+        Some(Config {
+            path: path.to_path_buf(),
+            desk: Desk {
+                address: address?,
+                name: raw.desk.name,
+                subject_tag: subject_tag?,
+                storage,
+                templates,
+                control_socket,
+                first_ticket: raw.desk.first_ticket,
+                comment_address,
+                default_sla: raw.desk.default_sla.clone(),
+            },
+            mailboxes,
+            smtp: SmtpConfig {
+                host: s.host,
+                port,
+                tls: s.tls,
+                credentials,
+                timeout: s.timeout,
+                envelope_from: envelope_from?,
+            },
+            outbox: OutboxConfig {
+                retry_initial: o.retry_initial,
+                retry_max: o.retry_max,
+                max_attempts: o.max_attempts,
+                concurrency: o.concurrency,
+            },
+            limits,
+            teams,
+            agents,
+            rules,
+            trust: Trust {
+                authserv_ids: raw.trust.authserv_ids,
+                signed_reply_addresses: raw.trust.signed_reply_addresses,
+            },
+            slas,
+            timers: super::sla::Timers {
+                check_interval: raw.timers.check_interval,
+                waiting_reminder_after: raw.timers.waiting_reminder_after,
+                waiting_close_after: raw.timers.waiting_close_after,
+                resolved_close_after: raw.timers.resolved_close_after,
+            },
+        })
+    }
+
+    pub(super) fn check_tls(&mut self, key: &str, host: &str, tls: TlsMode, allow_insecure: bool) {
+        if host.trim().is_empty() {
+            self.problem(format!("{key}.host"), "must not be empty");
+        }
+        if tls == TlsMode::None && !allow_insecure && !is_loopback(host) {
+            self.problem(
+                format!("{key}.tls"),
+                format!(
+                    "\"none\" sends passwords and mail in clear text to {host}; it is allowed only for loopback hosts unless allow_insecure = true"
+                ),
+            );
+        }
+    }
+}
+
+/// Folder names go into IMAP quoted strings; refusing the few characters that
+/// would need escaping keeps command building trivial and injection-free.
+fn imap_quoted_string_unsafe(s: &str) -> bool {
+    s.is_empty() || s.chars().any(|c| c == '"' || c == '\\' || c.is_control())
+}
+
+fn is_loopback(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .map(|ip| ip.is_loopback())
+        .unwrap_or(false)
+}

@@ -1,0 +1,209 @@
+//! The checked configuration: what the rest of deskgate reads. Built only by
+//! `check`, so every value here has been validated (paths absolute, secrets
+//! loaded, names cross-checked).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::defaults::{
+    default_max_message_size, default_per_recipient, default_per_ticket, default_subject_tag,
+    default_undeliverable_after, default_window,
+};
+pub use super::values::{Tier, TlsMode};
+
+use crate::mail::address::EmailAddress;
+
+/// The validated configuration. Paths are absolute (resolved against the config
+/// file's folder), secrets are loaded, every combination has been checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub desk: Desk,
+    pub mailboxes: Vec<MailboxConfig>,
+    pub smtp: SmtpConfig,
+    pub outbox: OutboxConfig,
+    pub limits: Limits,
+    pub teams: Vec<Team>,
+    pub agents: Vec<Agent>,
+    pub rules: Vec<super::rules::Rule>,
+    pub trust: Trust,
+    pub slas: Vec<super::sla::SlaPolicy>,
+    pub timers: super::sla::Timers,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Team {
+    pub name: String,
+    pub tier: Tier,
+    /// Every agent in the team, whether listed here or in the agent's `teams`.
+    pub members: Vec<EmailAddress>,
+    pub escalates_to: Option<String>,
+    pub lead: Option<EmailAddress>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub address: EmailAddress,
+    pub name: Option<String>,
+    pub teams: Vec<String>,
+}
+
+/// Loop and abuse limits (issue: no loops, no lost mail).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Most automatic mails one address gets per window.
+    pub auto_replies_per_recipient: u32,
+    /// Most automatic mails one ticket sends per window.
+    pub auto_replies_per_ticket: u32,
+    pub auto_reply_window: Duration,
+    /// Hard bounces in a row after which an address gets no more automatic mail.
+    pub undeliverable_after: u32,
+    /// Larger mails keep their text but not their attachments.
+    pub max_message_size: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            auto_replies_per_recipient: default_per_recipient(),
+            auto_replies_per_ticket: default_per_ticket(),
+            auto_reply_window: default_window(),
+            undeliverable_after: default_undeliverable_after(),
+            max_message_size: default_max_message_size().as_u64(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Desk {
+    pub address: EmailAddress,
+    pub name: String,
+    pub subject_tag: SubjectTag,
+    pub storage: PathBuf,
+    pub templates: PathBuf,
+    pub control_socket: PathBuf,
+    pub first_ticket: u64,
+    pub comment_address: Option<EmailAddress>,
+    pub default_sla: Option<String>,
+}
+
+/// The subject token format, split around `{id}` so it can be both rendered and recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectTag {
+    pub prefix: String,
+    pub suffix: String,
+}
+
+impl SubjectTag {
+    pub fn parse(tag: &str) -> Option<SubjectTag> {
+        let (prefix, suffix) = tag.split_once("{id}")?;
+        if suffix.contains("{id}") || prefix.trim().is_empty() {
+            return None;
+        }
+        if tag.chars().any(|c| c.is_control()) {
+            return None;
+        }
+        Some(SubjectTag {
+            prefix: prefix.to_string(),
+            suffix: suffix.to_string(),
+        })
+    }
+
+    pub fn render(&self, id: u64) -> String {
+        format!("{}{}{}", self.prefix, id, self.suffix)
+    }
+}
+
+impl Default for SubjectTag {
+    fn default() -> Self {
+        SubjectTag::parse(&default_subject_tag()).expect("default tag is valid")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterProcessing {
+    /// Set `\Seen` and leave the mail where it is.
+    FlagSeen,
+    /// Move the mail to this folder (created if missing).
+    MoveTo(String),
+}
+
+#[derive(Clone)]
+pub struct MailboxConfig {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub user: String,
+    pub password: String,
+    pub folder: String,
+    pub after_processing: AfterProcessing,
+    pub idle: bool,
+    pub poll_interval: Duration,
+    pub timeout: Duration,
+    pub batch_size: u32,
+    pub default_team: Option<String>,
+}
+
+impl std::fmt::Debug for MailboxConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailboxConfig")
+            .field("name", &self.name)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("folder", &self.folder)
+            .field("after_processing", &self.after_processing)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub credentials: Option<(String, String)>,
+    pub timeout: Duration,
+    pub envelope_from: EmailAddress,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("user", &self.credentials.as_ref().map(|c| &c.0))
+            .field("envelope_from", &self.envelope_from)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxConfig {
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    pub max_attempts: u32,
+    pub concurrency: usize,
+}
+
+/// How agents prove their mail is theirs (see `trust`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trust {
+    /// Servers whose Authentication-Results headers are believed.
+    pub authserv_ids: Vec<String>,
+    /// Put keyed per-ticket reply addresses in notifications' Reply-To.
+    pub signed_reply_addresses: bool,
+}
+
+impl Default for Trust {
+    fn default() -> Self {
+        Trust {
+            authserv_ids: Vec::new(),
+            signed_reply_addresses: true,
+        }
+    }
+}

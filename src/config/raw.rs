@@ -1,0 +1,273 @@
+//! The file as serde reads it: exactly what the TOML says, nothing derived.
+//! Every table refuses unknown keys; checking happens in `check`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::defaults::*;
+use super::rules::RawRule;
+use super::values::{Tier, TlsMode};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub(super) desk: RawDesk,
+    #[serde(default, rename = "mailbox")]
+    pub(super) mailboxes: Vec<RawMailbox>,
+    pub(super) smtp: RawSmtp,
+    #[serde(default)]
+    pub(super) outbox: RawOutbox,
+    #[serde(default)]
+    pub(super) limits: RawLimits,
+    #[serde(default, rename = "team")]
+    pub(super) teams: Vec<RawTeam>,
+    #[serde(default, rename = "agent")]
+    pub(super) agents: Vec<RawAgent>,
+    #[serde(default, rename = "rule")]
+    pub(super) rules: Vec<RawRule>,
+    #[serde(default)]
+    pub(super) trust: RawTrust,
+    #[serde(default, rename = "calendar")]
+    pub(super) calendars: Vec<RawCalendar>,
+    #[serde(default, rename = "sla")]
+    pub(super) slas: Vec<RawSla>,
+    #[serde(default)]
+    pub(super) timers: RawTimers,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCalendar {
+    pub(super) name: String,
+    pub(super) timezone: String,
+    /// Monday to Friday, unless a day says otherwise.
+    pub(super) weekdays: Option<String>,
+    pub(super) monday: Option<String>,
+    pub(super) tuesday: Option<String>,
+    pub(super) wednesday: Option<String>,
+    pub(super) thursday: Option<String>,
+    pub(super) friday: Option<String>,
+    pub(super) saturday: Option<String>,
+    pub(super) sunday: Option<String>,
+    #[serde(default)]
+    pub(super) holidays: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTargets {
+    #[serde(default, with = "humantime_serde")]
+    pub(super) low: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) normal: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) high: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) urgent: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSla {
+    pub(super) name: String,
+    /// A [[calendar]] name, or "24x7" (the default).
+    pub(super) calendar: Option<String>,
+    #[serde(default = "default_warn_percent")]
+    pub(super) warn_at_percent: u32,
+    #[serde(default)]
+    pub(super) first_response: RawTargets,
+    #[serde(default)]
+    pub(super) resolution: RawTargets,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTimers {
+    #[serde(default = "default_check_interval", with = "humantime_serde")]
+    pub(super) check_interval: Duration,
+    #[serde(default = "default_remind", with = "humantime_serde")]
+    pub(super) waiting_reminder_after: Duration,
+    #[serde(default = "default_waiting_close", with = "humantime_serde")]
+    pub(super) waiting_close_after: Duration,
+    #[serde(default = "default_resolved_close", with = "humantime_serde")]
+    pub(super) resolved_close_after: Duration,
+}
+
+impl Default for RawTimers {
+    fn default() -> Self {
+        RawTimers {
+            check_interval: default_check_interval(),
+            waiting_reminder_after: default_remind(),
+            waiting_close_after: default_waiting_close(),
+            resolved_close_after: default_resolved_close(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTrust {
+    #[serde(default)]
+    pub(super) authserv_ids: Vec<String>,
+    #[serde(default = "default_true")]
+    pub(super) signed_reply_addresses: bool,
+}
+
+impl Default for RawTrust {
+    fn default() -> Self {
+        RawTrust {
+            authserv_ids: Vec::new(),
+            signed_reply_addresses: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTeam {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) tier: Tier,
+    #[serde(default)]
+    pub(super) members: Vec<String>,
+    pub(super) escalates_to: Option<String>,
+    pub(super) lead: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAgent {
+    pub(super) address: String,
+    pub(super) name: Option<String>,
+    #[serde(default)]
+    pub(super) teams: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    #[serde(default = "default_per_recipient")]
+    pub(super) auto_replies_per_recipient: u32,
+    #[serde(default = "default_per_ticket")]
+    pub(super) auto_replies_per_ticket: u32,
+    #[serde(default = "default_window", with = "humantime_serde")]
+    pub(super) auto_reply_window: Duration,
+    #[serde(default = "default_undeliverable_after")]
+    pub(super) undeliverable_after: u32,
+    #[serde(default = "default_max_message_size")]
+    pub(super) max_message_size: bytesize::ByteSize,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            auto_replies_per_recipient: default_per_recipient(),
+            auto_replies_per_ticket: default_per_ticket(),
+            auto_reply_window: default_window(),
+            undeliverable_after: default_undeliverable_after(),
+            max_message_size: default_max_message_size(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDesk {
+    pub(super) address: String,
+    #[serde(default = "default_desk_name")]
+    pub(super) name: String,
+    #[serde(default = "default_subject_tag")]
+    pub(super) subject_tag: String,
+    pub(super) storage: PathBuf,
+    pub(super) templates: PathBuf,
+    #[serde(default)]
+    pub(super) control_socket: Option<PathBuf>,
+    #[serde(default = "default_first_ticket")]
+    pub(super) first_ticket: u64,
+    /// Mail to this address (or to help+comment@) from an agent is an internal comment.
+    pub(super) comment_address: Option<String>,
+    /// The SLA policy of tickets no rule gives one.
+    pub(super) default_sla: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMailbox {
+    pub(super) name: Option<String>,
+    pub(super) host: String,
+    pub(super) port: Option<u16>,
+    #[serde(default = "default_tls")]
+    pub(super) tls: TlsMode,
+    #[serde(default)]
+    pub(super) allow_insecure: bool,
+    pub(super) user: String,
+    pub(super) password_file: Option<PathBuf>,
+    pub(super) password_env: Option<String>,
+    #[serde(default = "default_folder")]
+    pub(super) folder: String,
+    #[serde(default)]
+    pub(super) after_processing: AfterProcessingKind,
+    pub(super) move_to: Option<String>,
+    #[serde(default = "default_true")]
+    pub(super) idle: bool,
+    #[serde(default = "default_poll_interval", with = "humantime_serde")]
+    pub(super) poll_interval: Duration,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub(super) timeout: Duration,
+    #[serde(default = "default_batch_size")]
+    pub(super) batch_size: u32,
+    /// Team that owns tickets from this mailbox unless a rule says otherwise.
+    pub(super) default_team: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum AfterProcessingKind {
+    #[default]
+    Seen,
+    Move,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSmtp {
+    pub(super) host: String,
+    pub(super) port: Option<u16>,
+    #[serde(default = "default_smtp_tls")]
+    pub(super) tls: TlsMode,
+    #[serde(default)]
+    pub(super) allow_insecure: bool,
+    pub(super) user: Option<String>,
+    pub(super) password_file: Option<PathBuf>,
+    pub(super) password_env: Option<String>,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub(super) timeout: Duration,
+    /// Envelope sender (MAIL FROM); defaults to the help address so bounces come back to us.
+    pub(super) envelope_from: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOutbox {
+    #[serde(default = "default_retry_initial", with = "humantime_serde")]
+    pub(super) retry_initial: Duration,
+    #[serde(default = "default_retry_max", with = "humantime_serde")]
+    pub(super) retry_max: Duration,
+    #[serde(default = "default_max_attempts")]
+    pub(super) max_attempts: u32,
+    #[serde(default = "default_concurrency")]
+    pub(super) concurrency: usize,
+}
+
+impl Default for RawOutbox {
+    fn default() -> Self {
+        RawOutbox {
+            retry_initial: default_retry_initial(),
+            retry_max: default_retry_max(),
+            max_attempts: default_max_attempts(),
+            concurrency: default_concurrency(),
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Live reload: on SIGHUP, or when the config file or a template changes on
+//! disk, load and validate everything again and swap the engine's policy in
+//! one step. A broken edit keeps the last good config running and says why.
+//!
+//! The swap is atomic for mail: each batch takes the policy once, so a mail is
+//! routed wholly by the old or wholly by the new rules. Mailbox and SMTP
+//! settings are read at start-up only; a change to them is reported as needing
+//! a restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::signal::unix::Signal;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::desk::policy::Policy;
+use crate::engine::Engine;
+
+/// How often the files are checked for changes.
+const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+pub struct Reloader {
+    pub path: PathBuf,
+    pub engine: Arc<Engine>,
+    /// The config the daemon started with (for "needs a restart" warnings).
+    pub started_with: Config,
+    pub hangup: Signal,
+    pub shutdown: CancellationToken,
+}
+
+/// (file, modified, size) of the config file and every template: a change in
+/// any of them triggers a reload.
+fn fingerprint(config: &Path, templates: &Path) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+    let mut files = vec![config.to_path_buf()];
+    if let Ok(dir) = std::fs::read_dir(templates) {
+        let mut t: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        t.sort();
+        files.extend(t);
+    }
+    files
+        .into_iter()
+        .map(|f| {
+            let meta = std::fs::metadata(&f).ok();
+            let modified = meta.as_ref().and_then(|m| m.modified().ok());
+            let size = meta.map(|m| m.len()).unwrap_or(0);
+            (f, modified, size)
+        })
+        .collect()
+}
+
+impl Reloader {
+    pub async fn run(mut self) {
+        let mut templates = self.started_with.desk.templates.clone();
+        let mut seen = fingerprint(&self.path, &templates);
+        loop {
+            let why = tokio::select! {
+                _ = self.hangup.recv() => "SIGHUP",
+                _ = tokio::time::sleep(WATCH_INTERVAL) => {
+                    let now = fingerprint(&self.path, &templates);
+                    if now == seen {
+                        continue;
+                    }
+                    seen = now;
+                    "the config or a template changed on disk"
+                }
+                _ = self.shutdown.cancelled() => return,
+            };
+            if let Some(t) = self.reload(why) {
+                templates = t;
+                seen = fingerprint(&self.path, &templates);
+            }
+        }
+    }
+
+    /// Returns the templates folder of the new config when it was applied.
+    fn reload(&self, why: &str) -> Option<PathBuf> {
+        let loaded = Config::load(&self.path)
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                let p = Policy::from_config(&c).map_err(|e| e.to_string())?;
+                Ok((c, p))
+            });
+        match loaded {
+            Ok((config, policy)) => {
+                self.engine.set_policy(policy);
+                info!(
+                    trigger = why,
+                    rules = config.rules.len(),
+                    teams = config.teams.len(),
+                    agents = config.agents.len(),
+                    "config reloaded"
+                );
+                self.warn_restart_needed(&config);
+                Some(config.desk.templates.clone())
+            }
+            Err(e) => {
+                error!(
+                    trigger = why,
+                    "CONFIG RELOAD FAILED, still running with the last good config:\n{e}"
+                );
+                None
+            }
+        }
+    }
+
+    fn warn_restart_needed(&self, new: &Config) {
+        let old = &self.started_with;
+        let mailboxes = |c: &Config| format!("{:?}", c.mailboxes);
+        let mut changed = Vec::new();
+        if mailboxes(old) != mailboxes(new) {
+            changed.push("[[mailbox]]");
+        }
+        if format!("{:?}", old.smtp) != format!("{:?}", new.smtp) {
+            changed.push("[smtp]");
+        }
+        if format!("{:?}", old.outbox) != format!("{:?}", new.outbox) {
+            changed.push("[outbox]");
+        }
+        if old.desk.storage != new.desk.storage
+            || old.desk.control_socket != new.desk.control_socket
+        {
+            changed.push("desk.storage/control_socket");
+        }
+        if !changed.is_empty() {
+            warn!(
+                sections = %changed.join(", "),
+                "these settings changed but take effect only after a restart; routing, teams, agents, limits and templates are live"
+            );
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! Automatic mail (acknowledgements, notices) and the guards that keep it from
+//! looping: none to our own address, none to an address that hard-bounced too
+//! often, none past the per-recipient and per-ticket rate limits. What a guard
+//! holds back is recorded on the ticket, never silently dropped.
+
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::Limits;
+use crate::desk::policy::Policy;
+use crate::mail::address::{EmailAddress, Party};
+use crate::mail::outgoing::{self, AutoSubmitted, Outgoing};
+use crate::store::records::{Direction, Event, EventKind, MessageRecord, OutboxEntry, Ticket};
+use crate::store::{Tx, TxResult};
+
+/// Drops send times that fell out of the window.
+pub fn prune(times: &mut Vec<DateTime<Utc>>, now: DateTime<Utc>, limits: &Limits) {
+    let window =
+        chrono::Duration::from_std(limits.auto_reply_window).unwrap_or(chrono::Duration::hours(1));
+    times.retain(|t| *t > now - window);
+}
+
+/// Whether one more automatic mail is allowed, given the (pruned) send logs.
+pub fn check_limits(
+    recipient_log: &[DateTime<Utc>],
+    ticket_log: &[DateTime<Utc>],
+    limits: &Limits,
+) -> Result<(), String> {
+    let window = humantime::format_duration(limits.auto_reply_window);
+    if recipient_log.len() >= limits.auto_replies_per_recipient as usize {
+        return Err(format!(
+            "rate limit: {} automatic mails to this address within {window}",
+            recipient_log.len()
+        ));
+    }
+    if ticket_log.len() >= limits.auto_replies_per_ticket as usize {
+        return Err(format!(
+            "rate limit: {} automatic mails from this ticket within {window}",
+            ticket_log.len()
+        ));
+    }
+    Ok(())
+}
+
+/// One attachment a size limit kept out of the store.
+#[derive(Debug, Clone, Serialize)]
+pub struct DroppedAttachment {
+    pub name: String,
+    pub size: u64,
+}
+
+/// What a template sees (documented in the README).
+#[derive(Serialize)]
+pub struct MailContext<'a> {
+    pub ticket: Option<&'a Ticket>,
+    pub tag: String,
+    /// Who this mail goes to.
+    pub recipient: &'a Party,
+    pub recipient_name: &'a str,
+    /// Who opened the ticket (or wrote the mail being answered).
+    pub requester: &'a Party,
+    pub requester_name: &'a str,
+    pub desk: &'a Party,
+    pub message: MessageContext<'a>,
+    pub dropped_attachments: Vec<DroppedAttachment>,
+    pub max_message_size: String,
+    /// The rule that rejected the mail (rejection.txt).
+    pub rule: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub struct MessageContext<'a> {
+    pub subject: &'a str,
+    pub text: &'a str,
+}
+
+/// An automatic mail to be rendered and queued on a ticket.
+pub struct AutoMail<'a> {
+    /// What it is, for the history ("acknowledgement", "notification" …).
+    pub kind: &'a str,
+    pub template: &'a str,
+    pub to: Party,
+    pub requester: Party,
+    /// Display name of the sender, e.g. "Alice via Help Desk"; default the desk's name.
+    pub from_name: Option<String>,
+    pub reply_to: Option<Party>,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    pub auto_submitted: AutoSubmitted,
+    pub message: MessageContext<'a>,
+    pub dropped_attachments: Vec<DroppedAttachment>,
+    /// Loop protection: mail to people outside the desk is rate-limited;
+    /// notifications to the desk's own agents are not.
+    pub rate_limited: bool,
+}
+
+fn event(now: DateTime<Utc>, kind: EventKind) -> Event {
+    Event {
+        at: now,
+        actor: "deskgate".into(),
+        kind,
+    }
+}
+
+/// Records on the ticket why an automatic mail was not sent; queued nothing.
+fn skipped(
+    tx: &Tx<'_>,
+    ticket: &mut Ticket,
+    reason: String,
+    now: DateTime<Utc>,
+) -> TxResult<usize> {
+    tx.add_event(ticket, &event(now, EventKind::AckSkipped { reason }))?;
+    Ok(0)
+}
+
+fn display_name(p: &Party) -> &str {
+    p.name.as_deref().unwrap_or(p.address.local_part())
+}
+
+/// The guards every automatic mail passes, whatever it is: a reason to skip it, or None.
+fn blocked(tx: &Tx<'_>, policy: &Policy, to: &EmailAddress) -> TxResult<Option<String>> {
+    if *to == policy.desk.address {
+        return Ok(Some("it would go to the help address itself".into()));
+    }
+    if crate::mail::classify::is_machine_address(to) {
+        return Ok(Some(format!("{to} is a machine address")));
+    }
+    if let Some(st) = tx.address_state(to.as_str())? {
+        if st.undeliverable_since.is_some() {
+            return Ok(Some(format!(
+                "{to} is undeliverable ({} hard bounces)",
+                st.hard_bounces
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Renders, checks the guards and queues (or holds back) one automatic mail.
+/// Returns how many mails were queued (0 or 1).
+pub fn queue_automatic(
+    tx: &Tx<'_>,
+    policy: &Policy,
+    ticket: &mut Ticket,
+    mail: AutoMail<'_>,
+    now: DateTime<Utc>,
+) -> TxResult<usize> {
+    let to = mail.to.address.clone();
+    if let Some(reason) = blocked(tx, policy, &to)? {
+        return skipped(tx, ticket, format!("no {}: {reason}", mail.kind), now);
+    }
+    let ctx = MailContext {
+        ticket: Some(ticket),
+        tag: policy.matcher.render(ticket.id),
+        recipient: &mail.to,
+        recipient_name: display_name(&mail.to),
+        requester: &mail.requester,
+        requester_name: display_name(&mail.requester),
+        desk: &policy.desk,
+        message: mail.message,
+        dropped_attachments: mail.dropped_attachments,
+        max_message_size: bytesize::ByteSize::b(policy.limits.max_message_size).to_string(),
+        rule: None,
+    };
+    let rendered = match policy.templates.render(mail.template, &ctx) {
+        Ok(r) => r,
+        Err(e) => {
+            return skipped(tx, ticket, e.to_string(), now);
+        }
+    };
+    let outgoing = Outgoing {
+        from: Party {
+            name: mail.from_name.or_else(|| policy.desk.name.clone()),
+            address: policy.desk.address.clone(),
+        },
+        to: vec![mail.to.clone()],
+        reply_to: mail.reply_to,
+        subject: policy.matcher.tagged_subject(ticket.id, &rendered.subject),
+        body: rendered.body,
+        message_id: outgoing::new_message_id("auto", Some(ticket.id), policy.desk.address.domain()),
+        in_reply_to: mail.in_reply_to,
+        references: mail.references,
+        auto_submitted: Some(mail.auto_submitted),
+        x_loop: policy.desk.address.clone(),
+        date: SystemTime::from(now),
+    };
+
+    if mail.rate_limited {
+        let mut recipient_log = tx.auto_sent(to.as_str())?;
+        prune(&mut recipient_log, now, &policy.limits);
+        prune(&mut ticket.auto_sent, now, &policy.limits);
+        if let Err(reason) = check_limits(&recipient_log, &ticket.auto_sent, &policy.limits) {
+            // Kept on the ticket so an agent can still see (and send) it.
+            tx.add_message(
+                ticket,
+                outbound_record(
+                    ticket.id,
+                    &outgoing,
+                    &format!("{} (held back)", mail.kind),
+                    now,
+                ),
+            )?;
+            tx.add_event(
+                ticket,
+                &event(
+                    now,
+                    EventKind::AutoReplyHeld {
+                        kind: mail.kind.to_string(),
+                        to: to.to_string(),
+                        reason,
+                    },
+                ),
+            )?;
+            return Ok(0);
+        }
+        recipient_log.push(now);
+        tx.put_auto_sent(to.as_str(), &recipient_log)?;
+        ticket.auto_sent.push(now);
+    }
+    queue_mail(tx, policy, ticket, mail.kind, &outgoing, now)
+}
+
+/// A polite refusal for a mail a rule rejected: no ticket, so it is queued on
+/// its own, under the same guards and the per-recipient limit. Returns why it
+/// was not sent, if it was not.
+/// A rule's refusal of a mail, to be answered politely.
+pub struct Rejection<'a> {
+    pub to: &'a Party,
+    pub template: &'a str,
+    pub rule: &'a str,
+    pub message: MessageContext<'a>,
+    pub in_reply_to: Option<String>,
+}
+
+pub fn queue_rejection(
+    tx: &Tx<'_>,
+    policy: &Policy,
+    r: Rejection<'_>,
+    now: DateTime<Utc>,
+) -> TxResult<Result<(), String>> {
+    let Rejection {
+        to,
+        template,
+        rule,
+        message,
+        in_reply_to,
+    } = r;
+    if let Some(reason) = blocked(tx, policy, &to.address)? {
+        return Ok(Err(reason));
+    }
+    let ctx = MailContext {
+        ticket: None,
+        tag: String::new(),
+        recipient: to,
+        recipient_name: display_name(to),
+        requester: to,
+        requester_name: display_name(to),
+        desk: &policy.desk,
+        message,
+        dropped_attachments: Vec::new(),
+        max_message_size: bytesize::ByteSize::b(policy.limits.max_message_size).to_string(),
+        rule: Some(rule),
+    };
+    let rendered = match policy.templates.render(template, &ctx) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let mut log = tx.auto_sent(to.address.as_str())?;
+    prune(&mut log, now, &policy.limits);
+    if let Err(reason) = check_limits(&log, &[], &policy.limits) {
+        return Ok(Err(reason));
+    }
+    log.push(now);
+    tx.put_auto_sent(to.address.as_str(), &log)?;
+    let outgoing = Outgoing {
+        from: policy.desk.clone(),
+        to: vec![to.clone()],
+        reply_to: None,
+        subject: rendered.subject,
+        body: rendered.body,
+        message_id: outgoing::new_message_id("reject", None, policy.desk.address.domain()),
+        references: in_reply_to.iter().cloned().collect(),
+        in_reply_to,
+        auto_submitted: Some(AutoSubmitted::AutoReplied),
+        x_loop: policy.desk.address.clone(),
+        date: SystemTime::from(now),
+    };
+    if let Err(e) = outgoing::check(&outgoing) {
+        return Ok(Err(e.to_string()));
+    }
+    let recipients = vec![to.address.clone()];
+    tx.put_outbox(&OutboxEntry {
+        id: tx.generate_id()?,
+        ticket: None,
+        kind: "rejection".into(),
+        message_id: outgoing.message_id.clone(),
+        envelope_from: policy.envelope_from.clone(),
+        recipients: recipients.clone(),
+        raw: String::new(),
+        composed: Some(outgoing.clone()),
+        created_at: now,
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+        failed: false,
+    })?;
+    tx.put_sent(&outgoing.message_id, &recipients)?;
+    Ok(Ok(()))
+}
+
+fn outbound_record(ticket: u64, o: &Outgoing, kind: &str, now: DateTime<Utc>) -> MessageRecord {
+    MessageRecord {
+        ticket,
+        seq: 0,
+        direction: Direction::Outbound,
+        from: Some(o.from.clone()),
+        to: o.to.clone(),
+        cc: Vec::new(),
+        subject: o.subject.clone(),
+        date: Some(now),
+        recorded_at: now,
+        message_id: Some(o.message_id.clone()),
+        text: o.body.clone(),
+        attachments: Vec::new(),
+        raw_key: None,
+        kind: Some(kind.to_string()),
+    }
+}
+
+/// Builds, records and queues one outgoing mail on a ticket.
+pub fn queue_mail(
+    tx: &Tx<'_>,
+    policy: &Policy,
+    ticket: &mut Ticket,
+    kind: &str,
+    outgoing: &Outgoing,
+    now: DateTime<Utc>,
+) -> TxResult<usize> {
+    if let Err(e) = outgoing::check(outgoing) {
+        return skipped(tx, ticket, e.to_string(), now);
+    }
+    let id = tx.generate_id()?;
+    let recipients: Vec<EmailAddress> = outgoing.to.iter().map(|p| p.address.clone()).collect();
+    tx.put_outbox(&OutboxEntry {
+        id,
+        ticket: Some(ticket.id),
+        kind: kind.to_string(),
+        message_id: outgoing.message_id.clone(),
+        envelope_from: policy.envelope_from.clone(),
+        recipients,
+        raw: String::new(),
+        composed: Some(outgoing.clone()),
+        created_at: now,
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+        failed: false,
+    })?;
+    // Freshly generated and random: nobody holds it.
+    tx.claim_message_id(&outgoing.message_id, ticket.id)?;
+    tx.put_sent(
+        &outgoing.message_id,
+        &outgoing
+            .to
+            .iter()
+            .map(|p| p.address.clone())
+            .collect::<Vec<_>>(),
+    )?;
+    tx.add_message(ticket, outbound_record(ticket.id, outgoing, kind, now))?;
+    Ok(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn limits(per_recipient: u32, per_ticket: u32) -> Limits {
+        Limits {
+            auto_replies_per_recipient: per_recipient,
+            auto_replies_per_ticket: per_ticket,
+            auto_reply_window: Duration::from_secs(3600),
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn limits_count_within_the_window() {
+        let now = Utc::now();
+        let l = limits(2, 5);
+        let mut log = vec![
+            now - chrono::Duration::hours(2),
+            now - chrono::Duration::minutes(30),
+        ];
+        prune(&mut log, now, &l);
+        assert_eq!(log.len(), 1, "the two-hour-old send fell out of the window");
+        assert!(check_limits(&log, &[], &l).is_ok());
+        log.push(now);
+        let err = check_limits(&log, &[], &l).unwrap_err();
+        assert!(err.contains("to this address"), "{err}");
+        let err = check_limits(&[], &[now; 5], &l).unwrap_err();
+        assert!(err.contains("from this ticket"), "{err}");
+    }
+
+    #[test]
+    fn zero_limit_holds_everything() {
+        assert!(check_limits(&[], &[], &limits(0, 5)).is_err());
+    }
+}

@@ -1,0 +1,181 @@
+//! Files one prepared mail inside the batch's transaction: the fork between
+//! the three paths a mail can take (a delivery report, an agent's mail on a
+//! ticket, a requester's mail), and what every path records afterwards (the
+//! raw bytes, attachments, the ignored list, the dedupe key).
+
+use chrono::{DateTime, Utc};
+
+use crate::desk::outcome::{describe, Outcome};
+use crate::desk::policy::Policy;
+use crate::desk::prepare::{ParsedParts, Prepared};
+use crate::desk::proof::{address_signals, agent_proof, AddressSignals};
+use crate::desk::quarantine::quarantine_in_tx;
+use crate::desk::threading::{follow_merges, resolve};
+use crate::desk::{agent, bounces, requester};
+use crate::mail::classify::Class;
+use crate::mail::parse::InboundMail;
+use crate::store::records::{Disposition, IgnoredEntry, TicketId};
+use crate::store::{Tx, TxResult};
+
+/// Applies one prepared mail. Only a store failure is an error; a mail that
+/// cannot be understood is quarantined.
+pub fn apply(
+    tx: &Tx<'_>,
+    p: &Prepared<'_>,
+    policy: &Policy,
+    mailbox: &str,
+    now: DateTime<Utc>,
+) -> TxResult<Outcome> {
+    let parts = match &p.parsed {
+        Ok(parts) => parts,
+        Err(reason) => return quarantine_in_tx(tx, p.raw, mailbox, reason, &p.dedupe_key, now),
+    };
+    if let Some(seen) = seen_before(tx, p, &parts.mail)? {
+        return Ok(seen);
+    }
+    if let Some(why) = &parts.mail.ambiguous {
+        let reason = format!("ambiguous mail: {why}");
+        return quarantine_in_tx(tx, p.raw, mailbox, &reason, &p.dedupe_key, now);
+    }
+    let outcome = match &parts.class {
+        Class::Bounce(_) => bounces::file_report(tx, policy, parts, now)?,
+        _ => match file_person_or_automatic(tx, policy, parts, mailbox, now)? {
+            Some(outcome) => outcome,
+            // Not answerable and not automatic: an admin must look at it.
+            None => {
+                let reason = "no usable From address";
+                return quarantine_in_tx(tx, p.raw, mailbox, reason, &p.dedupe_key, now);
+            }
+        },
+    };
+    record_filed(tx, p, parts, &outcome, mailbox, now)?;
+    Ok(outcome)
+}
+
+/// The same mail again (by its dedupe key), or our own mail coming back (a
+/// Bcc to ourselves, a list echo): already on its ticket.
+fn seen_before(tx: &Tx<'_>, p: &Prepared<'_>, mail: &InboundMail) -> TxResult<Option<Outcome>> {
+    if let Some(d) = tx.disposition(&p.dedupe_key)? {
+        return Ok(Some(Outcome::Duplicate { ticket: d.ticket }));
+    }
+    if let Some(mid) = &mail.message_id {
+        if tx.sent_recipients(mid)?.is_some() {
+            return Ok(Some(Outcome::Duplicate {
+                ticket: tx.ticket_of_message(mid)?,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// A mail that is not a delivery report: an agent's (proven or not) on an
+/// existing ticket, else the requester path. `None` when it cannot be
+/// filed at all.
+fn file_person_or_automatic(
+    tx: &Tx<'_>,
+    policy: &Policy,
+    parts: &ParsedParts,
+    mailbox: &str,
+    now: DateTime<Utc>,
+) -> TxResult<Option<Outcome>> {
+    let ParsedParts {
+        mail,
+        class,
+        record,
+        ..
+    } = parts;
+    if *class == Class::Human {
+        bounces::clear_bounce_state(tx, mail)?;
+    }
+    let signals = address_signals(policy, mail);
+    let existing = existing_ticket(tx, parts, &signals)?;
+    let agent = mail
+        .from
+        .as_ref()
+        .filter(|f| policy.agent(&f.address).is_some());
+    if let (Some(id), Some(agent), true) = (existing, agent, *class == Class::Human) {
+        let proof = agent_proof(policy, mail, &agent.address, id, &signals);
+        let a = agent::AgentMail {
+            agent,
+            mail,
+            record,
+            proof,
+            to_comment_address: signals.comment,
+        };
+        return Ok(Some(agent::handle(tx, policy, id, a, now)?));
+    }
+    requester::file(tx, policy, parts, existing, mailbox, now)
+}
+
+/// The ticket the mail continues, after merges: a signed reply address names
+/// it first, then the threading keys.
+fn existing_ticket(
+    tx: &Tx<'_>,
+    parts: &ParsedParts,
+    signals: &AddressSignals,
+) -> TxResult<Option<TicketId>> {
+    let mut keys = parts.keys.clone();
+    if let Some((t, _)) = &signals.signed_ticket {
+        keys.tokens.insert(0, *t);
+    }
+    let found = resolve(
+        &keys,
+        |t| tx.ticket_exists(t),
+        |id| tx.ticket_of_message(id),
+    )?;
+    match found {
+        Some(id) => Ok(Some(follow_merges(tx, id)?)),
+        None => Ok(None),
+    }
+}
+
+/// What every filed mail leaves behind: an entry in the ignored list when it
+/// became no ticket, its raw bytes and attachments (unless oversized), and
+/// its dedupe key.
+fn record_filed(
+    tx: &Tx<'_>,
+    p: &Prepared<'_>,
+    parts: &ParsedParts,
+    outcome: &Outcome,
+    mailbox: &str,
+    now: DateTime<Utc>,
+) -> TxResult<()> {
+    let ParsedParts {
+        mail,
+        record,
+        oversized,
+        ..
+    } = parts;
+    let unfiled = match outcome {
+        Outcome::Ignored { reason } => Some(reason.clone()),
+        Outcome::Bounce { ticket: None, .. } => {
+            Some("delivery report matching no mail of ours".to_string())
+        }
+        _ => None,
+    };
+    if let Some(reason) = unfiled {
+        tx.put_ignored(&IgnoredEntry {
+            id: tx.generate_id()?,
+            mailbox: mailbox.to_string(),
+            at: now,
+            from: mail.from.as_ref().map(|f| f.address.to_string()),
+            subject: mail.subject.clone(),
+            reason,
+            raw_key: (!oversized).then(|| mail.raw_sha256.clone()),
+        })?;
+    }
+    if !oversized {
+        tx.put_raw(&mail.raw_sha256, p.raw)?;
+        for (a, meta) in mail.attachments.iter().zip(&record.attachments) {
+            tx.put_blob(&meta.sha256, &a.bytes)?;
+        }
+    }
+    tx.put_disposition(
+        &p.dedupe_key,
+        &Disposition {
+            ticket: outcome.ticket(),
+            at: now,
+            outcome: describe(outcome),
+        },
+    )
+}

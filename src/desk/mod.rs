@@ -1,0 +1,31 @@
+//! The help desk's rules, each applied inside a store transaction that the
+//! engine opened: how a mail finds its ticket, routing, the requester's and
+//! the agent's paths (commands, trust), delivery reports, automatic mail and
+//! its loop guards, templates, SLAs, calendars, escalation and the timed
+//! lifecycle.
+//!
+//! Never opens a transaction, never touches the network or a clock (the time
+//! comes in as a value). May import `mail`, `store` and `config`; must not
+//! import `engine`, `daemon` or `cli`.
+
+pub mod agent;
+pub mod audit;
+pub mod automail;
+pub mod bounces;
+pub mod calendar;
+pub mod commands;
+pub mod dispatch;
+pub mod escalation;
+pub mod lifecycle;
+pub mod outcome;
+pub mod policy;
+pub mod prepare;
+pub mod proof;
+pub mod quarantine;
+pub mod requester;
+pub mod routing;
+pub mod sla;
+pub mod templates;
+pub mod threading;
+pub mod trust;
+pub mod workers;

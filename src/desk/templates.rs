@@ -1,0 +1,135 @@
+//! The admin's mail templates, loaded and checked once and rendered with
+//! minijinja.
+//!
+//! A template file starts with a `Subject:` line, then a blank line, then the
+//! body. Everything a template can see is listed in the README.
+
+use std::path::Path;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::mail::text::clean_header_text;
+
+/// Template files deskgate needs; all are checked at load.
+pub const TEMPLATE_NAMES: &[&str] = &[
+    "acknowledgement.txt",
+    "oversized.txt",
+    "notification.txt",
+    "rejection.txt",
+    "command_error.txt",
+    "comment.txt",
+    "forgery.txt",
+    "sla_warning.txt",
+    "escalation.txt",
+    "reminder.txt",
+    "closed.txt",
+];
+
+#[derive(Debug, Error)]
+pub enum TemplateError {
+    #[error("cannot load template {name} from {dir}: {source}")]
+    Load {
+        name: String,
+        dir: String,
+        #[source]
+        source: minijinja::Error,
+    },
+    #[error("cannot render template {name}: {source}")]
+    Render {
+        name: String,
+        #[source]
+        source: minijinja::Error,
+    },
+    #[error("template {name} must start with a \"Subject:\" line followed by a blank line")]
+    NoSubject { name: String },
+}
+
+/// The loaded, checked templates. Cheap to share; replaced whole on reload.
+pub struct Templates {
+    env: minijinja::Environment<'static>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates").finish_non_exhaustive()
+    }
+}
+
+/// A rendered template: subject and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub body: String,
+}
+
+impl Templates {
+    /// Loads every template now, so a syntax error shows at start-up (and in
+    /// `check-config`), not on the first mail.
+    pub fn load(dir: &Path) -> Result<Templates, TemplateError> {
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
+        // Mail is plain text: no HTML escaping.
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.set_keep_trailing_newline(true);
+        for name in TEMPLATE_NAMES {
+            let path = dir.join(name);
+            let source = std::fs::read_to_string(&path).map_err(|e| TemplateError::Load {
+                name: name.to_string(),
+                dir: dir.display().to_string(),
+                source: minijinja::Error::new(
+                    minijinja::ErrorKind::TemplateNotFound,
+                    e.to_string(),
+                ),
+            })?;
+            env.add_template_owned(name.to_string(), source)
+                .map_err(|source| TemplateError::Load {
+                    name: name.to_string(),
+                    dir: dir.display().to_string(),
+                    source,
+                })?;
+        }
+        Ok(Templates { env })
+    }
+
+    pub fn render(&self, name: &str, ctx: &impl Serialize) -> Result<Rendered, TemplateError> {
+        let tmpl = self
+            .env
+            .get_template(name)
+            .map_err(|source| TemplateError::Render {
+                name: name.to_string(),
+                source,
+            })?;
+        let text = tmpl.render(ctx).map_err(|source| TemplateError::Render {
+            name: name.to_string(),
+            source,
+        })?;
+        split_subject(name, &text)
+    }
+}
+
+fn split_subject(name: &str, text: &str) -> Result<Rendered, TemplateError> {
+    let text = text.replace("\r\n", "\n");
+    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    let subject = first
+        .strip_prefix("Subject:")
+        .ok_or_else(|| TemplateError::NoSubject { name: name.into() })?;
+    let body = rest.strip_prefix('\n').unwrap_or(rest);
+    Ok(Rendered {
+        subject: clean_header_text(subject, 250),
+        body: body.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_line_is_required() {
+        assert!(split_subject("t", "Hello\n\nbody").is_err());
+        let r = split_subject("t", "Subject: Hi {x}\n\nbody\n").unwrap();
+        assert_eq!(r.subject, "Hi {x}");
+        assert_eq!(r.body, "body\n");
+    }
+}

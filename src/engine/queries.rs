@@ -1,0 +1,263 @@
+//! The questions the CLI asks and their answers: read-only views of the
+//! store, shared by the control socket (daemon running) and the CLI (store
+//! opened directly). Rendering them as text is the CLI's (`cli::render`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Engine, EngineError};
+use crate::store::records::{
+    Event, IgnoredEntry, MessageRecord, OutboxEntry, QuarantineEntry, Status, Ticket, TicketId,
+};
+use crate::store::StoreError;
+
+/// A question the CLI asks; answered by the daemon or straight from the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "query", rename_all = "snake_case")]
+pub enum Query {
+    ListTickets {
+        status: Option<Status>,
+        /// Only tickets with a breached target that is not met.
+        #[serde(default)]
+        overdue: bool,
+        /// Only tickets with a running target due within this many seconds.
+        #[serde(default)]
+        due_within_secs: Option<u64>,
+    },
+    ShowTicket {
+        id: TicketId,
+    },
+    Outbox,
+    Quarantine,
+    QuarantineShow {
+        id: u64,
+    },
+    /// Changes the store: processes a quarantined mail again.
+    QuarantineRetry {
+        id: u64,
+    },
+    Ignored,
+    Stats,
+}
+
+impl Query {
+    /// Whether answering may queue mail (the daemon then wakes its sender).
+    pub fn mutates(&self) -> bool {
+        matches!(self, Query::QuarantineRetry { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum Answer {
+    Tickets {
+        tickets: Vec<Ticket>,
+    },
+    Ticket {
+        view: Option<Box<TicketView>>,
+    },
+    Outbox {
+        entries: Vec<OutboxSummary>,
+    },
+    Quarantine {
+        entries: Vec<QuarantineEntry>,
+    },
+    QuarantineItem {
+        entry: Option<QuarantineEntry>,
+        raw: Option<String>,
+    },
+    Retried {
+        outcome: String,
+    },
+    Ignored {
+        entries: Vec<IgnoredEntry>,
+    },
+    Stats {
+        stats: Stats,
+    },
+    Error {
+        message: String,
+    },
+}
+
+/// Counts cheap enough to poll.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub tickets: usize,
+    pub outbox_pending: usize,
+    pub outbox_failed: usize,
+    pub delivered: usize,
+    pub quarantined: usize,
+    /// Committed transactions the store has not yet copied from its journal
+    /// into its indexed trees (see `kv`); normally 0 a moment after a burst.
+    #[serde(default)]
+    pub journal_pending: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TicketView {
+    pub ticket: Ticket,
+    /// Each SLA target: due time and state.
+    #[serde(default)]
+    pub sla: Vec<crate::desk::sla::TargetStatus>,
+    pub messages: Vec<MessageRecord>,
+    pub events: Vec<Event>,
+}
+
+/// An outbox entry without its bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxSummary {
+    pub id: u64,
+    pub ticket: Option<TicketId>,
+    pub kind: String,
+    pub message_id: String,
+    pub recipients: Vec<String>,
+    pub attempts: u32,
+    pub next_attempt_at: chrono::DateTime<chrono::Utc>,
+    pub last_error: Option<String>,
+    pub failed: bool,
+}
+
+impl From<OutboxEntry> for OutboxSummary {
+    fn from(e: OutboxEntry) -> Self {
+        OutboxSummary {
+            id: e.id,
+            ticket: e.ticket,
+            kind: e.kind,
+            message_id: e.message_id,
+            recipients: e.recipients.iter().map(|r| r.to_string()).collect(),
+            attempts: e.attempts,
+            next_attempt_at: e.next_attempt_at,
+            last_error: e.last_error,
+            failed: e.failed,
+        }
+    }
+}
+
+/// Answers a query; blocking (sled), so async callers use spawn_blocking.
+pub fn answer(engine: &Engine, q: &Query) -> Answer {
+    let result = match q {
+        Query::QuarantineRetry { id } => retry(engine, *id),
+        _ => run(engine, q).map_err(EngineError::from),
+    };
+    result.unwrap_or_else(|e| Answer::Error {
+        message: e.to_string(),
+    })
+}
+
+fn retry(engine: &Engine, id: u64) -> Result<Answer, EngineError> {
+    let outcome = engine.retry_quarantined(id)?;
+    engine.store().flush_blocking()?;
+    Ok(Answer::Retried {
+        outcome: format!("{outcome:?}"),
+    })
+}
+
+/// Longest raw mail shown by `quarantine show`.
+const SHOW_LIMIT: usize = 64 * 1024;
+
+fn sla_of(engine: &Engine, t: &Ticket) -> Vec<crate::desk::sla::TargetStatus> {
+    let policy = engine.policy();
+    policy
+        .sla(t.sla.as_deref())
+        .map(|p| crate::desk::sla::status(t, p, engine.now()))
+        .unwrap_or_default()
+}
+
+fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
+    let store = engine.store();
+    Ok(match q {
+        Query::ListTickets {
+            status,
+            overdue,
+            due_within_secs,
+        } => {
+            let now = engine.now();
+            let horizon = due_within_secs
+                .map(|s| now + chrono::Duration::seconds(s.min(i64::MAX as u64 / 2) as i64));
+            let mut tickets = Vec::new();
+            for t in store.tickets() {
+                let t = t?;
+                if !status.is_none_or(|s| s == t.status) {
+                    continue;
+                }
+                if *overdue || horizon.is_some() {
+                    let targets = sla_of(engine, &t);
+                    let is_overdue = targets
+                        .iter()
+                        .any(|x| x.state == crate::desk::sla::TargetState::Breached);
+                    let due_soon = horizon.is_some_and(|h| {
+                        targets.iter().any(|x| {
+                            x.state == crate::desk::sla::TargetState::Running
+                                && x.due.is_some_and(|d| d <= h)
+                        })
+                    });
+                    if (*overdue && !is_overdue) || (horizon.is_some() && !due_soon) {
+                        continue;
+                    }
+                }
+                tickets.push(t);
+            }
+            Answer::Tickets { tickets }
+        }
+        Query::ShowTicket { id } => Answer::Ticket {
+            view: match store.ticket(*id)? {
+                Some(ticket) => {
+                    // Messages of merged tickets show here, in time order.
+                    let mut messages = store.messages(*id)?;
+                    for from in &ticket.merged_from {
+                        messages.extend(store.messages(*from)?);
+                    }
+                    messages.sort_by_key(|m| (m.recorded_at, m.ticket, m.seq));
+                    Some(Box::new(TicketView {
+                        messages,
+                        events: store.events(*id)?,
+                        sla: sla_of(engine, &ticket),
+                        ticket,
+                    }))
+                }
+                None => None,
+            },
+        },
+        Query::Outbox => Answer::Outbox {
+            entries: store
+                .outbox()?
+                .into_iter()
+                .map(OutboxSummary::from)
+                .collect(),
+        },
+        Query::Quarantine => Answer::Quarantine {
+            entries: store.quarantine()?,
+        },
+        Query::QuarantineShow { id } => {
+            let entry = store.quarantine_entry(*id)?;
+            let raw = match &entry {
+                Some(e) => store.raw(&e.raw_key)?.map(|r| {
+                    let end = r.len().min(SHOW_LIMIT);
+                    String::from_utf8_lossy(&r[..end]).into_owned()
+                }),
+                None => None,
+            };
+            Answer::QuarantineItem { entry, raw }
+        }
+        Query::Ignored => Answer::Ignored {
+            entries: store.ignored()?,
+        },
+        // Handled by `answer`, which has the engine.
+        Query::QuarantineRetry { .. } => Answer::Error {
+            message: "retry needs the engine".into(),
+        },
+        Query::Stats => {
+            let (pending, failed) = store.outbox_counts();
+            Answer::Stats {
+                stats: Stats {
+                    tickets: store.ticket_count(),
+                    outbox_pending: pending,
+                    outbox_failed: failed,
+                    delivered: store.delivery_count(),
+                    quarantined: store.quarantine_count(),
+                    journal_pending: store.journal_backlog().0,
+                },
+            }
+        }
+    })
+}

@@ -1,0 +1,391 @@
+//! Parsing: raw RFC 5322 bytes into an [`InboundMail`], everything deskgate
+//! needs from a mail, already sanitised.
+//!
+//! mail-parser never panics and decodes unknown charsets lossily; this module
+//! adds the policy: which header wins, how text is extracted, which
+//! attachment names are safe. It is pure and does no I/O.
+
+use chrono::{DateTime, TimeZone, Utc};
+use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::mail::address::{EmailAddress, Party};
+use crate::mail::text::{clean_header_text, html_to_text, sanitize_file_name};
+
+/// Longest subject kept; longer ones are cut (a giant header must not become a giant outgoing header).
+const MAX_SUBJECT_CHARS: usize = 250;
+/// Longest display name kept.
+const MAX_NAME_CHARS: usize = 100;
+/// Most Message-IDs kept from References (threading needs only the recent ones).
+const MAX_REFERENCES: usize = 50;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ParseError {
+    #[error("cannot parse mail: it is empty")]
+    Empty,
+    #[error("cannot parse mail: no headers could be read")]
+    NoHeaders,
+}
+
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub name: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Signals used to tell automatic mail from human mail (RFC 3834 and common practice).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AutoSignals {
+    pub auto_submitted: Option<String>,
+    pub precedence: Option<String>,
+    pub x_autoreply: bool,
+    pub list: bool,
+    /// `Return-Path: <>` — the mark of bounces and many auto-replies.
+    pub null_return_path: bool,
+    pub x_loop: Vec<String>,
+    pub content_type: String,
+    pub report_type: Option<String>,
+    /// `X-Auto-Response-Suppress: All|AutoReply|OOF`: a person's mail that asks
+    /// not to be answered automatically (Exchange/Outlook).
+    pub suppress_auto_response: bool,
+    /// `X-Failed-Recipients` (Exim, Gmail): addresses a bounce reports.
+    pub failed_recipients: Vec<String>,
+    /// Number of `Received` headers: a mail that went round in circles has many.
+    pub received_count: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct InboundMail {
+    /// Message-ID without angle brackets; `None` when absent.
+    pub message_id: Option<String>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    pub from: Option<Party>,
+    pub reply_to: Option<Party>,
+    pub to: Vec<Party>,
+    pub cc: Vec<Party>,
+    pub delivered_to: Vec<EmailAddress>,
+    pub subject: String,
+    pub date: Option<DateTime<Utc>>,
+    /// Full text (HTML converted), quoted history not yet trimmed.
+    pub text: String,
+    pub attachments: Vec<Attachment>,
+    pub auto: AutoSignals,
+    pub size: usize,
+    /// SHA-256 of the raw bytes, hex: the key of the stored raw mail.
+    pub raw_sha256: String,
+    /// Every header (name, value), capped, for routing rules on any header.
+    pub headers: Vec<(String, String)>,
+    /// Set when the mail names two different senders: which one is real
+    /// cannot be known, so it is not filed.
+    pub ambiguous: Option<String>,
+}
+
+impl InboundMail {
+    /// The key under which this mail is remembered as processed: its
+    /// Message-ID, or a hash of its bytes when it has none.
+    pub fn dedupe_key(&self) -> String {
+        match &self.message_id {
+            Some(id) => format!("mid:{id}"),
+            None => format!("sha256:{}", self.raw_sha256),
+        }
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Parses a raw mail. Only a mail with no readable header at all is an error;
+/// everything else yields an `InboundMail` with whatever could be read.
+pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseError> {
+    if raw.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ParseError::Empty);
+    }
+    let msg = MessageParser::default()
+        .parse(raw)
+        .ok_or(ParseError::NoHeaders)?;
+    if msg.headers().is_empty() {
+        return Err(ParseError::NoHeaders);
+    }
+    Ok(InboundMail {
+        message_id: msg.message_id().and_then(clean_message_id),
+        in_reply_to: id_list(msg.in_reply_to(), MAX_REFERENCES),
+        references: id_list(msg.references(), MAX_REFERENCES),
+        from: first_party(msg.from()),
+        reply_to: first_party(msg.reply_to()),
+        to: parties(msg.to()),
+        cc: parties(msg.cc()),
+        delivered_to: delivered_to(&msg),
+        subject: msg
+            .subject()
+            .map(|s| clean_header_text(s, MAX_SUBJECT_CHARS))
+            .unwrap_or_default(),
+        date: msg
+            .date()
+            .and_then(|d| Utc.timestamp_opt(d.to_timestamp(), 0).single()),
+        text: body_text(&msg),
+        attachments: attachments(&msg),
+        auto: auto_signals(&msg),
+        size: raw.len(),
+        raw_sha256: sha256_hex(raw),
+        ambiguous: ambiguity(&msg),
+        headers: msg
+            .headers_raw()
+            .take(500)
+            .map(|(n, v)| (n.to_string(), clean_header_text(v, 2000)))
+            .collect(),
+    })
+}
+
+/// Two different From headers (RFC 5322 §3.6 allows one): whom to trust and
+/// answer cannot be known. Duplicated Subject or Message-ID headers are only
+/// sloppy, and the parser's choice is kept.
+fn ambiguity(msg: &Message<'_>) -> Option<String> {
+    let mut senders: Vec<String> = header_texts(msg, "From")
+        .map(|v| {
+            v.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_ascii_lowercase()
+        })
+        .collect();
+    senders.sort();
+    senders.dedup();
+    (senders.len() > 1).then(|| format!("{} different From headers", senders.len()))
+}
+
+/// Strips brackets and whitespace; refuses ids that could not be ours or anyone's.
+pub fn clean_message_id(id: &str) -> Option<String> {
+    let id = id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim();
+    if id.is_empty()
+        || id.len() > 250
+        || id
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '<' || c == '>')
+    {
+        return None;
+    }
+    Some(id.to_string())
+}
+
+fn id_list(v: &HeaderValue<'_>, max: usize) -> Vec<String> {
+    let ids: Vec<String> = match v {
+        HeaderValue::Text(t) => t.split_whitespace().filter_map(clean_message_id).collect(),
+        HeaderValue::TextList(l) => l.iter().filter_map(|t| clean_message_id(t)).collect(),
+        _ => Vec::new(),
+    };
+    // References grow oldest-first; the newest are the useful ones.
+    let skip = ids.len().saturating_sub(max);
+    ids.into_iter().skip(skip).collect()
+}
+
+fn party(addr: &mail_parser::Addr<'_>) -> Option<Party> {
+    let address = EmailAddress::parse(addr.address()?)?;
+    let name = addr
+        .name()
+        .map(|n| clean_header_text(n, MAX_NAME_CHARS))
+        .filter(|n| !n.is_empty());
+    Some(Party { name, address })
+}
+
+fn parties(a: Option<&Address<'_>>) -> Vec<Party> {
+    a.map(|a| a.iter().filter_map(party).take(100).collect())
+        .unwrap_or_default()
+}
+
+fn first_party(a: Option<&Address<'_>>) -> Option<Party> {
+    a.and_then(|a| a.iter().find_map(party))
+}
+
+fn header_texts<'a>(msg: &'a Message<'a>, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    msg.headers_raw()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+}
+
+fn delivered_to(msg: &Message<'_>) -> Vec<EmailAddress> {
+    header_texts(msg, "Delivered-To")
+        .filter_map(|v| EmailAddress::parse(v.trim_start_matches('<').trim_end_matches('>')))
+        .collect()
+}
+
+fn body_text(msg: &Message<'_>) -> String {
+    let mut out = String::new();
+    for part in msg.text_bodies() {
+        let piece = match &part.body {
+            PartType::Text(t) => t.to_string(),
+            PartType::Html(h) => html_to_text(h),
+            _ => continue,
+        };
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&piece);
+    }
+    out.replace("\r\n", "\n")
+}
+
+fn attachments(msg: &Message<'_>) -> Vec<Attachment> {
+    msg.attachments()
+        .map(|part| {
+            let content_type = part
+                .content_type()
+                .map(|ct| match ct.subtype() {
+                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                    None => ct.ctype().to_string(),
+                })
+                .map(|ct| clean_header_text(&ct.to_ascii_lowercase(), 100))
+                .unwrap_or_else(|| "application/octet-stream".into());
+            let name = match (part.attachment_name(), part.message()) {
+                (None, Some(m)) => {
+                    sanitize_file_name(Some(&format!("{}.eml", m.subject().unwrap_or("message"))))
+                }
+                (name, _) => sanitize_file_name(name),
+            };
+            Attachment {
+                name,
+                content_type,
+                bytes: part.contents().to_vec(),
+            }
+        })
+        .collect()
+}
+
+fn auto_signals(msg: &Message<'_>) -> AutoSignals {
+    let first = |name: &str| {
+        header_texts(msg, name)
+            .next()
+            .map(|v| v.to_ascii_lowercase())
+    };
+    let (content_type, report_type) = match msg.root_part().content_type() {
+        Some(ct) => (
+            format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase(),
+            ct.attribute("report-type").map(|r| r.to_ascii_lowercase()),
+        ),
+        None => ("text/plain".into(), None),
+    };
+    AutoSignals {
+        auto_submitted: first("Auto-Submitted"),
+        precedence: first("Precedence"),
+        x_autoreply: ["X-Autoreply", "X-Autorespond", "X-Autoresponse"]
+            .iter()
+            .any(|h| header_texts(msg, h).next().is_some()),
+        suppress_auto_response: header_texts(msg, "X-Auto-Response-Suppress").any(|v| {
+            let v = v.to_ascii_lowercase();
+            v.contains("all") || v.contains("autoreply") || v.contains("oof")
+        }),
+        failed_recipients: header_texts(msg, "X-Failed-Recipients")
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| {
+                EmailAddress::parse(a.trim().trim_start_matches('<').trim_end_matches('>'))
+            })
+            .map(|a| a.to_string())
+            .take(100)
+            .collect(),
+        list: first("List-Id").is_some() || first("List-Unsubscribe").is_some(),
+        null_return_path: header_texts(msg, "Return-Path")
+            .any(|v| v.trim_matches(|c: char| c.is_whitespace()) == "<>"),
+        received_count: header_texts(msg, "Received").count(),
+        x_loop: header_texts(msg, "X-Loop")
+            .map(|v| v.to_ascii_lowercase())
+            .collect(),
+        content_type,
+        report_type,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIMPLE: &[u8] = b"From: Alice Example <Alice@Customer.test>\r\n\
+To: help@desk.test\r\n\
+Cc: Bob <bob@customer.test>, carol@customer.test\r\n\
+Subject: Printer on fire\r\n\
+Message-ID: <abc@customer.test>\r\n\
+Date: Mon, 3 Mar 2025 10:00:00 +0100\r\n\
+\r\n\
+It is really on fire.\r\n";
+
+    #[test]
+    fn parses_simple_mail() {
+        let m = parse(SIMPLE).unwrap();
+        assert_eq!(m.message_id.as_deref(), Some("abc@customer.test"));
+        let from = m.from.clone().unwrap();
+        assert_eq!(from.address.as_str(), "alice@customer.test");
+        assert_eq!(from.name.as_deref(), Some("Alice Example"));
+        assert_eq!(m.cc.len(), 2);
+        assert_eq!(m.subject, "Printer on fire");
+        assert_eq!(m.text.trim(), "It is really on fire.");
+        assert_eq!(m.date.unwrap().to_rfc3339(), "2025-03-03T09:00:00+00:00");
+        assert_eq!(m.dedupe_key(), "mid:abc@customer.test");
+    }
+
+    #[test]
+    fn references_and_in_reply_to() {
+        let raw = b"From: a@b.c\r\nIn-Reply-To: <x@y>\r\nReferences: <r1@y> <r2@y>\r\n  <r3@y>\r\nSubject: Re: hi\r\n\r\nbody";
+        let m = parse(raw).unwrap();
+        assert_eq!(m.in_reply_to, vec!["x@y"]);
+        assert_eq!(m.references, vec!["r1@y", "r2@y", "r3@y"]);
+    }
+
+    #[test]
+    fn no_message_id_dedupes_by_hash() {
+        let m = parse(b"From: a@b.c\r\nSubject: x\r\n\r\nbody").unwrap();
+        assert!(m.message_id.is_none());
+        assert!(m.dedupe_key().starts_with("sha256:"));
+    }
+
+    #[test]
+    fn html_only_is_converted() {
+        let raw = b"From: a@b.c\r\nContent-Type: text/html; charset=utf-8\r\nSubject: x\r\n\r\n<html><body><p>Hello <i>there</i></p></body></html>";
+        let m = parse(raw).unwrap();
+        assert!(m.text.contains("Hello"), "{}", m.text);
+        assert!(!m.text.contains("<p>"), "{}", m.text);
+    }
+
+    #[test]
+    fn hostile_subject_is_cleaned() {
+        let raw = b"From: a@b.c\r\nSubject: =?utf-8?q?hi=0D=0ABcc=3A_evil=40x?=\r\n\r\nbody";
+        let m = parse(raw).unwrap();
+        assert!(
+            !m.subject.contains('\r') && !m.subject.contains('\n'),
+            "{:?}",
+            m.subject
+        );
+    }
+
+    #[test]
+    fn empty_is_an_error() {
+        assert_eq!(parse(b"").unwrap_err(), ParseError::Empty);
+        assert_eq!(parse(b"\r\n\r\n").unwrap_err(), ParseError::Empty);
+    }
+
+    #[test]
+    fn attachments_are_kept_with_safe_names() {
+        let raw = b"From: a@b.c\r\nSubject: x\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nsee file\r\n--XX\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"../../x.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--XX--\r\n";
+        let m = parse(raw).unwrap();
+        assert_eq!(m.attachments.len(), 1);
+        assert_eq!(m.attachments[0].name, "x.pdf");
+        assert_eq!(m.attachments[0].bytes, b"hello");
+        assert_eq!(m.attachments[0].content_type, "application/pdf");
+        assert!(m.text.contains("see file"));
+    }
+
+    #[test]
+    fn auto_signals_are_read() {
+        let raw = b"From: a@b.c\r\nAuto-Submitted: Auto-Replied\r\nPrecedence: bulk\r\nReturn-Path: <>\r\nX-Loop: help@desk.test\r\nSubject: x\r\n\r\nbody";
+        let m = parse(raw).unwrap();
+        assert_eq!(m.auto.auto_submitted.as_deref(), Some("auto-replied"));
+        assert_eq!(m.auto.precedence.as_deref(), Some("bulk"));
+        assert!(m.auto.null_return_path);
+        assert_eq!(m.auto.x_loop, vec!["help@desk.test"]);
+    }
+}

@@ -1,0 +1,39 @@
+//! The store's own error type: callers never see sled's.
+
+use thiserror::Error;
+
+use super::kv::KvError;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {path}: another deskgate process has it open (sled allows one process); use the CLI while the daemon runs, it asks the daemon")]
+    Locked { path: String },
+    #[error("cannot open the store at {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("cannot access the store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error(transparent)]
+    Kv(#[from] KvError),
+    #[error("cannot decode stored {what}: {source}")]
+    Decode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot encode {what}: {source}")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("transaction aborted: {0}")]
+    Aborted(String),
+}
+
+/// What a step inside a transaction returns; any error aborts the whole
+/// transaction and nothing of it is written.
+pub type TxResult<T> = Result<T, StoreError>;

@@ -1,0 +1,262 @@
+//! Writes and reads inside one transaction: every change to tickets goes
+//! through a [`Tx`], so it lands with everything else of its unit or not at
+//! all.
+
+use chrono::{DateTime, Utc};
+
+use super::error::{StoreError, TxResult};
+use super::kv::WriteSet;
+use super::layout::*;
+use super::records::{
+    AddressState, Delivery, Disposition, Event, IgnoredEntry, MessageRecord, OutboxEntry,
+    QuarantineEntry, Ticket, TicketId,
+};
+use crate::mail::address::EmailAddress;
+
+/// The view of the store inside one transaction.
+pub struct Tx<'a> {
+    pub(super) ws: &'a WriteSet<'a>,
+}
+
+impl Tx<'_> {
+    /// A ticket the caller already saw in this same transaction: its absence
+    /// means the store is inconsistent, and the transaction is aborted.
+    pub fn ticket_required(&self, id: TicketId) -> TxResult<Ticket> {
+        self.ticket(id)?
+            .ok_or_else(|| StoreError::Aborted(format!("ticket {id} vanished")))
+    }
+
+    fn get(&self, t: T, key: &[u8]) -> TxResult<Option<sled::IVec>> {
+        self.ws.get(t as u8, key).map_err(StoreError::from)
+    }
+
+    fn insert(&self, t: T, key: &[u8], value: impl Into<sled::IVec>) {
+        self.ws.insert(t as u8, key, value)
+    }
+
+    fn remove(&self, t: T, key: &[u8]) {
+        self.ws.remove(t as u8, key)
+    }
+
+    /// Allocates the next ticket number.
+    pub fn next_ticket_id(&self, first: TicketId) -> TxResult<TicketId> {
+        let next = self
+            .get(T::Meta, NEXT_TICKET)?
+            .and_then(|v| u64_of(&v))
+            .unwrap_or(first)
+            .max(first);
+        self.insert(T::Meta, NEXT_TICKET, &(next + 1).to_be_bytes());
+        Ok(next)
+    }
+
+    pub fn ticket(&self, id: TicketId) -> TxResult<Option<Ticket>> {
+        self.get(T::Tickets, &ticket_key(id))?
+            .map(|v| tx_decode("ticket", &v))
+            .transpose()
+    }
+
+    pub fn ticket_exists(&self, id: TicketId) -> TxResult<bool> {
+        Ok(self.get(T::Tickets, &ticket_key(id))?.is_some())
+    }
+
+    pub fn put_ticket(&self, t: &Ticket) -> TxResult<()> {
+        self.insert(T::Tickets, &ticket_key(t.id), tx_encode("ticket", t)?);
+        Ok(())
+    }
+
+    /// Appends a message to the ticket's history; returns its sequence number.
+    pub fn add_message(&self, ticket: &mut Ticket, mut rec: MessageRecord) -> TxResult<u32> {
+        let seq = ticket.message_count;
+        ticket.message_count += 1;
+        rec.ticket = ticket.id;
+        rec.seq = seq;
+        self.insert(
+            T::Messages,
+            &seq_key(ticket.id, seq),
+            tx_encode("message", &rec)?,
+        );
+        Ok(seq)
+    }
+
+    pub fn add_event(&self, ticket: &mut Ticket, event: &Event) -> TxResult<()> {
+        let seq = ticket.event_count;
+        ticket.event_count += 1;
+        self.insert(
+            T::Events,
+            &seq_key(ticket.id, seq),
+            tx_encode("event", event)?,
+        );
+        Ok(())
+    }
+
+    pub fn ticket_of_message(&self, message_id: &str) -> TxResult<Option<TicketId>> {
+        Ok(self
+            .get(T::MessageIds, message_id.as_bytes())?
+            .and_then(|v| u64_of(&v)))
+    }
+
+    /// Remembers that a Message-ID (ours or theirs) belongs to a ticket, so
+    /// replies referencing it thread. The first ticket to claim an id keeps it.
+    pub fn index_message_id(&self, message_id: &str, ticket: TicketId) -> TxResult<()> {
+        if self.get(T::MessageIds, message_id.as_bytes())?.is_none() {
+            self.insert(T::MessageIds, message_id.as_bytes(), &ticket.to_be_bytes());
+        }
+        Ok(())
+    }
+
+    /// Indexes a Message-ID known to be new (no read: the hot path of ingest).
+    pub fn claim_message_id(&self, message_id: &str, ticket: TicketId) -> TxResult<()> {
+        self.insert(T::MessageIds, message_id.as_bytes(), &ticket.to_be_bytes());
+        Ok(())
+    }
+
+    pub fn disposition(&self, key: &str) -> TxResult<Option<Disposition>> {
+        self.get(T::Dedupe, key.as_bytes())?
+            .map(|v| tx_decode("disposition", &v))
+            .transpose()
+    }
+
+    pub fn put_disposition(&self, key: &str, d: &Disposition) -> TxResult<()> {
+        self.insert(T::Dedupe, key.as_bytes(), tx_encode("disposition", d)?);
+        Ok(())
+    }
+
+    pub fn remove_disposition(&self, key: &str) -> TxResult<()> {
+        self.remove(T::Dedupe, key.as_bytes());
+        Ok(())
+    }
+
+    pub fn put_raw(&self, key: &str, bytes: &[u8]) -> TxResult<()> {
+        self.insert(T::Raw, key.as_bytes(), bytes);
+        Ok(())
+    }
+
+    pub fn put_blob(&self, sha256: &str, bytes: &[u8]) -> TxResult<()> {
+        if self.get(T::Blobs, sha256.as_bytes())?.is_none() {
+            self.insert(T::Blobs, sha256.as_bytes(), bytes);
+        }
+        Ok(())
+    }
+
+    /// A fresh id, unique across restarts (sled keeps the counter durable).
+    pub fn generate_id(&self) -> TxResult<u64> {
+        self.ws.generate_id().map_err(StoreError::from)
+    }
+
+    /// Stores a new outbox entry.
+    pub fn put_outbox(&self, e: &OutboxEntry) -> TxResult<()> {
+        self.insert(
+            T::Outbox,
+            &e.id.to_be_bytes(),
+            tx_encode("outbox entry", e)?,
+        );
+        if !e.failed {
+            self.insert(T::OutboxDue, &due_key(e.next_attempt_at, e.id), &[]);
+        }
+        Ok(())
+    }
+
+    /// Replaces a stored entry (`old` as read in this transaction) with `new`.
+    pub fn update_outbox(&self, old: &OutboxEntry, new: &OutboxEntry) -> TxResult<()> {
+        self.remove(T::OutboxDue, &due_key(old.next_attempt_at, old.id));
+        self.put_outbox(new)
+    }
+
+    pub fn outbox_entry(&self, id: u64) -> TxResult<Option<OutboxEntry>> {
+        self.get(T::Outbox, &id.to_be_bytes())?
+            .map(|v| tx_decode("outbox entry", &v))
+            .transpose()
+    }
+
+    /// Removes an entry (`e` as read in this transaction).
+    pub fn remove_outbox(&self, e: &OutboxEntry) -> TxResult<()> {
+        self.remove(T::Outbox, &e.id.to_be_bytes());
+        self.remove(T::OutboxDue, &due_key(e.next_attempt_at, e.id));
+        Ok(())
+    }
+
+    pub fn put_delivery(&self, d: &Delivery) -> TxResult<()> {
+        self.insert(
+            T::Deliveries,
+            &d.outbox_id.to_be_bytes(),
+            tx_encode("delivery", d)?,
+        );
+        Ok(())
+    }
+
+    pub fn put_sent(&self, message_id: &str, recipients: &[EmailAddress]) -> TxResult<()> {
+        self.insert(
+            T::SentIds,
+            message_id.as_bytes(),
+            tx_encode("sent mail", &recipients)?,
+        );
+        Ok(())
+    }
+
+    /// Recipients of a mail deskgate sent, or None when the id is not ours.
+    pub fn sent_recipients(&self, message_id: &str) -> TxResult<Option<Vec<EmailAddress>>> {
+        self.get(T::SentIds, message_id.as_bytes())?
+            .map(|v| tx_decode("sent mail", &v))
+            .transpose()
+    }
+
+    pub fn put_ignored(&self, e: &IgnoredEntry) -> TxResult<()> {
+        self.insert(
+            T::Ignored,
+            &e.id.to_be_bytes(),
+            tx_encode("ignored entry", e)?,
+        );
+        Ok(())
+    }
+
+    pub fn remove_quarantine(&self, id: u64) -> TxResult<()> {
+        self.remove(T::Quarantine, &id.to_be_bytes());
+        Ok(())
+    }
+
+    pub fn address_state(&self, address: &str) -> TxResult<Option<AddressState>> {
+        self.get(T::Addresses, address.as_bytes())?
+            .map(|v| tx_decode("address state", &v))
+            .transpose()
+    }
+
+    pub fn put_address_state(&self, address: &str, st: &AddressState) -> TxResult<()> {
+        self.insert(
+            T::Addresses,
+            address.as_bytes(),
+            tx_encode("address state", st)?,
+        );
+        Ok(())
+    }
+
+    pub fn remove_address_state(&self, address: &str) -> TxResult<()> {
+        self.remove(T::Addresses, address.as_bytes());
+        Ok(())
+    }
+
+    /// Times automatic mail went to `address` (oldest first).
+    pub fn auto_sent(&self, address: &str) -> TxResult<Vec<DateTime<Utc>>> {
+        Ok(match self.get(T::AutoSent, address.as_bytes())? {
+            Some(v) => tx_decode("auto-reply log", &v)?,
+            None => Vec::new(),
+        })
+    }
+
+    pub fn put_auto_sent(&self, address: &str, times: &[DateTime<Utc>]) -> TxResult<()> {
+        self.insert(
+            T::AutoSent,
+            address.as_bytes(),
+            tx_encode("auto-reply log", &times)?,
+        );
+        Ok(())
+    }
+
+    pub fn put_quarantine(&self, q: &QuarantineEntry) -> TxResult<()> {
+        self.insert(
+            T::Quarantine,
+            &q.id.to_be_bytes(),
+            tx_encode("quarantine entry", q)?,
+        );
+        Ok(())
+    }
+}
