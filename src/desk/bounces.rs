@@ -95,7 +95,8 @@ pub struct BounceTarget {
     pub sent_to: Vec<EmailAddress>,
 }
 
-/// Records a delivery report on the ticket whose mail it reports on, and
+/// Records a delivery report on the ticket whose mail it reports on (each
+/// failure, delay and confirmed delivery it states, nothing it does not), and
 /// counts hard failures against the addresses that mail went to. Only a
 /// report that quotes a mail we sent counts, and only for that mail's
 /// recipients: a forged bounce cannot silence an address.
@@ -173,10 +174,20 @@ pub fn record_bounce(
             ),
         )?;
     }
-    if report.failed.is_empty() && report.delayed.is_empty() {
+    // A report of success records the delivery; a report that names no
+    // recipient at all records nothing beyond the stored message.
+    for d in &report.delivered {
         tx.add_event(
             &mut t,
-            &failure("(not stated in the report)", None, None, false),
+            &event(
+                now,
+                "deskgate",
+                EventKind::DeliveryConfirmed {
+                    message_id: Some(target.message_id.clone()),
+                    recipient: d.address.clone(),
+                    action: d.action.clone(),
+                },
+            ),
         )?;
     }
     t.updated_at = now;

@@ -20,6 +20,34 @@ pub struct BounceReport {
     pub failed: Vec<FailedRecipient>,
     /// Recipients only delayed: still being tried, not failures.
     pub delayed: Vec<String>,
+    /// Recipients the report says our mail reached.
+    pub delivered: Vec<DeliveredRecipient>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveredRecipient {
+    pub address: String,
+    /// `delivered`, `relayed` or `expanded`.
+    pub action: String,
+}
+
+/// Lines of context searched after an address for the server's reply.
+const BLOCK_LINES: usize = 3;
+/// Lines within which quoted From, Message-ID and one more header must stand.
+const HEADER_WINDOW: usize = 12;
+
+/// Whether a mail without a machine-readable report has the shape of a
+/// bounce: a failed-recipient block (an address followed by a server's
+/// reply code) or the quoted headers of the original, in its text or as an
+/// attached message. Says nothing about who sent it; the caller checks
+/// that it came from a mail server.
+pub fn looks_like_plain_report(mail: &InboundMail) -> bool {
+    let text: String = mail.text.chars().take(SCAN_LIMIT).collect();
+    mail.attachments
+        .iter()
+        .any(|a| a.content_type == "message/rfc822" || a.content_type == "text/rfc822-headers")
+        || !recipient_blocks(&text).is_empty()
+        || quotes_headers(&text)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +77,7 @@ pub fn parse_report(mail: &InboundMail) -> BounceReport {
 
     let mut report = BounceReport::default();
     let own = mail.message_id.as_deref();
+    let mut machine_readable = false;
     for src in &sources {
         for c in message_id_re().captures_iter(src) {
             if let Some(id) = c.get(1).and_then(|m| clean_message_id(m.as_str())) {
@@ -57,8 +86,17 @@ pub fn parse_report(mail: &InboundMail) -> BounceReport {
                 }
             }
         }
-        parse_dsn_fields(src, &mut report.failed, &mut report.delayed);
-        parse_qmail(src, &mut report.failed);
+        machine_readable |= parse_dsn_fields(src, &mut report);
+    }
+    if !machine_readable {
+        // No RFC 3464 fields: the report is prose, read its recipient blocks.
+        for src in &sources {
+            for f in recipient_blocks(src) {
+                if !report.failed.iter().any(|o| o.address == f.address) {
+                    report.failed.push(f);
+                }
+            }
+        }
     }
     for r in &mail.auto.failed_recipients {
         if !report.failed.iter().any(|f| f.address == *r) {
@@ -74,19 +112,26 @@ pub fn parse_report(mail: &InboundMail) -> BounceReport {
 }
 
 /// RFC 3464 per-recipient fields: a `Final-Recipient` starts a block that
-/// `Action`, `Status` and `Diagnostic-Code` complete.
-fn parse_dsn_fields(text: &str, out: &mut Vec<FailedRecipient>, delayed: &mut Vec<String>) {
+/// `Action`, `Status` and `Diagnostic-Code` complete. Returns whether any
+/// such block was found.
+fn parse_dsn_fields(text: &str, report: &mut BounceReport) -> bool {
     let mut current: Option<(FailedRecipient, Option<String>)> = None;
-    let mut finish = |cur: Option<(FailedRecipient, Option<String>)>,
-                      out: &mut Vec<FailedRecipient>| {
+    let mut found = false;
+    let finish = |cur: Option<(FailedRecipient, Option<String>)>, report: &mut BounceReport| {
         if let Some((mut f, action)) = cur {
             let action = action.unwrap_or_default();
             if action == "delivered" || action == "relayed" || action == "expanded" {
+                if !report.delivered.iter().any(|d| d.address == f.address) {
+                    report.delivered.push(DeliveredRecipient {
+                        address: f.address,
+                        action,
+                    });
+                }
                 return;
             }
             if action == "delayed" {
-                if !delayed.contains(&f.address) {
-                    delayed.push(f.address);
+                if !report.delayed.contains(&f.address) {
+                    report.delayed.push(f.address);
                 }
                 return;
             }
@@ -94,8 +139,8 @@ fn parse_dsn_fields(text: &str, out: &mut Vec<FailedRecipient>, delayed: &mut Ve
                 Some(s) => s.starts_with('5'),
                 None => action == "failed",
             };
-            if !out.iter().any(|o| o.address == f.address) {
-                out.push(f);
+            if !report.failed.iter().any(|o| o.address == f.address) {
+                report.failed.push(f);
             }
         }
     };
@@ -106,7 +151,8 @@ fn parse_dsn_fields(text: &str, out: &mut Vec<FailedRecipient>, delayed: &mut Ve
         let value = value.trim();
         match name.trim().to_ascii_lowercase().as_str() {
             "final-recipient" => {
-                finish(current.take(), out);
+                found = true;
+                finish(current.take(), report);
                 let addr = value.rsplit(';').next().unwrap_or(value).trim();
                 let addr = addr
                     .trim_start_matches('<')
@@ -149,37 +195,108 @@ fn parse_dsn_fields(text: &str, out: &mut Vec<FailedRecipient>, delayed: &mut Ve
             _ => {}
         }
     }
-    finish(current, out);
+    finish(current, report);
+    found
 }
 
-/// qmail's bounces: "<addr>:" on a line of its own, then the remote reply.
-fn parse_qmail(text: &str, out: &mut Vec<FailedRecipient>) {
-    if !text.contains("qmail-send") {
-        return;
-    }
+/// Failed-recipient blocks of a prose bounce, whatever the product: an
+/// address line (`<addr>:` with or without text after it, as qmail and
+/// Postfix write, or a bare address, as Exim writes) followed within a few
+/// lines by the server's reply. A `<addr>:` line needs no reply code (qmail
+/// states none for some failures); a bare address does, or any address in
+/// a letter would count.
+fn recipient_blocks(text: &str) -> Vec<FailedRecipient> {
     let lines: Vec<&str> = text.lines().collect();
+    let mut out: Vec<FailedRecipient> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let t = line.trim();
-        let Some(addr) = t.strip_prefix('<').and_then(|r| r.strip_suffix(">:")) else {
-            continue;
+        let (addr, rest, bracketed) = match t.strip_prefix('<').and_then(|r| r.split_once(">:")) {
+            Some((addr, rest)) => (addr, rest, true),
+            None => (t, "", false),
         };
-        if !addr.contains('@')
-            || addr.chars().any(char::is_whitespace)
-            || out.iter().any(|f| f.address == addr)
-        {
+        if !plausible_address(addr) || out.iter().any(|f| f.address == addr.to_ascii_lowercase()) {
             continue;
         }
-        let diagnostic = lines
-            .get(i + 1)
-            .map(|l| crate::mail::text::clean_header_text(l, 300));
+        let mut reply = rest.trim().to_string();
+        for l in lines.iter().skip(i + 1).take(BLOCK_LINES) {
+            if l.trim().is_empty() {
+                break;
+            }
+            reply.push(' ');
+            reply.push_str(l.trim());
+        }
+        let status = enhanced_status(&reply);
+        let code = reply_code(&reply);
+        if !bracketed && status.is_none() && code.is_none() {
+            continue;
+        }
+        let hard = match (&status, code) {
+            (Some(s), _) => s.starts_with('5'),
+            (None, Some(c)) => c.starts_with('5'),
+            // qmail bounces only what it gave up on.
+            (None, None) => true,
+        };
         out.push(FailedRecipient {
             address: addr.to_ascii_lowercase(),
-            status: None,
-            diagnostic,
-            // qmail bounces only what it gave up on.
-            hard: true,
+            status,
+            diagnostic: (!reply.trim().is_empty())
+                .then(|| crate::mail::text::clean_header_text(reply.trim(), 300)),
+            hard,
         });
+        if out.len() >= 100 {
+            break;
+        }
     }
+    out
+}
+
+fn plausible_address(a: &str) -> bool {
+    a.len() < 255
+        && a.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+        && !a
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '<' | '>' | ':' | ',' | '(' | ')'))
+}
+
+/// An RFC 3463 status (`5.1.1`) in a server's reply.
+fn enhanced_status(reply: &str) -> Option<String> {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| Regex::new(r"\b([245]\.\d{1,3}\.\d{1,3})\b").expect("static regex"));
+    re.captures(reply)
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str().to_string())
+}
+
+/// An SMTP reply code (`550`) in a server's reply.
+fn reply_code(reply: &str) -> Option<String> {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| Regex::new(r"\b([45][0-5]\d)[ -]").expect("static regex"));
+    re.captures(reply)
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str().to_string())
+}
+
+/// Whether the text quotes a mail's headers: `From:` and `Message-ID:` and
+/// one of `To:`, `Subject:` or `Date:` at the start of lines (quoted with
+/// `>` or not) within a few lines of each other.
+fn quotes_headers(text: &str) -> bool {
+    let names: Vec<u8> = text
+        .lines()
+        .map(|l| {
+            let l = l.trim_start_matches(['>', ' ', '\t']);
+            let name = l.split_once(':').map(|(n, _)| n.to_ascii_lowercase());
+            match name.as_deref() {
+                Some("from") => 1,
+                Some("message-id") => 2,
+                Some("to" | "subject" | "date") => 4,
+                _ => 0,
+            }
+        })
+        .collect();
+    names
+        .windows(HEADER_WINDOW.min(names.len()).max(1))
+        .any(|w| w.iter().fold(0, |acc, n| acc | n) == 7)
 }
 
 #[cfg(test)]
@@ -271,5 +388,39 @@ Subject: [#7] hi\r\n";
         assert_eq!(r.failed[0].address, "gone@q.example");
         assert!(r.failed[0].hard);
         assert_eq!(r.original_ids, vec!["dg.9.auto.z@desk.test"]);
+    }
+
+    #[test]
+    fn delivered_is_recorded_not_failed() {
+        let raw = "From: MAILER-DAEMON@m\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=B\r\n\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\nFinal-Recipient: rfc822; ok@x.y\r\nAction: delivered\r\nStatus: 2.0.0\r\n\r\nFinal-Recipient: rfc822; fwd@x.y\r\nAction: Relayed\r\nStatus: 2.0.0\r\n--B--\r\n";
+        let r = parse_report(&parse(raw.as_bytes()).unwrap());
+        assert!(r.failed.is_empty() && r.delayed.is_empty());
+        let got: Vec<(&str, &str)> = r
+            .delivered
+            .iter()
+            .map(|d| (d.address.as_str(), d.action.as_str()))
+            .collect();
+        assert_eq!(got, vec![("ok@x.y", "delivered"), ("fwd@x.y", "relayed")]);
+    }
+
+    #[test]
+    fn reads_a_plain_text_recipient_block() {
+        let raw = "Return-Path: <>\r\nFrom: Mail System <mail-system@relay.example>\r\nSubject: Your message could not be sent\r\n\r\nSorry.\r\n\r\n  <gone@x.example>: host mx.x.example said:\r\n    550 5.1.1 <gone@x.example>: User unknown\r\n\r\n  later@x.example\r\n    451 4.2.0 try again later\r\n\r\n----- Original message headers -----\r\nFrom: Help <help@desk.test>\r\nMessage-ID: <dg.7.ack.x@desk.test>\r\n";
+        let m = parse(raw.as_bytes()).unwrap();
+        assert!(looks_like_plain_report(&m));
+        let r = parse_report(&m);
+        assert_eq!(r.original_ids, vec!["dg.7.ack.x@desk.test"]);
+        let got: Vec<(&str, Option<&str>, bool)> = r
+            .failed
+            .iter()
+            .map(|f| (f.address.as_str(), f.status.as_deref(), f.hard))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("gone@x.example", Some("5.1.1"), true),
+                ("later@x.example", Some("4.2.0"), false)
+            ]
+        );
     }
 }

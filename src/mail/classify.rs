@@ -3,6 +3,7 @@
 //! a person's mail may ever be answered automatically (RFC 3834).
 
 use crate::mail::address::EmailAddress;
+use crate::mail::bounce::looks_like_plain_report;
 use crate::mail::parse::InboundMail;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +73,29 @@ fn looks_like_bounce_subject(subject: &str) -> bool {
     PATTERNS.iter().any(|p| s.contains(p))
 }
 
+/// The keyword of an `Auto-Submitted` value (RFC 3834 §5): lower case, with
+/// RFC 5322 comments (nested or not) and any `;` parameters removed, so
+/// `No (sent by a person)` reads `no`. An unclosed comment leaves no keyword:
+/// such a value is not a person's plain `no`.
+pub fn auto_submitted_keyword(value: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut depth = 0usize;
+    let mut escaped = false;
+    for c in value.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if depth > 0 => escaped = true,
+            '(' => depth += 1,
+            ')' if depth > 0 => depth -= 1,
+            ';' if depth == 0 => break,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    let keyword = out.trim().to_ascii_lowercase();
+    (depth == 0 && !keyword.is_empty()).then_some(keyword)
+}
+
 pub fn classify(mail: &InboundMail, desk: &EmailAddress) -> Class {
     let a = &mail.auto;
     if a.x_loop.iter().any(|v| v.contains(desk.as_str())) {
@@ -97,16 +121,29 @@ pub fn classify(mail: &InboundMail, desk: &EmailAddress) -> Class {
     {
         return Class::Bounce(format!("from {from_local}@ reporting a delivery failure"));
     }
-    if a.content_type == "multipart/report"
-        && a.report_type.as_deref() == Some("disposition-notification")
-    {
-        return Class::Automatic("read receipt (disposition-notification)".into());
+    if a.content_type == "multipart/report" {
+        // Read receipts, abuse feedback (RFC 5965) and any other machine
+        // report: a delivery report was caught above.
+        return Class::Automatic(match a.report_type.as_deref() {
+            Some("disposition-notification") => "read receipt (disposition-notification)".into(),
+            Some("feedback-report") => "abuse feedback report (feedback-report)".into(),
+            Some(other) => format!("machine report (report-type={other})"),
+            None => "machine report (multipart/report)".into(),
+        });
+    }
+    // A bounce in plain text is known by its shape, not by any product's
+    // wording: sent by a mail server (a daemon sender or a null
+    // Return-Path) and holding a failed-recipient block or quoted headers.
+    if (from_is_daemon(from_local) || a.null_return_path) && looks_like_plain_report(mail) {
+        return Class::Bounce(
+            "plain-text delivery report (failed recipients or quoted headers)".into(),
+        );
     }
     if a.received_count > MAX_HOPS {
         return Class::Automatic(format!("mail loop: {} Received headers", a.received_count));
     }
     if let Some(v) = &a.auto_submitted {
-        if v.split(';').next().map(str::trim) != Some("no") {
+        if auto_submitted_keyword(v).as_deref() != Some("no") {
             return Class::Automatic(format!("Auto-Submitted: {v}"));
         }
     }
@@ -212,5 +249,69 @@ mod tests {
     fn bounces() {
         let c = class_of("From: MAILER-DAEMON@mx.b.c\r\nReturn-Path: <>\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=x");
         assert!(matches!(c, Class::Bounce(_)), "{c:?}");
+    }
+
+    fn class_of_raw(raw: &str) -> Class {
+        classify(
+            &parse(raw.as_bytes()).unwrap(),
+            &EmailAddress::parse("help@desk.test").unwrap(),
+        )
+    }
+
+    #[test]
+    fn auto_submitted_is_read_by_its_keyword() {
+        for person in [
+            "No (sent by a person)",
+            "NO",
+            " no ; comment=x",
+            "(typed by hand) no",
+            "no (a (nested) comment)",
+        ] {
+            assert_eq!(
+                class_of(&format!("From: a@b.c\r\nAuto-Submitted: {person}")),
+                Class::Human,
+                "{person}"
+            );
+        }
+        for machine in [
+            "auto-replied (vacation)",
+            "Auto-Generated",
+            "(no) auto-notified",
+            "(unclosed",
+        ] {
+            assert!(
+                matches!(
+                    class_of(&format!("From: a@b.c\r\nAuto-Submitted: {machine}")),
+                    Class::Automatic(_)
+                ),
+                "{machine}"
+            );
+        }
+    }
+
+    #[test]
+    fn machine_reports_are_automatic() {
+        for report in ["feedback-report", "something-new"] {
+            let c = class_of(&format!(
+                "From: fbl@isp.example\r\nContent-Type: multipart/report; report-type={report}; boundary=x"
+            ));
+            assert!(matches!(c, Class::Automatic(_)), "{report}: {c:?}");
+        }
+        let c = class_of("From: fbl@isp.example\r\nContent-Type: multipart/report; boundary=x");
+        assert!(matches!(c, Class::Automatic(_)), "{c:?}");
+    }
+
+    #[test]
+    fn plain_text_bounces_are_recognised_by_structure() {
+        let null_path = "Return-Path: <>\r\nFrom: Mail System <mail-system@relay.example>\r\nSubject: Your message could not be sent\r\n\r\nSorry.\r\n\r\n  <gone@x.example>: host mx.x.example said:\r\n    550 5.1.1 User unknown\r\n";
+        assert!(matches!(class_of_raw(null_path), Class::Bounce(_)));
+        let daemon = "Return-Path: <mailer-daemon@relay.example>\r\nFrom: MAILER-DAEMON@relay.example\r\nSubject: Nachricht nicht zugestellt\r\n\r\nDie Nachricht kam nicht an.\r\n\r\n--- Kopie der Kopfzeilen ---\r\nFrom: Help <help@desk.test>\r\nSubject: [#7] hi\r\nMessage-ID: <dg.7.ack.x@desk.test>\r\n";
+        assert!(matches!(class_of_raw(daemon), Class::Bounce(_)));
+        // A daemon's digest without a failed recipient or quoted headers is not a report.
+        let digest = "Return-Path: <mailer-daemon@relay.example>\r\nFrom: MAILER-DAEMON@relay.example\r\nSubject: Spam quarantine summary\r\n\r\n3 messages are held for you.\r\n";
+        assert!(matches!(class_of_raw(digest), Class::Automatic(_)));
+        // A person who quotes a bounce is still a person.
+        let person = "From: alice@customer.test\r\nSubject: Mail delivery failed?\r\n\r\nI got this:\r\n  <gone@x.example>: host said: 550 5.1.1 User unknown\r\n";
+        assert_eq!(class_of_raw(person), Class::Human);
     }
 }

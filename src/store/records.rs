@@ -329,6 +329,14 @@ pub enum EventKind {
         diagnostic: Option<String>,
         hard: bool,
     },
+    /// A delivery report said one of our mails reached a recipient
+    /// (`Action: delivered`, `relayed` or `expanded`).
+    DeliveryConfirmed {
+        message_id: Option<String>,
+        recipient: String,
+        /// The report's action: delivered, relayed or expanded.
+        action: String,
+    },
     FieldChanged {
         field: String,
         from: String,
@@ -446,6 +454,9 @@ impl EventKind {
                     .map(|d| format!(": {d}"))
                     .unwrap_or_default()
             ),
+            EventKind::DeliveryConfirmed {
+                recipient, action, ..
+            } => format!("delivery report for {recipient}: {action}"),
             EventKind::AddressUndeliverable {
                 address,
                 hard_bounces,
