@@ -33,6 +33,8 @@ pub fn apply(
     if let Some(seen) = seen_before(tx, p, &parts.mail)? {
         return Ok(seen);
     }
+    let reused = reused_message_id(tx, parts)?;
+    let parts = reused.as_ref().unwrap_or(parts);
     if let Some(why) = &parts.mail.ambiguous {
         let reason = format!("ambiguous mail: {why}");
         return quarantine_in_tx(tx, p.raw, mailbox, &reason, &p.dedupe_key, now);
@@ -58,6 +60,13 @@ fn seen_before(tx: &Tx<'_>, p: &Prepared<'_>, mail: &InboundMail) -> TxResult<Op
     if let Some(d) = tx.disposition(&p.dedupe_key)? {
         return Ok(Some(Outcome::Duplicate { ticket: d.ticket }));
     }
+    // Filed by a version that keyed on the Message-ID alone: still a
+    // refetch of a processed mail, whatever its content.
+    if let Some(legacy) = mail.legacy_dedupe_key() {
+        if let Some(d) = tx.disposition(&legacy)? {
+            return Ok(Some(Outcome::Duplicate { ticket: d.ticket }));
+        }
+    }
     if let Some(mid) = &mail.message_id {
         if tx.sent_recipients(mid)?.is_some() {
             return Ok(Some(Outcome::Duplicate {
@@ -66,6 +75,33 @@ fn seen_before(tx: &Tx<'_>, p: &Prepared<'_>, mail: &InboundMail) -> TxResult<Op
         }
     }
     Ok(None)
+}
+
+/// A mail that is not a duplicate (its content differs) but carries a
+/// Message-ID another mail already holds: some clients and scripts reuse
+/// them. It is filed as usual, as a mail without a Message-ID of its own (so
+/// the id keeps leading to the mail that had it first), with a note on the
+/// stored message saying so. `None` for every other mail.
+fn reused_message_id(tx: &Tx<'_>, parts: &ParsedParts) -> TxResult<Option<ParsedParts>> {
+    let Some(mid) = &parts.mail.message_id else {
+        return Ok(None);
+    };
+    if tx.ticket_of_message(mid)?.is_none() {
+        return Ok(None);
+    }
+    let mut mail = parts.mail.clone();
+    mail.message_id = None;
+    let mut record = parts.record.clone();
+    record.text.push_str(&format!(
+        "\n[deskgate: this mail reuses the Message-ID <{mid}> of a different mail already filed; it is kept as a mail of its own]"
+    ));
+    Ok(Some(ParsedParts {
+        mail,
+        class: parts.class.clone(),
+        keys: parts.keys.clone(),
+        record,
+        oversized: parts.oversized,
+    }))
 }
 
 /// A mail that is not a delivery report: an agent's (proven or not) on an

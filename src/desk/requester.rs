@@ -83,8 +83,9 @@ fn reject(
     now: DateTime<Utc>,
 ) -> TxResult<Outcome> {
     let rule = routing.applied.join(", ");
-    let sent = match (&mail.from, human) {
-        (Some(from), true) => automail::queue_rejection(
+    let sent = match (&mail.from, human, auto_reply_refusal(mail)) {
+        (_, true, Some(why)) => Err(why.to_string()),
+        (Some(from), true, None) => automail::queue_rejection(
             tx,
             policy,
             automail::Rejection {
@@ -119,6 +120,19 @@ fn dropped(record: &MessageRecord) -> Vec<DroppedAttachment> {
             size: a.size,
         })
         .collect()
+}
+
+/// Why this person's mail gets no automatic reply at all, if so: the sender
+/// asked for none, or From names several authors and no Sender says who
+/// sent it (answering one of them, or all, would be a guess).
+fn auto_reply_refusal(mail: &InboundMail) -> Option<&'static str> {
+    if mail.auto.suppress_auto_response {
+        Some("the sender asked for no automatic replies (X-Auto-Response-Suppress)")
+    } else if mail.several_authors {
+        Some("From names several authors and no Sender: whom to answer is unknown")
+    } else {
+        None
+    }
 }
 
 /// Where automatic answers to this mail go: Reply-To, else From.
@@ -272,17 +286,16 @@ pub fn create_ticket(
         Some(AckChoice::Template(t)) => Some(t.as_str()),
         None => Some("acknowledgement.txt"),
     };
-    let mut queued = match template {
-        _ if mail.auto.suppress_auto_response => {
-            let reason =
-                "the sender asked for no automatic replies (X-Auto-Response-Suppress)".to_string();
+    let mut queued = match (auto_reply_refusal(mail), template) {
+        (Some(reason), _) => {
+            let reason = reason.to_string();
             tx.add_event(
                 &mut ticket,
                 &event(now, "deskgate", EventKind::AckSkipped { reason }),
             )?;
             0
         }
-        None => {
+        (None, None) => {
             let reason = format!(
                 "rule {} says no acknowledgement",
                 routing.applied.join(", ")
@@ -293,7 +306,7 @@ pub fn create_ticket(
             )?;
             0
         }
-        Some(template) => {
+        (None, Some(template)) => {
             let ack = AutoMail {
                 kind: "acknowledgement",
                 template,
@@ -389,7 +402,7 @@ pub fn thread_onto(
             )?;
         }
         let dropped = dropped(record);
-        if !dropped.is_empty() && !mail.auto.suppress_auto_response {
+        if !dropped.is_empty() && auto_reply_refusal(mail).is_none() {
             let notice = AutoMail {
                 kind: "size notice",
                 template: "oversized.txt",

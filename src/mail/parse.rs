@@ -17,8 +17,14 @@ use crate::mail::text::{clean_header_text, html_to_text, sanitize_file_name};
 const MAX_SUBJECT_CHARS: usize = 250;
 /// Longest display name kept.
 const MAX_NAME_CHARS: usize = 100;
-/// Most Message-IDs kept from References (threading needs only the recent ones).
+/// Most Message-IDs kept from References or In-Reply-To: a hostile header
+/// of thousands of ids costs one pass and this much memory, no more.
 const MAX_REFERENCES: usize = 50;
+/// How many of those are the oldest ids of the chain. The first id is the
+/// thread's root (often the request that opened the ticket) and clients that
+/// shorten References keep it (RFC 5322 §3.6.4), so the oldest few are kept
+/// along with the newest `MAX_REFERENCES - OLDEST_REFERENCES`.
+const OLDEST_REFERENCES: usize = 5;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ParseError {
@@ -81,16 +87,40 @@ pub struct InboundMail {
     /// Set when the mail names two different senders: which one is real
     /// cannot be known, so it is not filed.
     pub ambiguous: Option<String>,
+    /// From names several authors and no Sender says which one sent it:
+    /// whom an automatic reply would answer cannot be known.
+    pub several_authors: bool,
+    /// SHA-256 (hex) of what makes this mail this mail, whichever server
+    /// delivered it: From, Subject, Date and the body. Trace headers
+    /// (Received, Delivered-To, Return-Path, X-Original-To, …) and the
+    /// recipient headers an alias rewrites are left out.
+    pub content_sha256: String,
 }
 
 impl InboundMail {
     /// The key under which this mail is remembered as processed: its
-    /// Message-ID, or a hash of its bytes when it has none.
+    /// Message-ID with the hash of its content, or a hash of its bytes when
+    /// it has no Message-ID. The same mail delivered twice (other trace
+    /// headers) has the same key; a different mail reusing a Message-ID
+    /// does not. A keyed lookup (two with the legacy key), whatever the
+    /// history.
     pub fn dedupe_key(&self) -> String {
         match &self.message_id {
-            Some(id) => format!("mid:{id}"),
+            Some(id) => {
+                let hash = self
+                    .content_sha256
+                    .get(..32)
+                    .unwrap_or(&self.content_sha256);
+                format!("mid:{id}#{hash}")
+            }
             None => format!("sha256:{}", self.raw_sha256),
         }
+    }
+
+    /// The key deskgate used before content hashes (`mid:<Message-ID>`):
+    /// mail filed under it by an older version is still a duplicate.
+    pub fn legacy_dedupe_key(&self) -> Option<String> {
+        self.message_id.as_ref().map(|id| format!("mid:{id}"))
     }
 }
 
@@ -114,7 +144,7 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseError> {
         message_id: msg.message_id().and_then(clean_message_id),
         in_reply_to: id_list(msg.in_reply_to(), MAX_REFERENCES),
         references: id_list(msg.references(), MAX_REFERENCES),
-        from: first_party(msg.from()),
+        from: sender_of(&msg),
         reply_to: first_party(msg.reply_to()),
         to: parties(msg.to()),
         cc: parties(msg.cc()),
@@ -132,12 +162,57 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseError> {
         size: raw.len(),
         raw_sha256: sha256_hex(raw),
         ambiguous: ambiguity(&msg),
+        several_authors: parties(msg.from()).len() > 1 && first_party(msg.sender()).is_none(),
+        content_sha256: content_hash(raw, &msg),
         headers: msg
             .headers_raw()
             .take(500)
             .map(|(n, v)| (n.to_string(), clean_header_text(v, 2000)))
             .collect(),
     })
+}
+
+/// Who sent the mail: the From address, or the Sender when From names
+/// several authors (RFC 5322 §3.6.2 requires a Sender then).
+fn sender_of(msg: &Message<'_>) -> Option<Party> {
+    match first_party(msg.sender()) {
+        Some(sender) if parties(msg.from()).len() > 1 => Some(sender),
+        _ => first_party(msg.from()),
+    }
+}
+
+/// See [`InboundMail::content_sha256`]. Header values are compared with
+/// their whitespace collapsed (a relay may refold them) and the body with
+/// CR dropped (a store may turn CRLF into LF).
+fn content_hash(raw: &[u8], msg: &Message<'_>) -> String {
+    let mut h = Sha256::new();
+    for name in ["From", "Subject", "Date"] {
+        for v in header_texts(msg, name) {
+            h.update(name.as_bytes());
+            h.update(b":");
+            for word in v.split_whitespace() {
+                h.update(word.as_bytes());
+                h.update(b" ");
+            }
+            h.update(b"\n");
+        }
+    }
+    h.update(b"\n");
+    let body = body_start(raw).map_or(&[][..], |i| &raw[i..]);
+    for chunk in body.split(|&b| b == b'\r') {
+        h.update(chunk);
+    }
+    hex::encode(h.finalize())
+}
+
+/// Where the body starts: after the first empty line.
+fn body_start(raw: &[u8]) -> Option<usize> {
+    let lf = raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    let crlf = raw.windows(3).position(|w| w == b"\n\r\n").map(|i| i + 3);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Two different From headers (RFC 5322 §3.6 allows one): whom to trust and
@@ -176,14 +251,32 @@ pub fn clean_message_id(id: &str) -> Option<String> {
 }
 
 fn id_list(v: &HeaderValue<'_>, max: usize) -> Vec<String> {
-    let ids: Vec<String> = match v {
-        HeaderValue::Text(t) => t.split_whitespace().filter_map(clean_message_id).collect(),
-        HeaderValue::TextList(l) => l.iter().filter_map(|t| clean_message_id(t)).collect(),
-        _ => Vec::new(),
+    let ids: Box<dyn Iterator<Item = String> + '_> = match v {
+        HeaderValue::Text(t) => Box::new(t.split_whitespace().filter_map(clean_message_id)),
+        HeaderValue::TextList(l) => Box::new(l.iter().filter_map(|t| clean_message_id(t))),
+        _ => Box::new(std::iter::empty()),
     };
-    // References grow oldest-first; the newest are the useful ones.
-    let skip = ids.len().saturating_sub(max);
-    ids.into_iter().skip(skip).collect()
+    keep_oldest_and_newest(ids, OLDEST_REFERENCES.min(max), max)
+}
+
+/// The first `oldest` items and the newest ones up to `max` in all, in their
+/// order, in one pass holding at most `max` items.
+fn keep_oldest_and_newest<T>(items: impl Iterator<Item = T>, oldest: usize, max: usize) -> Vec<T> {
+    let mut head: Vec<T> = Vec::with_capacity(oldest);
+    let mut tail: std::collections::VecDeque<T> = std::collections::VecDeque::new();
+    let newest = max - oldest;
+    for item in items {
+        if head.len() < oldest {
+            head.push(item);
+        } else if newest > 0 {
+            if tail.len() == newest {
+                tail.pop_front();
+            }
+            tail.push_back(item);
+        }
+    }
+    head.extend(tail);
+    head
 }
 
 fn party(addr: &mail_parser::Addr<'_>) -> Option<Party> {
@@ -325,7 +418,7 @@ It is really on fire.\r\n";
         assert_eq!(m.subject, "Printer on fire");
         assert_eq!(m.text.trim(), "It is really on fire.");
         assert_eq!(m.date.unwrap().to_rfc3339(), "2025-03-03T09:00:00+00:00");
-        assert_eq!(m.dedupe_key(), "mid:abc@customer.test");
+        assert!(m.dedupe_key().starts_with("mid:abc@customer.test#"));
     }
 
     #[test]
@@ -387,5 +480,52 @@ It is really on fire.\r\n";
         assert_eq!(m.auto.precedence.as_deref(), Some("bulk"));
         assert!(m.auto.null_return_path);
         assert_eq!(m.auto.x_loop, vec!["help@desk.test"]);
+    }
+
+    #[test]
+    fn long_references_keep_the_root_and_the_newest() {
+        let ids: Vec<String> = (0..500).map(|i| format!("<r{i}@y>")).collect();
+        let raw = format!(
+            "From: a@b.c\r\nReferences: {}\r\nSubject: Re: hi\r\n\r\nbody",
+            ids.join("\r\n ")
+        );
+        let m = parse(raw.as_bytes()).unwrap();
+        assert!(
+            m.references.len() <= MAX_REFERENCES,
+            "{}",
+            m.references.len()
+        );
+        assert_eq!(m.references.first().map(String::as_str), Some("r0@y"));
+        assert_eq!(m.references.last().map(String::as_str), Some("r499@y"));
+        assert!(m.references.contains(&"r460@y".to_string()));
+        // Oldest-first order is kept.
+        let pos = |id: &str| m.references.iter().position(|r| r == id).unwrap();
+        assert!(pos("r0@y") < pos("r460@y") && pos("r460@y") < pos("r499@y"));
+    }
+
+    #[test]
+    fn dedupe_key_ignores_trace_headers_but_not_content() {
+        let base = "From: Alice <alice@customer.test>\r\nTo: help@desk.test\r\nSubject: Printer\r\nMessage-ID: <same@customer.test>\r\nDate: Mon, 3 Mar 2025 10:00:00 +0000\r\n\r\nIt burns.\r\n";
+        let key = parse(base.as_bytes()).unwrap().dedupe_key();
+        assert!(key.starts_with("mid:same@customer.test#"), "{key}");
+        let redelivered = format!("Return-Path: <alice@customer.test>\r\nDelivered-To: alias@desk.test\r\nX-Original-To: alias@desk.test\r\nReceived: from x by y; Mon, 3 Mar 2025 10:00:01 +0000\r\n{base}");
+        assert_eq!(parse(redelivered.as_bytes()).unwrap().dedupe_key(), key);
+        let other_body = base.replace("It burns.", "An invoice question.");
+        assert_ne!(parse(other_body.as_bytes()).unwrap().dedupe_key(), key);
+        let other_sender = base.replace("alice@customer.test", "mallory@other.test");
+        assert_ne!(parse(other_sender.as_bytes()).unwrap().dedupe_key(), key);
+    }
+
+    #[test]
+    fn several_authors_use_the_sender_or_refuse_auto_replies() {
+        let m = parse(b"From: a@b.c, d@e.f\r\nSubject: x\r\n\r\nbody").unwrap();
+        assert_eq!(m.from.unwrap().address.as_str(), "a@b.c");
+        assert!(m.several_authors);
+        let m = parse(b"From: a@b.c, d@e.f\r\nSender: s@b.c\r\nSubject: x\r\n\r\nbody").unwrap();
+        assert_eq!(m.from.unwrap().address.as_str(), "s@b.c");
+        assert!(!m.several_authors);
+        let m = parse(b"From: a@b.c\r\nSender: s@b.c\r\nSubject: x\r\n\r\nbody").unwrap();
+        assert_eq!(m.from.unwrap().address.as_str(), "a@b.c");
+        assert!(!m.several_authors);
     }
 }
