@@ -30,6 +30,7 @@ use deskgate::engine::Engine;
 use deskgate::mail::address::{EmailAddress, Party};
 use deskgate::mail::classify::{classify, Class};
 use deskgate::mail::parse::{self as inbound, sha256_hex};
+use deskgate::store::records::EventKind;
 use deskgate::store::Store;
 use mail_parser::{HeaderValue, MessageParser};
 use serde::Deserialize;
@@ -100,6 +101,14 @@ struct Expected {
     /// it names (true: against every expected `failed` address; false:
     /// against none it names).
     hard_bounce: Option<bool>,
+    /// bounce: how many delivery failures the report put on the ticket.
+    failure_events: Option<usize>,
+    /// bounce: how many confirmed deliveries the report put on the ticket.
+    confirmed_events: Option<usize>,
+    /// created: the address of the new ticket's requester.
+    requester: Option<String>,
+    /// created/threaded: text the stored message must hold (a note of deskgate's).
+    note: Option<String>,
     why: String,
 }
 
@@ -294,6 +303,57 @@ fn check_outgoing(raw: &str) -> Vec<String> {
     problems
 }
 
+/// What the mail left on the ticket it landed on: its requester, the
+/// delivery events a report added, a note on the stored message.
+fn check_ticket(store: &Store, exp: &Expected, got: &Outcome) -> Vec<String> {
+    let mut problems = Vec::new();
+    let landed = match got {
+        Outcome::Created { ticket, .. } | Outcome::Threaded { ticket, .. } => Some(*ticket),
+        Outcome::Duplicate { ticket } | Outcome::Bounce { ticket, .. } => *ticket,
+        _ => None,
+    };
+    let Some(id) = landed else {
+        return problems;
+    };
+    if let Some(want) = &exp.requester {
+        let have = store
+            .ticket(id)
+            .expect("ticket")
+            .map(|t| t.requester.address.to_string());
+        if have.as_deref() != Some(want.as_str()) {
+            problems.push(format!(
+                "expected requester {want}, got {have:?} (expected because: {})",
+                exp.why
+            ));
+        }
+    }
+    let events = store.events(id).expect("events");
+    let count = |pred: fn(&EventKind) -> bool| events.iter().filter(|e| pred(&e.kind)).count();
+    let failures = count(|k| matches!(k, EventKind::DeliveryFailed { .. }));
+    let confirmed = count(|k| matches!(k, EventKind::DeliveryConfirmed { .. }));
+    for (what, want, have) in [
+        ("delivery failure", exp.failure_events, failures),
+        ("confirmed delivery", exp.confirmed_events, confirmed),
+    ] {
+        if want.is_some_and(|w| w != have) {
+            problems.push(format!(
+                "expected {want:?} {what} event(s) on ticket {id}, got {have} (expected because: {})",
+                exp.why
+            ));
+        }
+    }
+    if let Some(note) = &exp.note {
+        let messages = store.messages(id).expect("messages");
+        if !messages.iter().any(|m| m.text.contains(note.as_str())) {
+            problems.push(format!(
+                "expected a stored message on ticket {id} holding {note:?} (expected because: {})",
+                exp.why
+            ));
+        }
+    }
+    problems
+}
+
 /// Whether the hard-bounce bookkeeping matches `want` for the addresses a
 /// delivery report names.
 fn check_hard_bounces(store: &Store, exp: &Expected, got: &Outcome, want: bool) -> Vec<String> {
@@ -404,6 +464,7 @@ fn run_fixture(exp: &Expected, raw: &[u8]) -> Report {
         problems.push(format!("ingest took {elapsed:?}"));
     }
     problems.extend(compare(exp, &outcome));
+    problems.extend(check_ticket(store, exp, &outcome));
     let kind = kind_of(&outcome);
     if let Some(want) = exp.hard_bounce {
         problems.extend(check_hard_bounces(store, exp, &outcome, want));
@@ -646,8 +707,12 @@ fn corpus_files_and_expectations_match() {
             e.file
         );
         assert!(
-            (e.failed.is_none() && e.hard_bounce.is_none()) || e.outcome == Kind::Bounce,
-            "{}: `failed` and `hard_bounce` are for bounces only",
+            (e.failed.is_none()
+                && e.hard_bounce.is_none()
+                && e.failure_events.is_none()
+                && e.confirmed_events.is_none())
+                || e.outcome == Kind::Bounce,
+            "{}: `failed`, `hard_bounce`, `failure_events` and `confirmed_events` are for bounces only",
             e.file
         );
         assert!(
