@@ -785,3 +785,31 @@ fn invariant_checks_catch_violations() {
         &EmailAddress::parse("alice@x.test").unwrap()
     ));
 }
+
+/// A store filed by a version that keyed dedupe on the Message-ID alone
+/// (`mid:<id>`): refetching such a mail after the upgrade is still a no-op.
+#[test]
+fn mail_filed_under_the_old_dedupe_key_stays_a_duplicate() {
+    let (_dir, engine) = desk();
+    let store = engine.store();
+    let at = DateTime::parse_from_rfc3339("2025-03-03T09:00:00Z")
+        .expect("fixed time")
+        .with_timezone(&Utc);
+    store
+        .transact(|tx| {
+            tx.put_disposition(
+                "mid:seed@customer.test",
+                &deskgate::store::records::Disposition {
+                    ticket: None,
+                    at,
+                    outcome: "filed by an older version".into(),
+                },
+            )
+        })
+        .expect("write the old key");
+    match engine.ingest(SEED, MAILBOX) {
+        Ok(Outcome::Duplicate { .. }) => {}
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+    assert_eq!(store.ticket_count(), 0);
+}
