@@ -96,6 +96,21 @@ pub fn auto_submitted_keyword(value: &str) -> Option<String> {
     (depth == 0 && !keyword.is_empty()).then_some(keyword)
 }
 
+/// The subject RFC 7489 §7.2.1.1 prescribes for DMARC aggregate reports
+/// (`Report Domain: … Submitter: … Report-ID: …`): a machine's report sent as
+/// an ordinary mail with a zip attached, not as a multipart/report.
+fn is_dmarc_aggregate_subject(subject: &str) -> bool {
+    let s = subject.to_ascii_lowercase();
+    match (
+        s.find("report domain:"),
+        s.find("submitter:"),
+        s.find("report-id:"),
+    ) {
+        (Some(d), Some(sub), Some(id)) => d < sub && sub < id,
+        _ => false,
+    }
+}
+
 pub fn classify(mail: &InboundMail, desk: &EmailAddress) -> Class {
     let a = &mail.auto;
     if a.x_loop.iter().any(|v| v.contains(desk.as_str())) {
@@ -130,6 +145,9 @@ pub fn classify(mail: &InboundMail, desk: &EmailAddress) -> Class {
             Some(other) => format!("machine report (report-type={other})"),
             None => "machine report (multipart/report)".into(),
         });
+    }
+    if is_dmarc_aggregate_subject(&mail.subject) {
+        return Class::Automatic("DMARC aggregate report".into());
     }
     // A bounce in plain text is known by its shape, not by any product's
     // wording: sent by a mail server (a daemon sender or a null
@@ -298,7 +316,11 @@ mod tests {
             assert!(matches!(c, Class::Automatic(_)), "{report}: {c:?}");
         }
         let c = class_of("From: fbl@isp.example\r\nContent-Type: multipart/report; boundary=x");
-        assert!(matches!(c, Class::Automatic(_)), "{c:?}");
+        assert!(matches!(c, Class::Automatic(_)), "{c:?}"); // A DMARC aggregate report (RFC 7489 §7.2.1.1) is a zip, not a multipart/report.
+        let dmarc = "From: dmarc@reports.example\r\nSubject: Report Domain: desk.test Submitter: reports.example Report-ID: <42>\r\nContent-Type: application/zip\r\n\r\nUEsDBA==";
+        assert!(matches!(class_of_raw(dmarc), Class::Automatic(_)));
+        let person = "From: alice@customer.test\r\nSubject: Report domain question\r\n\r\nhi";
+        assert_eq!(class_of_raw(person), Class::Human);
     }
 
     #[test]
