@@ -113,6 +113,10 @@ pub(super) struct RawTrust {
     pub(super) authserv_ids: Vec<String>,
     #[serde(default = "default_true")]
     pub(super) signed_reply_addresses: bool,
+    #[serde(default)]
+    pub(super) allow_subdomains: bool,
+    #[serde(default)]
+    pub(super) commands_need_signed_reply: bool,
 }
 
 impl Default for RawTrust {
@@ -120,6 +124,8 @@ impl Default for RawTrust {
         RawTrust {
             authserv_ids: Vec::new(),
             signed_reply_addresses: true,
+            allow_subdomains: false,
+            commands_need_signed_reply: false,
         }
     }
 }
@@ -143,6 +149,7 @@ pub(super) struct RawAgent {
     pub(super) name: Option<String>,
     #[serde(default)]
     pub(super) teams: Vec<String>,
+    pub(super) commands_need_signed_reply: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -54,5 +54,5 @@ pub fn agent_proof(
             return Some("sent to the signed reply address".into());
         }
     }
-    trust::authenticated(&mail.headers, &policy.trust.authserv_ids, agent)
+    trust::authenticated(&mail.headers, &policy.trust, agent)
 }

@@ -2,9 +2,10 @@
 //!
 //! A From header is easy to forge, and agents' mail changes tickets. Two
 //! proofs are accepted (either suffices):
-//! - an `Authentication-Results` header (RFC 8601) added by one of the
-//!   configured trusted servers (`authserv-id`), saying DKIM passed for the
-//!   agent's domain or DMARC passed for it;
+//! - the topmost `Authentication-Results` header (RFC 8601, read by
+//!   `mail::auth_results`), when one of the configured trusted servers
+//!   (`authserv-id`) wrote it, saying DKIM or DMARC passed for exactly the
+//!   agent's domain;
 //! - arrival at the per-ticket reply address deskgate puts in the Reply-To of
 //!   every notification, `help+1042.k3f9x2ab@…`, whose signature is an HMAC of
 //!   the ticket number and the agent's address under a key only deskgate has.
@@ -14,8 +15,10 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::config::Trust;
 use crate::desk::policy::Policy;
 use crate::mail::address::{EmailAddress, Party};
+use crate::mail::auth_results;
 use crate::store::records::TicketId;
 
 /// Hex digits of signature in a reply address: 40 bits, plenty against guessing
@@ -84,60 +87,66 @@ pub fn verify(key: &[u8], ticket: TicketId, agent: &EmailAddress, sig: &str) -> 
             == 0
 }
 
-/// Whether an `Authentication-Results` header from a trusted server vouches for
-/// the sender's domain. Only the topmost header of each trusted server counts:
-/// a trusted MTA prepends its own, and anything below it came from outside.
+/// Whether the topmost `Authentication-Results` header was stamped by one of
+/// our trusted servers and says DKIM passed for the sender's domain (the
+/// signing domain `header.d`, or the domain of the identity `header.i`) or
+/// DMARC passed for it. A header further down came from outside, so it is
+/// never read, whichever server it names.
 pub fn authenticated(
     headers: &[(String, String)],
-    trusted: &[String],
+    trust: &Trust,
     from: &EmailAddress,
 ) -> Option<String> {
-    let domain = from.domain();
-    let mut seen = Vec::new();
-    for (name, value) in headers {
-        if !name.eq_ignore_ascii_case("Authentication-Results") {
-            continue;
-        }
-        let mut parts = value.split(';');
-        let authserv = parts
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if !trusted.iter().any(|t| t.eq_ignore_ascii_case(&authserv)) || seen.contains(&authserv) {
-            continue;
-        }
-        seen.push(authserv.clone());
-        for result in parts {
-            let r = result.trim().to_ascii_lowercase();
-            let props: Vec<&str> = r.split_whitespace().collect();
-            let Some(first) = props.first() else { continue };
-            let (method, outcome) = first.split_once('=').unwrap_or((first, ""));
-            let prop = |key: &str| {
-                props
-                    .iter()
-                    .find_map(|p| p.strip_prefix(key))
-                    .map(|v| v.trim_start_matches('@'))
-            };
-            let ok = match method {
-                "dkim" => {
-                    outcome == "pass"
-                        && (prop("header.d=") == Some(domain)
-                            || prop("header.i=").is_some_and(|i| i.ends_with(domain)))
-                }
-                "dmarc" => outcome == "pass" && prop("header.from=") == Some(domain),
-                _ => false,
-            };
-            if ok {
-                return Some(format!(
-                    "{method}=pass for {domain} according to {authserv}"
-                ));
-            }
-        }
+    let ar = auth_results::topmost(headers)?;
+    let ours = trust.authserv_ids.iter().any(|t| {
+        t.trim_end_matches('.')
+            .eq_ignore_ascii_case(&ar.authserv_id)
+    });
+    if !ours {
+        return None;
     }
-    None
+    let domain = from.domain();
+    let matches =
+        |d: Option<&str>| d.is_some_and(|d| domain_matches(d, domain, trust.allow_subdomains));
+    ar.results
+        .iter()
+        .find(|r| {
+            r.result == "pass"
+                && match r.method.as_str() {
+                    "dkim" => {
+                        matches(r.prop("header.d"))
+                            || matches(
+                                r.prop("header.i")
+                                    .map(|i| i.rsplit('@').next().unwrap_or(i)),
+                            )
+                    }
+                    "dmarc" => matches(r.prop("header.from")),
+                    _ => false,
+                }
+        })
+        .map(|r| {
+            format!(
+                "{}=pass for {domain} according to {}",
+                r.method, ar.authserv_id
+            )
+        })
+}
+
+/// Whether `candidate` (from a header) is the agents' `domain`: equal, or,
+/// when the admin allows subdomains, ending in `.domain`. Case and one
+/// trailing dot do not matter; a mere common suffix (`notexample.com`,
+/// `evil-example.com`) never matches.
+pub fn domain_matches(candidate: &str, domain: &str, subdomains: bool) -> bool {
+    let norm = |d: &str| d.trim().trim_end_matches('.').to_ascii_lowercase();
+    let (c, d) = (norm(candidate), norm(domain));
+    if c.is_empty() || d.is_empty() {
+        return false;
+    }
+    c == d
+        || (subdomains
+            && c.strip_suffix(d.as_str())
+                .and_then(|rest| rest.strip_suffix('.'))
+                .is_some_and(|label| !label.is_empty() && !label.ends_with('.')))
 }
 
 /// Where an agent's reply to a notification should go: the keyed per-ticket
@@ -190,13 +199,21 @@ mod tests {
         );
     }
 
+    fn trust(ids: &[&str], allow_subdomains: bool) -> Trust {
+        Trust {
+            authserv_ids: ids.iter().map(|s| s.to_string()).collect(),
+            allow_subdomains,
+            ..Trust::default()
+        }
+    }
+
     fn ar(v: &str) -> Vec<(String, String)> {
         vec![("Authentication-Results".into(), v.into())]
     }
 
     #[test]
     fn trusted_dkim_or_dmarc_pass_proves_the_domain() {
-        let trusted = vec!["mx.desk.test".to_string()];
+        let trusted = trust(&["mx.desk.test"], false);
         let alice = a("alice@desk.test");
         assert!(authenticated(
             &ar("mx.desk.test; dkim=pass header.d=desk.test header.s=s1"),
@@ -242,9 +259,110 @@ mod tests {
         );
     }
 
+    /// Domains that merely end with the agent's domain are someone else's.
+    #[test]
+    fn a_dkim_pass_for_a_lookalike_domain_proves_nothing() {
+        let trusted = trust(&["mx.example.com"], false);
+        let alice = a("alice@example.com");
+        for i in [
+            "@notexample.com",
+            "@evil-example.com",
+            "alice@notexample.com",
+            "@example.com.evil",
+        ] {
+            let h = ar(&format!("mx.example.com; dkim=pass header.i={i}"));
+            assert!(
+                authenticated(&h, &trusted, &alice).is_none(),
+                "header.i={i}"
+            );
+        }
+        for d in ["notexample.com", "evil-example.com", "example.com.evil"] {
+            let h = ar(&format!("mx.example.com; dkim=pass header.d={d}"));
+            assert!(
+                authenticated(&h, &trusted, &alice).is_none(),
+                "header.d={d}"
+            );
+            let h = ar(&format!("mx.example.com; dmarc=pass header.from={d}"));
+            assert!(
+                authenticated(&h, &trusted, &alice).is_none(),
+                "header.from={d}"
+            );
+        }
+        // Without the subdomain setting a subdomain is not the domain either.
+        let h = ar("mx.example.com; dkim=pass header.d=mail.example.com");
+        assert!(authenticated(&h, &trusted, &alice).is_none());
+    }
+
+    #[test]
+    fn the_same_domain_matches_in_any_case_and_with_a_trailing_dot() {
+        let trusted = trust(&["mx.example.com"], false);
+        let alice = a("alice@example.com");
+        for h in [
+            "MX.Example.COM; DKIM=Pass header.d=EXAMPLE.com",
+            "mx.example.com; dkim=pass header.d=example.com.",
+            "mx.example.com.; dkim=pass header.i=@Example.Com",
+            "mx.example.com; dkim=pass header.i=alice@example.com",
+            "mx.example.com; dmarc=pass header.from=Example.COM.",
+        ] {
+            assert!(authenticated(&ar(h), &trusted, &alice).is_some(), "{h}");
+        }
+    }
+
+    #[test]
+    fn subdomains_count_only_when_the_admin_allows_them() {
+        assert!(!domain_matches("mail.example.com", "example.com", false));
+        assert!(domain_matches("mail.example.com", "example.com", true));
+        assert!(domain_matches("a.b.example.com.", "EXAMPLE.com", true));
+        assert!(!domain_matches("notexample.com", "example.com", true));
+        assert!(!domain_matches("evil-example.com", "example.com", true));
+        assert!(!domain_matches("example.com.evil", "example.com", true));
+        assert!(!domain_matches(".example.com", "example.com", true));
+        assert!(!domain_matches("", "example.com", true));
+        let alice = a("alice@example.com");
+        let h = ar("mx.example.com; dkim=pass header.i=bob@mail.example.com");
+        assert!(authenticated(&h, &trust(&["mx.example.com"], false), &alice).is_none());
+        assert!(authenticated(&h, &trust(&["mx.example.com"], true), &alice).is_some());
+        let h = ar("mx.example.com; dkim=pass header.d=mail.notexample.com");
+        assert!(authenticated(&h, &trust(&["mx.example.com"], true), &alice).is_none());
+    }
+
+    /// A header below the topmost came from outside, whoever it names.
+    #[test]
+    fn a_forged_header_naming_a_second_trusted_server_is_not_believed() {
+        let trusted = trust(&["mx.desk.test", "mx2.desk.test"], false);
+        let headers = vec![
+            (
+                "Authentication-Results".to_string(),
+                "mx.desk.test; dkim=none".to_string(),
+            ),
+            (
+                "Authentication-Results".to_string(),
+                "mx2.desk.test; dkim=pass header.d=desk.test".to_string(),
+            ),
+        ];
+        assert!(authenticated(&headers, &trusted, &a("alice@desk.test")).is_none());
+    }
+
+    /// The MTA did not stamp one: the only header is the sender's.
+    #[test]
+    fn a_trusted_header_below_an_untrusted_one_is_not_believed() {
+        let trusted = trust(&["mx.desk.test"], false);
+        let headers = vec![
+            (
+                "Authentication-Results".to_string(),
+                "relay.elsewhere.test; dkim=none".to_string(),
+            ),
+            (
+                "Authentication-Results".to_string(),
+                "mx.desk.test; dkim=pass header.d=desk.test".to_string(),
+            ),
+        ];
+        assert!(authenticated(&headers, &trusted, &a("alice@desk.test")).is_none());
+    }
+
     #[test]
     fn only_the_topmost_trusted_header_counts() {
-        let trusted = vec!["mx.desk.test".to_string()];
+        let trusted = trust(&["mx.desk.test"], false);
         let headers = vec![
             (
                 "Authentication-Results".to_string(),

@@ -6,6 +6,7 @@
 //! deskgate's outside `mail/`; everything else may import it.
 
 pub mod address;
+pub mod auth_results;
 pub mod bounce;
 pub mod classify;
 pub mod outgoing;
