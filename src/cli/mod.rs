@@ -180,6 +180,9 @@ fn real_main() -> Result<ExitCode> {
                 config.mailboxes.len(),
                 config.desk.templates.display()
             );
+            for note in crate::config::trust_notes(&config) {
+                println!("{note}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Tickets { command } => {

@@ -11,7 +11,8 @@ use crate::desk::automail::{self, AutoMail, MessageContext};
 use crate::desk::commands::{self, Command};
 use crate::desk::outcome::Outcome;
 use crate::desk::policy::Policy;
-use crate::desk::trust::reply_to_for;
+use crate::desk::proof::Proof;
+use crate::desk::trust::{commands_need_signed_reply, reply_to_for};
 use crate::desk::workers::team_members;
 use crate::mail::address::{EmailAddress, Party};
 use crate::mail::outgoing::{self, AutoSubmitted, Outgoing};
@@ -27,7 +28,7 @@ pub struct AgentMail<'a> {
     pub mail: &'a InboundMail,
     pub record: &'a MessageRecord,
     /// How the mail proved to be the agent's; None: not proven.
-    pub proof: Option<String>,
+    pub proof: Option<Proof>,
     /// Sent to the comment address (or help+comment@).
     pub to_comment_address: bool,
 }
@@ -154,6 +155,21 @@ fn validate(
         errors.extend(problem);
     }
     Ok(errors)
+}
+
+/// Commands (other than `#comment`, which changes nothing) from a mail
+/// proven only by DKIM/DMARC, when this agent's commands need the signed
+/// reply address.
+fn signed_reply_missing(
+    policy: &Policy,
+    me: &EmailAddress,
+    proof: &Proof,
+    parsed: &commands::Parsed,
+) -> Option<String> {
+    let changes = parsed.commands.iter().any(|c| *c != Command::Comment);
+    (changes && !proof.signed_reply && commands_need_signed_reply(policy, me)).then(|| {
+        "commands are only accepted in a reply to a notification (sent to the ticket's signed reply address); a DKIM/DMARC pass proves the domain, not you".to_string()
+    })
 }
 
 fn name(c: &Command) -> &'static str {
@@ -427,7 +443,8 @@ pub fn handle(
     };
 
     let parsed = commands::parse(&a.record.text);
-    let errors = validate(tx, policy, &t, &me, &parsed)?;
+    let mut errors = validate(tx, policy, &t, &me, &parsed)?;
+    errors.extend(signed_reply_missing(policy, &me, proof, &parsed));
     if !errors.is_empty() {
         // Nothing applied, nothing relayed; the agent hears exactly what is wrong.
         record.kind = Some("agent mail (commands refused)".into());
@@ -508,7 +525,7 @@ pub fn handle(
                     EventKind::StatusChanged {
                         from: Status::New,
                         to: Status::Open,
-                        reason: format!("first reply ({proof})"),
+                        reason: format!("first reply ({})", proof.how),
                     },
                 ),
             )?;

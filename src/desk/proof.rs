@@ -38,6 +38,16 @@ pub fn address_signals(policy: &Policy, mail: &InboundMail) -> AddressSignals {
     s
 }
 
+/// How an agent's mail proved to be theirs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    /// In plain words, for the history ("sent to the signed reply address").
+    pub how: String,
+    /// Sent to the signed reply address: proves the person, where a
+    /// DKIM/DMARC pass proves only the domain.
+    pub signed_reply: bool,
+}
+
 /// How an agent's mail proves to be theirs, if it does.
 pub fn agent_proof(
     policy: &Policy,
@@ -45,14 +55,20 @@ pub fn agent_proof(
     agent: &EmailAddress,
     ticket: TicketId,
     signals: &AddressSignals,
-) -> Option<String> {
+) -> Option<Proof> {
     if let Some((t, sig)) = &signals.signed_ticket {
         if *t == ticket
             && !policy.reply_key.is_empty()
             && trust::verify(&policy.reply_key, *t, agent, sig)
         {
-            return Some("sent to the signed reply address".into());
+            return Some(Proof {
+                how: "sent to the signed reply address".into(),
+                signed_reply: true,
+            });
         }
     }
-    trust::authenticated(&mail.headers, &policy.trust, agent)
+    trust::authenticated(&mail.headers, &policy.trust, agent).map(|how| Proof {
+        how,
+        signed_reply: false,
+    })
 }

@@ -149,6 +149,16 @@ pub fn domain_matches(candidate: &str, domain: &str, subdomains: bool) -> bool {
                 .is_some_and(|label| !label.is_empty() && !label.ends_with('.')))
 }
 
+/// Whether `agent`'s commands run only from mail to the signed reply address:
+/// their `[[agent]]` setting, else the desk's `[trust]` one. A DKIM/DMARC
+/// pass proves the domain, so anyone there could otherwise act as the agent.
+pub fn commands_need_signed_reply(policy: &Policy, agent: &EmailAddress) -> bool {
+    policy
+        .agent(agent)
+        .and_then(|a| a.commands_need_signed_reply)
+        .unwrap_or(policy.trust.commands_need_signed_reply)
+}
+
 /// Where an agent's reply to a notification should go: the keyed per-ticket
 /// address (proof the reply is theirs), or plainly the help address.
 pub fn reply_to_for(policy: &Policy, ticket: TicketId, agent: &EmailAddress) -> Party {

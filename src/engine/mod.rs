@@ -253,6 +253,8 @@ mod tests {
     use crate::mail::address::{EmailAddress, Party};
     use crate::mail::parse as inbound;
     use crate::store::records::{EventKind, Status};
+
+    mod trust_tests;
     use crate::store::Store;
 
     fn engine() -> (tempfile::TempDir, Engine, Arc<ManualClock>) {

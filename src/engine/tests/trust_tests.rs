@@ -1,0 +1,104 @@
+#![cfg(test)]
+//! Engine tests of the trust rules (issue 12 §1): each tries to get around one.
+
+use super::*;
+
+/// Alice's mail on ticket 1000 proven only by a trusted DKIM pass for her domain.
+fn dkim_mail(id: &str, body: &str) -> Vec<u8> {
+    format!("Authentication-Results: mx.desk.test; dkim=pass header.d=desk.test\r\nFrom: Alice <alice@desk.test>\r\nTo: help@desk.test\r\nSubject: Re: [#1000] Printer\r\nMessage-ID: <{id}>\r\n\r\n{body}\r\n").into_bytes()
+}
+
+const DKIM: &str = "[trust]\nauthserv_ids = [\"mx.desk.test\"]";
+
+#[test]
+fn commands_need_the_signed_reply_address_when_the_desk_says_so() {
+    let (_d, e) = routed_engine(&format!("{DKIM}\ncommands_need_signed_reply = true"));
+    new_ticket_with_watcher(&e);
+    // Anyone at desk.test can get a DKIM pass for desk.test: not enough for commands.
+    e.ingest(&dkim_mail("d1@desk.test", "#status closed\r\nDone."), "it")
+        .unwrap();
+    let t = e.store().ticket(1000).unwrap().unwrap();
+    assert_eq!(t.status, Status::New, "no command ran");
+    assert!(outbox_of(&e, "reply").is_empty(), "nothing relayed");
+    let err = outbox_of(&e, "command error");
+    assert_eq!(err.len(), 1);
+    assert!(
+        err[0].formatted().unwrap().contains("signed reply address"),
+        "the agent hears why"
+    );
+    // Plain text with the domain proof is still relayed.
+    e.ingest(&dkim_mail("d2@desk.test", "Can you send a photo?"), "it")
+        .unwrap();
+    assert_eq!(outbox_of(&e, "reply").len(), 1);
+    // The same commands to the signed reply address run.
+    e.ingest(
+        &agent_mail(
+            &e,
+            "alice@desk.test",
+            1000,
+            "s1@desk.test",
+            "#status closed",
+        ),
+        "it",
+    )
+    .unwrap();
+    assert_eq!(
+        e.store().ticket(1000).unwrap().unwrap().status,
+        Status::Closed
+    );
+}
+
+#[test]
+fn an_agent_can_be_required_to_use_the_signed_reply_address() {
+    let (_d, e) = routed_engine(DKIM);
+    let cfg = {
+        let dir = tempfile::tempdir().unwrap();
+        let config = it_desk()
+            .agent("bob@desk.test", None, &["it", "legal"])
+            .team("it", "")
+            .team("legal", "")
+            .table(&format!(
+                "{DKIM}\n[[agent]]\naddress = \"alice@desk.test\"\nname = \"Alice\"\nteams = [\"it\"]\ncommands_need_signed_reply = true"
+            ));
+        load_config(dir.path(), &config)
+    };
+    e.set_policy(Policy::from_config(&cfg).unwrap());
+    new_ticket_with_watcher(&e);
+    e.ingest(&dkim_mail("d1@desk.test", "#priority urgent"), "it")
+        .unwrap();
+    assert_eq!(
+        e.store().ticket(1000).unwrap().unwrap().priority,
+        crate::store::records::Priority::Normal,
+        "alice must use the signed address"
+    );
+    // Bob is not: his DKIM pass still runs commands.
+    let bob = b"Authentication-Results: mx.desk.test; dkim=pass header.d=desk.test\r\nFrom: bob@desk.test\r\nTo: help@desk.test\r\nSubject: Re: [#1000] Printer\r\nMessage-ID: <b1@desk.test>\r\n\r\n#priority high\r\n";
+    e.ingest(bob, "it").unwrap();
+    assert_eq!(
+        e.store().ticket(1000).unwrap().unwrap().priority,
+        crate::store::records::Priority::High
+    );
+}
+
+#[test]
+fn an_agent_can_be_exempted_from_the_desk_rule() {
+    let (_d, e) = routed_engine(DKIM);
+    let cfg = {
+        let dir = tempfile::tempdir().unwrap();
+        let config = it_desk()
+            .agent("bob@desk.test", None, &["it"])
+            .team("it", "")
+            .table(&format!(
+                "{DKIM}\ncommands_need_signed_reply = true\n[[agent]]\naddress = \"alice@desk.test\"\nteams = [\"it\"]\ncommands_need_signed_reply = false"
+            ));
+        load_config(dir.path(), &config)
+    };
+    e.set_policy(Policy::from_config(&cfg).unwrap());
+    new_ticket_with_watcher(&e);
+    e.ingest(&dkim_mail("d1@desk.test", "#status waiting"), "it")
+        .unwrap();
+    assert_eq!(
+        e.store().ticket(1000).unwrap().unwrap().status,
+        Status::Waiting
+    );
+}
