@@ -146,7 +146,8 @@ fn validate(
                         Some(other) if other.merged_into.is_some() => {
                             Some(format!("#{} {n}: ticket {n} was merged away", name(c)))
                         }
-                        Some(_) => None,
+                        Some(other) => not_entitled(policy, &other, me)
+                            .map(|why| format!("#{} {n}: {why}", name(c))),
                     }
                 }
             }
@@ -170,6 +171,29 @@ fn signed_reply_missing(
     (changes && !proof.signed_reply && commands_need_signed_reply(policy, me)).then(|| {
         "commands are only accepted in a reply to a notification (sent to the ticket's signed reply address); a DKIM/DMARC pass proves the domain, not you".to_string()
     })
+}
+
+/// Why `me` may not change ticket `t` from another ticket's mail (#merge,
+/// #link, #parent change both): only its assignee and the members of its
+/// team may. A ticket with neither is anyone's, as any ticket is to the
+/// agent writing on it.
+fn not_entitled(policy: &Policy, t: &Ticket, me: &EmailAddress) -> Option<String> {
+    if t.assignee.as_deref() == Some(me.as_str()) {
+        return None;
+    }
+    match (&t.team, &t.assignee) {
+        (Some(team), _) => {
+            let member = policy.team(team).is_some_and(|x| x.members.contains(me));
+            (!member).then(|| {
+                format!(
+                    "you are not on team {team}, and ticket {} is not assigned to you",
+                    t.id
+                )
+            })
+        }
+        (None, Some(_)) => Some(format!("ticket {} is assigned to someone else", t.id)),
+        (None, None) => None,
+    }
 }
 
 fn name(c: &Command) -> &'static str {

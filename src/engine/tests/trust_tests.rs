@@ -102,3 +102,75 @@ fn an_agent_can_be_exempted_from_the_desk_rule() {
         Status::Waiting
     );
 }
+
+/// Ticket 1001 on team legal (alice is not in it; bob is).
+const LEGAL_RULE: &str = "[[rule]]\nname = \"Legal\"\n[[rule.when]]\nfield = \"subject\"\ncontains = \"Contract\"\n[rule.set]\nteam = \"legal\"";
+
+fn legal_ticket(e: &Engine) {
+    e.ingest(&mail("x@c.test", "Contract question", "l1@c", ""), "it")
+        .unwrap();
+    assert_eq!(
+        e.store().ticket(1001).unwrap().unwrap().team.as_deref(),
+        Some("legal")
+    );
+}
+
+#[test]
+fn merge_link_and_parent_need_a_right_to_the_other_ticket() {
+    let (_d, e) = routed_engine(LEGAL_RULE);
+    new_ticket_with_watcher(&e);
+    legal_ticket(&e);
+    for (n, cmd) in ["#merge 1001", "#link 1001", "#parent 1001"]
+        .into_iter()
+        .enumerate()
+    {
+        e.ingest(
+            &agent_mail(&e, "alice@desk.test", 1000, &format!("x{n}@desk.test"), cmd),
+            "it",
+        )
+        .unwrap();
+        let other = e.store().ticket(1001).unwrap().unwrap();
+        assert!(
+            other.links.is_empty() && other.merged_from.is_empty(),
+            "{cmd}"
+        );
+        let src = e.store().ticket(1000).unwrap().unwrap();
+        assert!(src.links.is_empty() && src.merged_into.is_none(), "{cmd}");
+    }
+    let errors = outbox_of(&e, "command error");
+    assert_eq!(errors.len(), 3);
+    assert!(
+        errors[0].formatted().unwrap().contains("not on team legal"),
+        "{}",
+        errors[0].formatted().unwrap()
+    );
+    // Bob is on legal: he may.
+    e.ingest(
+        &agent_mail(&e, "bob@desk.test", 1000, "b1@desk.test", "#link 1001"),
+        "it",
+    )
+    .unwrap();
+    assert_eq!(e.store().ticket(1001).unwrap().unwrap().links.len(), 1);
+}
+
+#[test]
+fn the_assignee_of_the_other_ticket_may_merge_into_it() {
+    let (_d, e) = routed_engine(LEGAL_RULE);
+    new_ticket_with_watcher(&e);
+    legal_ticket(&e);
+    // Bob (legal) assigns 1001 to alice; now she may.
+    e.ingest(
+        &agent_mail(&e, "bob@desk.test", 1001, "a1@desk.test", "#assign alice"),
+        "it",
+    )
+    .unwrap();
+    e.ingest(
+        &agent_mail(&e, "alice@desk.test", 1000, "m1@desk.test", "#merge 1001"),
+        "it",
+    )
+    .unwrap();
+    assert_eq!(
+        e.store().ticket(1000).unwrap().unwrap().merged_into,
+        Some(1001)
+    );
+}
