@@ -174,3 +174,41 @@ fn the_assignee_of_the_other_ticket_may_merge_into_it() {
         Some(1001)
     );
 }
+
+/// The notification of ticket 1000's latest requester-side mail, as bytes.
+fn last_notification(e: &Engine) -> String {
+    outbox_of(e, "notification")
+        .last()
+        .unwrap()
+        .formatted()
+        .unwrap()
+        .into_owned()
+}
+
+#[test]
+fn a_stranger_on_the_requester_side_is_named_as_such() {
+    let (_d, e) = routed_engine("");
+    new_ticket_with_watcher(&e);
+    // Anyone who knows the token can write on the ticket.
+    e.ingest(
+        &mail("mallory@evil.test", "Re: [#1000] Printer", "m1@evil", ""),
+        "it",
+    )
+    .unwrap();
+    let n = last_notification(&e);
+    assert!(
+        n.contains("sent by mallory@evil.test, not by the requester"),
+        "{n}"
+    );
+    assert!(
+        !n.contains("From: Carol via"),
+        "not in the requester's name: {n}"
+    );
+    // The watcher and the requester are not flagged.
+    for (who, id) in [("dave@c.test", "w1@c"), ("carol@c.test", "c1@c")] {
+        e.ingest(&mail(who, "Re: [#1000] Printer", id, ""), "it")
+            .unwrap();
+        let n = last_notification(&e);
+        assert!(!n.contains("not by the requester"), "{who}: {n}");
+    }
+}
