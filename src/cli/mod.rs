@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 mod dry_run;
 mod render;
+mod trust;
 
 use crate::config::Config;
 use crate::daemon::control;
@@ -79,6 +80,11 @@ enum Command {
     Stats {
         #[arg(long)]
         json: bool,
+    },
+    /// The keys of signed reply addresses.
+    Trust {
+        #[command(subcommand)]
+        command: trust::TrustCommand,
     },
 }
 
@@ -169,6 +175,10 @@ fn real_main() -> Result<ExitCode> {
             init_logging();
             let config = Config::load(&cli.config)?;
             rt.block_on(crate::daemon::run(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Trust { command } => {
+            trust::run(&rt, &cli.config, command)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig => {

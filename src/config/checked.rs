@@ -204,6 +204,8 @@ pub struct Trust {
     /// Commands run only from mail sent to the signed reply address: a
     /// DKIM/DMARC pass proves the domain, not the person.
     pub commands_need_signed_reply: bool,
+    /// How long the previous reply key still verifies after a rotation.
+    pub key_rotation_grace: Duration,
 }
 
 impl Default for Trust {
@@ -213,6 +215,7 @@ impl Default for Trust {
             signed_reply_addresses: true,
             allow_subdomains: false,
             commands_need_signed_reply: false,
+            key_rotation_grace: Duration::from_secs(7 * 86_400),
         }
     }
 }

@@ -117,6 +117,12 @@ pub(super) struct RawTrust {
     pub(super) allow_subdomains: bool,
     #[serde(default)]
     pub(super) commands_need_signed_reply: bool,
+    #[serde(default = "default_key_grace", with = "humantime_serde")]
+    pub(super) key_rotation_grace: std::time::Duration,
+}
+
+fn default_key_grace() -> std::time::Duration {
+    std::time::Duration::from_secs(7 * 86_400)
 }
 
 impl Default for RawTrust {
@@ -126,6 +132,7 @@ impl Default for RawTrust {
             signed_reply_addresses: true,
             allow_subdomains: false,
             commands_need_signed_reply: false,
+            key_rotation_grace: default_key_grace(),
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::desk::automail::{self, AutoMail, MessageContext};
 use crate::desk::commands::{self, Command};
 use crate::desk::outcome::Outcome;
 use crate::desk::policy::Policy;
-use crate::desk::proof::Proof;
+use crate::desk::proof::{Proof, Unproven};
 use crate::desk::trust::{commands_need_signed_reply, reply_to_for};
 use crate::desk::workers::team_members;
 use crate::mail::address::{EmailAddress, Party};
@@ -27,21 +27,21 @@ pub struct AgentMail<'a> {
     pub agent: &'a Party,
     pub mail: &'a InboundMail,
     pub record: &'a MessageRecord,
-    /// How the mail proved to be the agent's; None: not proven.
-    pub proof: Option<Proof>,
+    /// How the mail proved to be the agent's, or why it did not.
+    pub proof: Result<Proof, Unproven>,
     /// Sent to the comment address (or help+comment@).
     pub to_comment_address: bool,
 }
 
 /// A mail to some agents about a ticket: which kind, which template, what text.
-struct Tell<'a> {
-    kind: &'a str,
-    template: &'a str,
-    text: &'a str,
+pub(super) struct Tell<'a> {
+    pub(super) kind: &'a str,
+    pub(super) template: &'a str,
+    pub(super) text: &'a str,
 }
 
 /// Sends a [`Tell`] to some agents (not rate-limited: agents are ours).
-fn tell_agents(
+pub(super) fn tell_agents(
     tx: &Tx<'_>,
     policy: &Policy,
     t: &mut Ticket,
@@ -431,39 +431,17 @@ pub fn handle(
     let me = a.agent.address.clone();
     let mut record = a.record.clone();
 
-    let Some(proof) = &a.proof else {
-        record.kind = Some("unverified agent mail".into());
-        tx.add_message(&mut t, record)?;
-        let why = "it carries no proof (no trusted DKIM/DMARC result, not sent to a signed reply address)".to_string();
-        tx.add_event(
-            &mut t,
-            &event(
-                now,
-                me.as_str(),
-                EventKind::PossibleForgery {
-                    from: me.to_string(),
-                    why,
-                },
-            ),
-        )?;
-        // The real agent is told too: someone is writing in their name.
-        let members = team_members(policy, &t, None);
-        let queued = tell_agents(
-            tx,
-            policy,
-            &mut t,
-            members,
-            Tell {
-                kind: "forgery warning",
-                template: "forgery.txt",
-                text: &a.record.text,
-            },
-            &a,
-            now,
-        )?;
-        t.updated_at = now;
-        tx.put_ticket(&t)?;
-        return Ok(Outcome::Threaded { ticket: id, queued });
+    let proof = match &a.proof {
+        Ok(proof) => proof,
+        Err(unproven) => {
+            record.kind = Some("unverified agent mail".into());
+            tx.add_message(&mut t, record)?;
+            let queued =
+                crate::desk::forgery::file_unproven(tx, policy, &mut t, &a, unproven, now)?;
+            t.updated_at = now;
+            tx.put_ticket(&t)?;
+            return Ok(Outcome::Threaded { ticket: id, queued });
+        }
     };
 
     let parsed = commands::parse(&a.record.text);

@@ -12,6 +12,7 @@
 //!
 //! The key lives in the store; the policy carries it.
 
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -20,29 +21,35 @@ use crate::desk::policy::Policy;
 use crate::mail::address::{EmailAddress, Party};
 use crate::mail::auth_results;
 use crate::store::records::TicketId;
+use crate::store::ReplyKey;
 
-/// Hex digits of signature in a reply address: 40 bits, plenty against guessing
-/// (a wrong guess is simply an unproven mail).
-const SIG_LEN: usize = 10;
+/// Hex digits of the tag in a reply address: 80 bits. A wrong guess is an
+/// unproven mail, and guesses are counted per sender.
+const SIG_LEN: usize = 20;
+/// Tags before key epochs: 40 bits, made under the key now called epoch 1.
+/// They prove nothing any more (see `TagCheck::Legacy`).
+const LEGACY_SIG_LEN: usize = 10;
 
-fn signature(key: &[u8], ticket: TicketId, agent: &EmailAddress) -> String {
+fn signature(key: &ReplyKey, ticket: TicketId, agent: &EmailAddress) -> String {
     // HMAC accepts keys of any length.
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(format!("{ticket}:{}", agent.as_str()).as_bytes());
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key.key).expect("HMAC takes any key length");
+    mac.update(format!("{}:{ticket}:{}", key.epoch, agent.as_str()).as_bytes());
     hex::encode(mac.finalize().into_bytes())[..SIG_LEN].to_string()
 }
 
-/// `help+1042.sig@domain`: the address an agent's reply to a notification goes to.
+/// `help+1042.EPOCH.TAG@domain`: the address an agent's reply to a
+/// notification goes to; the epoch names the key that signed it.
 pub fn reply_address(
     desk: &EmailAddress,
-    key: &[u8],
+    key: &ReplyKey,
     ticket: TicketId,
     agent: &EmailAddress,
 ) -> Option<EmailAddress> {
     let sig = signature(key, ticket, agent);
     EmailAddress::parse(&format!(
-        "{}+{ticket}.{sig}@{}",
+        "{}+{ticket}.{}.{sig}@{}",
         desk.local_part(),
+        key.epoch,
         desk.domain()
     ))
 }
@@ -75,14 +82,59 @@ pub fn plus_tag(desk: &EmailAddress, addr: &EmailAddress) -> Option<PlusTag> {
     })
 }
 
-/// Whether `sig` proves `agent` got a notification of `ticket`.
-pub fn verify(key: &[u8], ticket: TicketId, agent: &EmailAddress, sig: &str) -> bool {
-    let expected = signature(key, ticket, agent);
-    // Constant-time comparison: no timing hints about the right signature.
-    expected.len() == sig.len()
+/// What the tag of a signed reply address says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagCheck {
+    /// Made by a key still valid, for this ticket and agent: proof.
+    Valid,
+    /// A 40-bit tag from before key epochs. Not proof: 40 bits can be
+    /// guessed by someone patient, and those tags never expire otherwise.
+    Legacy,
+    /// Made by a key whose grace period after a rotation has ended.
+    Expired,
+    /// Not made by any of our keys for this ticket and agent: a guess or a
+    /// forgery.
+    Wrong,
+}
+
+/// Checks `sig` (`EPOCH.TAG` from the address) against the key ring at `now`.
+pub fn check_tag(
+    keys: &[ReplyKey],
+    now: DateTime<Utc>,
+    ticket: TicketId,
+    agent: &EmailAddress,
+    sig: &str,
+) -> TagCheck {
+    let Some((epoch, tag)) = sig.split_once('.') else {
+        let legacy = sig.len() == LEGACY_SIG_LEN && sig.bytes().all(|b| b.is_ascii_hexdigit());
+        return if legacy {
+            TagCheck::Legacy
+        } else {
+            TagCheck::Wrong
+        };
+    };
+    let Some(key) = epoch
+        .parse::<u32>()
+        .ok()
+        .and_then(|e| keys.iter().find(|k| k.epoch == e))
+    else {
+        return TagCheck::Wrong;
+    };
+    if !constant_time_eq(&signature(key, ticket, agent), tag) {
+        return TagCheck::Wrong;
+    }
+    match key.valid_until {
+        Some(until) if until <= now => TagCheck::Expired,
+        _ => TagCheck::Valid,
+    }
+}
+
+/// No timing hints about the right signature.
+fn constant_time_eq(expected: &str, given: &str) -> bool {
+    expected.len() == given.len()
         && expected
             .bytes()
-            .zip(sig.bytes())
+            .zip(given.bytes())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
 }
@@ -162,9 +214,11 @@ pub fn commands_need_signed_reply(policy: &Policy, agent: &EmailAddress) -> bool
 /// Where an agent's reply to a notification should go: the keyed per-ticket
 /// address (proof the reply is theirs), or plainly the help address.
 pub fn reply_to_for(policy: &Policy, ticket: TicketId, agent: &EmailAddress) -> Party {
-    let signed = (policy.trust.signed_reply_addresses && !policy.reply_key.is_empty())
-        .then(|| reply_address(&policy.desk.address, &policy.reply_key, ticket, agent))
-        .flatten();
+    let keys = policy.reply_keys.get();
+    let current = keys.last().filter(|k| !k.key.is_empty());
+    let signed = current
+        .filter(|_| policy.trust.signed_reply_addresses)
+        .and_then(|k| reply_address(&policy.desk.address, k, ticket, agent));
     Party {
         name: policy.desk.name.clone(),
         address: signed.unwrap_or_else(|| policy.desk.address.clone()),
@@ -179,25 +233,49 @@ mod tests {
         EmailAddress::parse(s).unwrap()
     }
 
+    fn key(epoch: u32, k: &[u8], valid_until: Option<DateTime<Utc>>) -> ReplyKey {
+        ReplyKey {
+            epoch,
+            key: k.to_vec(),
+            valid_until,
+        }
+    }
+
+    fn sig_of(addr: &EmailAddress) -> String {
+        let Some(PlusTag::Ticket { sig, .. }) = plus_tag(&a("help@desk.test"), addr) else {
+            panic!("no tag in {addr}")
+        };
+        sig
+    }
+
     #[test]
     fn reply_addresses_sign_and_verify() {
-        let key = b"secret key";
-        let addr = reply_address(&a("help@desk.test"), key, 1042, &a("alice@desk.test")).unwrap();
-        assert!(addr.as_str().starts_with("help+1042."), "{addr}");
+        let k = key(1, b"secret key", None);
+        let now = Utc::now();
+        let addr = reply_address(&a("help@desk.test"), &k, 1042, &a("alice@desk.test")).unwrap();
+        assert!(addr.as_str().starts_with("help+1042.1."), "{addr}");
         let Some(PlusTag::Ticket { ticket, sig }) = plus_tag(&a("help@desk.test"), &addr) else {
             panic!("no tag in {addr}")
         };
         assert_eq!(ticket, 1042);
-        assert!(verify(key, 1042, &a("alice@desk.test"), &sig));
-        assert!(
-            !verify(key, 1042, &a("mallory@desk.test"), &sig),
+        let keys = [k.clone()];
+        let check = |t, who: &str, sig: &str| check_tag(&keys, now, t, &a(who), sig);
+        assert_eq!(check(1042, "alice@desk.test", &sig), TagCheck::Valid);
+        assert_eq!(
+            check(1042, "mallory@desk.test", &sig),
+            TagCheck::Wrong,
             "bound to the agent"
         );
-        assert!(
-            !verify(key, 1043, &a("alice@desk.test"), &sig),
+        assert_eq!(
+            check(1043, "alice@desk.test", &sig),
+            TagCheck::Wrong,
             "bound to the ticket"
         );
-        assert!(!verify(b"other key", 1042, &a("alice@desk.test"), &sig));
+        let other = [key(1, b"other key", None)];
+        assert_eq!(
+            check_tag(&other, now, 1042, &a("alice@desk.test"), &sig),
+            TagCheck::Wrong
+        );
         assert_eq!(
             plus_tag(&a("help@desk.test"), &a("help+comment@desk.test")),
             Some(PlusTag::Comment)
@@ -206,6 +284,67 @@ mod tests {
         assert_eq!(
             plus_tag(&a("help@desk.test"), &a("helpdesk+1.x@desk.test")),
             None
+        );
+    }
+
+    #[test]
+    fn tags_carry_at_least_80_bits() {
+        let k = key(3, b"secret key", None);
+        let addr = reply_address(&a("help@desk.test"), &k, 7, &a("alice@desk.test")).unwrap();
+        let sig = sig_of(&addr);
+        let (epoch, tag) = sig.split_once('.').unwrap();
+        assert_eq!(epoch, "3");
+        assert!(tag.len() * 4 >= 80, "{tag}");
+        assert!(tag.bytes().all(|b| b.is_ascii_hexdigit()));
+        // A shortened tag is not the tag.
+        let short = format!("3.{}", &tag[..10]);
+        assert_eq!(
+            check_tag(&[k], Utc::now(), 7, &a("alice@desk.test"), &short),
+            TagCheck::Wrong
+        );
+    }
+
+    #[test]
+    fn an_old_40_bit_tag_is_no_proof() {
+        let keys = [key(1, b"secret key", None)];
+        // How a tag was made before epochs: HMAC of "ticket:agent", 10 hex digits.
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"secret key").unwrap();
+        mac.update(b"1042:alice@desk.test");
+        let old = hex::encode(mac.finalize().into_bytes())[..10].to_string();
+        let check = check_tag(&keys, Utc::now(), 1042, &a("alice@desk.test"), &old);
+        assert_eq!(check, TagCheck::Legacy);
+        assert_eq!(
+            check_tag(&keys, Utc::now(), 1042, &a("alice@desk.test"), "zzzz"),
+            TagCheck::Wrong
+        );
+    }
+
+    #[test]
+    fn a_rotated_key_verifies_until_its_grace_period_ends() {
+        let now = Utc::now();
+        let until = now + chrono::Duration::hours(1);
+        let old = key(1, b"old", Some(until));
+        let new = key(2, b"new", None);
+        let alice = a("alice@desk.test");
+        let sig = sig_of(&reply_address(&a("help@desk.test"), &old, 5, &alice).unwrap());
+        let keys = [old.clone(), new.clone()];
+        assert_eq!(check_tag(&keys, now, 5, &alice, &sig), TagCheck::Valid);
+        assert_eq!(check_tag(&keys, until, 5, &alice, &sig), TagCheck::Expired);
+        // The epoch cannot be swapped: epoch 2's key does not make epoch 1's tag.
+        let tag = sig.split_once('.').unwrap().1;
+        assert_eq!(
+            check_tag(&keys, now, 5, &alice, &format!("2.{tag}")),
+            TagCheck::Wrong
+        );
+        assert_eq!(
+            check_tag(&keys, now, 5, &alice, &format!("9.{tag}")),
+            TagCheck::Wrong,
+            "unknown epoch"
+        );
+        assert_eq!(
+            check_tag(&[new], now, 5, &alice, &sig),
+            TagCheck::Wrong,
+            "dropped from the ring"
         );
     }
 

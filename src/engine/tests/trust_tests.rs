@@ -2,6 +2,7 @@
 //! Engine tests of the trust rules (issue 12 §1): each tries to get around one.
 
 use super::*;
+use crate::desk::forgery::{WARNINGS_PER_SENDER, WARNINGS_PER_TICKET};
 
 /// Alice's mail on ticket 1000 proven only by a trusted DKIM pass for her domain.
 fn dkim_mail(id: &str, body: &str) -> Vec<u8> {
@@ -211,4 +212,152 @@ fn a_stranger_on_the_requester_side_is_named_as_such() {
         let n = last_notification(&e);
         assert!(!n.contains("not by the requester"), "{who}: {n}");
     }
+}
+
+/// `routed_engine("")` with its clock.
+fn clocked_engine() -> (tempfile::TempDir, Engine, Arc<ManualClock>) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = it_desk()
+        .agent("alice@desk.test", Some("Alice"), &["it"])
+        .agent("bob@desk.test", None, &["it", "legal"])
+        .team("it", "")
+        .team("legal", "");
+    let cfg = load_config(dir.path(), &config);
+    let store = Store::open(&dir.path().join("state")).unwrap();
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let e = Engine::new(store, clock.clone(), Policy::from_config(&cfg).unwrap());
+    (dir, e, clock)
+}
+
+/// A mail in alice's name to `help+1000.SIG@`.
+fn to_tag(sig: &str, id: &str, body: &str) -> Vec<u8> {
+    format!("From: Alice <alice@desk.test>\r\nTo: help+1000.{sig}@desk.test\r\nSubject: Re: [#1000] Printer\r\nMessage-ID: <{id}>\r\n\r\n{body}\r\n").into_bytes()
+}
+
+fn forgery_whys(e: &Engine) -> Vec<String> {
+    e.store()
+        .events(1000)
+        .unwrap()
+        .into_iter()
+        .filter_map(|ev| match ev.kind {
+            EventKind::PossibleForgery { why, .. } => Some(why),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_old_40_bit_tag_runs_nothing() {
+    let (_d, e) = routed_engine("");
+    new_ticket_with_watcher(&e);
+    // What a notification said before epochs: 10 hex digits under the same key.
+    let key = e.policy().reply_keys.get()[0].key.clone();
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&key).unwrap();
+    hmac::Mac::update(&mut mac, b"1000:alice@desk.test");
+    let old = hex::encode(hmac::Mac::finalize(mac).into_bytes())[..10].to_string();
+    e.ingest(&to_tag(&old, "o1@desk.test", "#status closed"), "it")
+        .unwrap();
+    assert_eq!(e.store().ticket(1000).unwrap().unwrap().status, Status::New);
+    let whys = forgery_whys(&e);
+    assert!(whys[0].contains("old-style reply address"), "{whys:?}");
+}
+
+#[test]
+fn wrong_tags_are_counted_and_warnings_are_rate_limited() {
+    let (_d, e, clock) = clocked_engine();
+    new_ticket_with_watcher(&e);
+    for i in 0..6 {
+        let sig = format!("1.{:020x}", i);
+        e.ingest(&to_tag(&sig, &format!("g{i}@evil"), "#status closed"), "it")
+            .unwrap();
+    }
+    assert_eq!(e.store().ticket(1000).unwrap().unwrap().status, Status::New);
+    let whys = forgery_whys(&e);
+    assert_eq!(whys.len(), 6, "every one recorded");
+    assert!(whys[5].contains("6 wrong tag(s)"), "{whys:?}");
+    // Three rounds to the team (alice and bob), the rest only recorded.
+    assert_eq!(
+        outbox_of(&e, "forgery warning").len(),
+        2 * WARNINGS_PER_TICKET
+    );
+    let skipped = e
+        .store()
+        .events(1000)
+        .unwrap()
+        .into_iter()
+        .filter(|ev| matches!(&ev.kind, EventKind::AckSkipped { reason } if reason.contains("no forgery warning")))
+        .count();
+    assert_eq!(skipped, 3);
+    // An hour later the team hears again.
+    clock.advance(chrono::Duration::minutes(61));
+    e.ingest(&to_tag("1.00", "g9@evil", "hi"), "it").unwrap();
+    assert_eq!(
+        outbox_of(&e, "forgery warning").len(),
+        2 * WARNINGS_PER_TICKET + 2
+    );
+}
+
+#[test]
+fn forgery_warnings_are_rate_limited_per_sender_across_tickets() {
+    let (_d, e) = routed_engine("");
+    new_ticket_with_watcher(&e);
+    for i in 0..4 {
+        e.ingest(
+            &mail("x@c.test", &format!("other {i}"), &format!("t{i}@c"), ""),
+            "it",
+        )
+        .unwrap();
+    }
+    // One forged mail in alice's name on each of 1001..=1004.
+    for (i, t) in (1001..=1004).enumerate() {
+        let m = format!("From: alice@desk.test\r\nTo: help@desk.test\r\nSubject: Re: [#{t}] x\r\nMessage-ID: <s{i}@evil>\r\n\r\nhi\r\n");
+        e.ingest(m.as_bytes(), "it").unwrap();
+    }
+    assert_eq!(
+        outbox_of(&e, "forgery warning").len(),
+        2 * WARNINGS_PER_SENDER,
+        "alice and bob, three times"
+    );
+}
+
+#[test]
+fn a_rotated_key_keeps_working_for_the_grace_period_only() {
+    let (_d, e, clock) = clocked_engine();
+    new_ticket_with_watcher(&e);
+    let old = agent_mail(
+        &e,
+        "alice@desk.test",
+        1000,
+        "r1@desk.test",
+        "#priority high",
+    );
+    let ring = e
+        .rotate_reply_key(Some(std::time::Duration::from_secs(3600)))
+        .unwrap();
+    assert_eq!(ring.len(), 2);
+    // New notifications carry the new epoch.
+    let new = agent_mail(&e, "alice@desk.test", 1000, "r2@desk.test", "#tag new");
+    assert!(String::from_utf8_lossy(&new).contains("help+1000.2."));
+    e.ingest(&old, "it").unwrap();
+    e.ingest(&new, "it").unwrap();
+    let t = e.store().ticket(1000).unwrap().unwrap();
+    assert_eq!(
+        t.priority,
+        crate::store::records::Priority::High,
+        "old key in grace"
+    );
+    assert_eq!(t.tags, ["new"]);
+    // After the grace period the old address proves nothing.
+    clock.advance(chrono::Duration::minutes(61));
+    let late = String::from_utf8_lossy(&old)
+        .replace("r1@desk.test", "r3@desk.test")
+        .replace("#priority high", "#priority low");
+    e.ingest(late.as_bytes(), "it").unwrap();
+    let t = e.store().ticket(1000).unwrap().unwrap();
+    assert_eq!(t.priority, crate::store::records::Priority::High);
+    assert!(
+        forgery_whys(&e)[0].contains("retired"),
+        "{:?}",
+        forgery_whys(&e)
+    );
 }
