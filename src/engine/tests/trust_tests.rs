@@ -361,3 +361,46 @@ fn a_rotated_key_keeps_working_for_the_grace_period_only() {
         forgery_whys(&e)
     );
 }
+
+#[test]
+fn a_forged_header_below_the_mtas_own_runs_nothing() {
+    let (_d, e) = routed_engine("[trust]\nauthserv_ids = [\"mx.desk.test\", \"mx2.desk.test\"]");
+    new_ticket_with_watcher(&e);
+    // The MTA's own header on top says nothing for desk.test; the sender's
+    // own, below it, names the second trusted server.
+    let m = b"Authentication-Results: mx.desk.test; dkim=none\r\nAuthentication-Results: mx2.desk.test; dkim=pass header.d=desk.test\r\nFrom: Alice <alice@desk.test>\r\nTo: help@desk.test\r\nSubject: Re: [#1000] Printer\r\nMessage-ID: <h1@evil>\r\n\r\n#status closed\r\n";
+    e.ingest(m, "it").unwrap();
+    assert_eq!(e.store().ticket(1000).unwrap().unwrap().status, Status::New);
+    // And a lookalike domain under the real header.
+    let m = b"Authentication-Results: mx.desk.test; dkim=pass header.i=@evil-desk.test\r\nFrom: Alice <alice@desk.test>\r\nTo: help@desk.test\r\nSubject: Re: [#1000] Printer\r\nMessage-ID: <h2@evil>\r\n\r\n#status closed\r\n";
+    e.ingest(m, "it").unwrap();
+    assert_eq!(e.store().ticket(1000).unwrap().unwrap().status, Status::New);
+    assert_eq!(forgery_whys(&e).len(), 2);
+}
+
+#[test]
+fn a_reply_to_a_merged_tickets_address_still_proves_the_agent() {
+    let (_d, e) = routed_engine("");
+    new_ticket_with_watcher(&e);
+    e.ingest(&mail("carol@c.test", "Printer again", "p2@c", ""), "it")
+        .unwrap();
+    let late = agent_mail(
+        &e,
+        "alice@desk.test",
+        1000,
+        "z1@desk.test",
+        "#priority urgent",
+    );
+    e.ingest(
+        &agent_mail(&e, "alice@desk.test", 1000, "z0@desk.test", "#merge 1001"),
+        "it",
+    )
+    .unwrap();
+    // Replying to 1000's notification lands on 1001 and is still Alice's.
+    e.ingest(&late, "it").unwrap();
+    assert_eq!(
+        e.store().ticket(1001).unwrap().unwrap().priority,
+        crate::store::records::Priority::Urgent
+    );
+    assert!(forgery_whys(&e).is_empty());
+}
