@@ -71,9 +71,8 @@ pub fn agent_proof(
     let mut tag = None;
     if let Some((t, sig)) = &signals.signed_ticket {
         // Checked against the ticket the address names: the mail threads
-        // there first, and lands elsewhere (`ticket`) only when that ticket
-        // was merged away; the tag still proves the agent got its
-        // notification.
+        // there first, and lands on another ticket only when that one was
+        // merged away; the tag still proves the agent got its notification.
         let check = trust::check_tag(&policy.reply_keys.get(), now, *t, agent, sig);
         if check == TagCheck::Valid {
             return Ok(Proof {
