@@ -32,8 +32,9 @@
 //! 3. **File** — inside one transaction `desk::dispatch` forks each mail: a
 //!    delivery report goes to `desk::bounces` (`mail::bounce` reads it); an
 //!    agent's mail on a ticket goes to `desk::agent` after `desk::proof`
-//!    (signed reply addresses in `desk::trust`, trusted
-//!    Authentication-Results) and `desk::commands`; everything else goes to
+//!    (signed reply addresses in `desk::trust`, the topmost trusted
+//!    Authentication-Results read by `mail::auth_results`; unproven mail to
+//!    `desk::forgery`) and `desk::commands`; everything else goes to
 //!    `desk::requester`, after `desk::routing`'s rules. Who hears of it comes
 //!    from `desk::workers`; every automatic mail passes the loop guards in
 //!    `desk::automail` and is rendered from `desk::templates`.

@@ -25,6 +25,12 @@ fn check_config_accepts_the_routing_example() {
     let o = deskgate("routing.toml", &["check-config"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(stdout(&o).contains("ok (2 mailbox(es)"));
+    // What the [trust] settings promise, in plain words.
+    assert!(
+        stdout(&o).contains("trust: agents prove their mail only by replying to a notification"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]

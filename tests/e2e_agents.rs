@@ -219,11 +219,18 @@ async fn agents_work_the_ticket_from_their_mail_client() {
     .await;
     desk.wait_tickets(2, T);
     // Alice merges 1001 into 1000, replying to 1001's notification.
-    let notes = imap.wait_for(ALICE_AGENT, "INBOX", 3, T).await;
+    // Alice has 1000's notification, the command error and the forgery
+    // warning; the fourth is 1001's notification.
+    let notes = imap.wait_for(ALICE_AGENT, "INBOX", 4, T).await;
     let note2 = notes
         .iter()
         .find(|m| subject(m).starts_with("[#1001]"))
-        .expect("notification of 1001");
+        .unwrap_or_else(|| {
+            panic!(
+                "notification of 1001: {:?}",
+                notes.iter().map(|m| subject(m)).collect::<Vec<_>>()
+            )
+        });
     let signed2 = reply_address(note2);
     let merge = mail(
         ALICE_AGENT,
@@ -267,4 +274,67 @@ async fn agents_work_the_ticket_from_their_mail_client() {
         "{text}"
     );
     assert!(desk.stop());
+}
+
+/// `deskgate trust rotate-key` while the daemon runs (through the control
+/// socket: the next notification carries the new epoch, the old address
+/// still proves the agent during the grace period) and while it is stopped.
+#[tokio::test]
+async fn reply_keys_rotate_while_running_and_while_stopped() {
+    let servers = MailServers::start(&[HELP, ALICE_AGENT, BOB_AGENT, CAROL]);
+    let imap = servers.imap();
+    let port = servers.smtp_port;
+    let mut desk = Deskgate::with_config(&servers, &config());
+    desk.start();
+    let first = mail(CAROL, HELP, "Screen", "k1@customer.test", "", "Flickers.");
+    smtp_send(port, CAROL, &[HELP], &first).await;
+    desk.wait_tickets(1, T);
+    let note = imap.wait_for(ALICE_AGENT, "INBOX", 1, T).await.remove(0);
+    let old = reply_address(&note);
+    assert!(old.starts_with("help+1000.1."), "{old}");
+
+    let rotated = desk.json(&["trust", "rotate-key", "--grace", "1h", "--json"]);
+    let epochs: Vec<u64> = rotated
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(epochs, [1, 2], "{rotated:#}");
+
+    // Old address, within the grace period: still Alice's.
+    let cmd = mail(
+        ALICE_AGENT,
+        &old,
+        &format!("Re: {}", subject(&note)),
+        "k2@desk.test",
+        "",
+        "#priority high",
+    );
+    smtp_send(port, ALICE_AGENT, &[old.as_str()], &cmd).await;
+    wait_ticket(&desk, 1000, "priority high", |v| {
+        v["ticket"]["priority"] == "high"
+    })
+    .await;
+    // Carol writes again: the new notification is signed by epoch 2.
+    let again = mail(
+        CAROL,
+        HELP,
+        &format!("Re: {}", subject(&note)),
+        "k3@customer.test",
+        "",
+        "Still.",
+    );
+    smtp_send(port, CAROL, &[HELP], &again).await;
+    let notes = imap.wait_for(ALICE_AGENT, "INBOX", 2, T).await;
+    let newest = reply_address(&notes[1]);
+    assert!(newest.starts_with("help+1000.2."), "{newest}");
+
+    // Stopped: the CLI opens the store itself.
+    assert!(desk.stop());
+    let o = desk.cli(&["trust", "rotate-key", "--grace", "1h"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(text.contains("key 3: current"), "{text}");
+    assert!(text.contains("key 2: retired"), "{text}");
 }

@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 mod dry_run;
 mod render;
+mod trust;
 
 use crate::config::Config;
 use crate::daemon::control;
@@ -79,6 +80,11 @@ enum Command {
     Stats {
         #[arg(long)]
         json: bool,
+    },
+    /// The keys of signed reply addresses.
+    Trust {
+        #[command(subcommand)]
+        command: trust::TrustCommand,
     },
 }
 
@@ -171,6 +177,10 @@ fn real_main() -> Result<ExitCode> {
             rt.block_on(crate::daemon::run(config))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Trust { command } => {
+            trust::run(&rt, &cli.config, command)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckConfig => {
             let config = Config::load(&cli.config)?;
             Policy::from_config(&config)?;
@@ -180,6 +190,9 @@ fn real_main() -> Result<ExitCode> {
                 config.mailboxes.len(),
                 config.desk.templates.display()
             );
+            for note in crate::config::trust_notes(&config) {
+                println!("{note}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Tickets { command } => {

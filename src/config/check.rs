@@ -300,6 +300,9 @@ impl Validator {
             trust: Trust {
                 authserv_ids: raw.trust.authserv_ids,
                 signed_reply_addresses: raw.trust.signed_reply_addresses,
+                allow_subdomains: raw.trust.allow_subdomains,
+                commands_need_signed_reply: raw.trust.commands_need_signed_reply,
+                key_rotation_grace: raw.trust.key_rotation_grace,
             },
             slas,
             timers: super::sla::Timers {

@@ -31,6 +31,7 @@ impl Validator {
                 address,
                 name: a.name,
                 teams: a.teams,
+                commands_need_signed_reply: a.commands_need_signed_reply,
             });
         }
         let names: Vec<String> = raw_teams.iter().map(|t| t.name.clone()).collect();

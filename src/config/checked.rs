@@ -46,6 +46,8 @@ pub struct Agent {
     pub address: EmailAddress,
     pub name: Option<String>,
     pub teams: Vec<String>,
+    /// Overrides `[trust] commands_need_signed_reply` for this agent.
+    pub commands_need_signed_reply: Option<bool>,
 }
 
 /// Loop and abuse limits (issue: no loops, no lost mail).
@@ -197,6 +199,13 @@ pub struct Trust {
     pub authserv_ids: Vec<String>,
     /// Put keyed per-ticket reply addresses in notifications' Reply-To.
     pub signed_reply_addresses: bool,
+    /// A DKIM/DMARC pass for a subdomain of an agent's domain counts too.
+    pub allow_subdomains: bool,
+    /// Commands run only from mail sent to the signed reply address: a
+    /// DKIM/DMARC pass proves the domain, not the person.
+    pub commands_need_signed_reply: bool,
+    /// How long the previous reply key still verifies after a rotation.
+    pub key_rotation_grace: Duration,
 }
 
 impl Default for Trust {
@@ -204,6 +213,9 @@ impl Default for Trust {
         Trust {
             authserv_ids: Vec::new(),
             signed_reply_addresses: true,
+            allow_subdomains: false,
+            commands_need_signed_reply: false,
+            key_rotation_grace: Duration::from_secs(7 * 86_400),
         }
     }
 }

@@ -25,6 +25,7 @@ mod raw;
 pub mod rules;
 mod secrets;
 pub mod sla;
+mod trust_notes;
 mod values;
 
 use check::Validator;
@@ -35,6 +36,7 @@ pub use checked::{
 pub use error::{ConfigError, Problem};
 use lines::{line_of_offset, KeyLines};
 use raw::RawConfig;
+pub use trust_notes::trust_notes;
 
 impl Config {
     /// Reads, parses and validates a config file.

@@ -113,6 +113,16 @@ pub(super) struct RawTrust {
     pub(super) authserv_ids: Vec<String>,
     #[serde(default = "default_true")]
     pub(super) signed_reply_addresses: bool,
+    #[serde(default)]
+    pub(super) allow_subdomains: bool,
+    #[serde(default)]
+    pub(super) commands_need_signed_reply: bool,
+    #[serde(default = "default_key_grace", with = "humantime_serde")]
+    pub(super) key_rotation_grace: std::time::Duration,
+}
+
+fn default_key_grace() -> std::time::Duration {
+    std::time::Duration::from_secs(7 * 86_400)
 }
 
 impl Default for RawTrust {
@@ -120,6 +130,9 @@ impl Default for RawTrust {
         RawTrust {
             authserv_ids: Vec::new(),
             signed_reply_addresses: true,
+            allow_subdomains: false,
+            commands_need_signed_reply: false,
+            key_rotation_grace: default_key_grace(),
         }
     }
 }
@@ -143,6 +156,7 @@ pub(super) struct RawAgent {
     pub(super) name: Option<String>,
     #[serde(default)]
     pub(super) teams: Vec<String>,
+    pub(super) commands_need_signed_reply: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,7 +11,8 @@ use crate::desk::automail::{self, AutoMail, MessageContext};
 use crate::desk::commands::{self, Command};
 use crate::desk::outcome::Outcome;
 use crate::desk::policy::Policy;
-use crate::desk::trust::reply_to_for;
+use crate::desk::proof::{Proof, Unproven};
+use crate::desk::trust::{commands_need_signed_reply, reply_to_for};
 use crate::desk::workers::team_members;
 use crate::mail::address::{EmailAddress, Party};
 use crate::mail::outgoing::{self, AutoSubmitted, Outgoing};
@@ -26,21 +27,21 @@ pub struct AgentMail<'a> {
     pub agent: &'a Party,
     pub mail: &'a InboundMail,
     pub record: &'a MessageRecord,
-    /// How the mail proved to be the agent's; None: not proven.
-    pub proof: Option<String>,
+    /// How the mail proved to be the agent's, or why it did not.
+    pub proof: Result<Proof, Unproven>,
     /// Sent to the comment address (or help+comment@).
     pub to_comment_address: bool,
 }
 
 /// A mail to some agents about a ticket: which kind, which template, what text.
-struct Tell<'a> {
-    kind: &'a str,
-    template: &'a str,
-    text: &'a str,
+pub(super) struct Tell<'a> {
+    pub(super) kind: &'a str,
+    pub(super) template: &'a str,
+    pub(super) text: &'a str,
 }
 
 /// Sends a [`Tell`] to some agents (not rate-limited: agents are ours).
-fn tell_agents(
+pub(super) fn tell_agents(
     tx: &Tx<'_>,
     policy: &Policy,
     t: &mut Ticket,
@@ -145,7 +146,8 @@ fn validate(
                         Some(other) if other.merged_into.is_some() => {
                             Some(format!("#{} {n}: ticket {n} was merged away", name(c)))
                         }
-                        Some(_) => None,
+                        Some(other) => not_entitled(policy, &other, me)
+                            .map(|why| format!("#{} {n}: {why}", name(c))),
                     }
                 }
             }
@@ -154,6 +156,44 @@ fn validate(
         errors.extend(problem);
     }
     Ok(errors)
+}
+
+/// Commands (other than `#comment`, which changes nothing) from a mail
+/// proven only by DKIM/DMARC, when this agent's commands need the signed
+/// reply address.
+fn signed_reply_missing(
+    policy: &Policy,
+    me: &EmailAddress,
+    proof: &Proof,
+    parsed: &commands::Parsed,
+) -> Option<String> {
+    let changes = parsed.commands.iter().any(|c| *c != Command::Comment);
+    (changes && !proof.signed_reply && commands_need_signed_reply(policy, me)).then(|| {
+        "commands are only accepted in a reply to a notification (sent to the ticket's signed reply address); a DKIM/DMARC pass proves the domain, not you".to_string()
+    })
+}
+
+/// Why `me` may not change ticket `t` from another ticket's mail (#merge,
+/// #link, #parent change both): only its assignee and the members of its
+/// team may. A ticket with neither is anyone's, as any ticket is to the
+/// agent writing on it.
+fn not_entitled(policy: &Policy, t: &Ticket, me: &EmailAddress) -> Option<String> {
+    if t.assignee.as_deref() == Some(me.as_str()) {
+        return None;
+    }
+    match (&t.team, &t.assignee) {
+        (Some(team), _) => {
+            let member = policy.team(team).is_some_and(|x| x.members.contains(me));
+            (!member).then(|| {
+                format!(
+                    "you are not on team {team}, and ticket {} is not assigned to you",
+                    t.id
+                )
+            })
+        }
+        (None, Some(_)) => Some(format!("ticket {} is assigned to someone else", t.id)),
+        (None, None) => None,
+    }
 }
 
 fn name(c: &Command) -> &'static str {
@@ -391,43 +431,22 @@ pub fn handle(
     let me = a.agent.address.clone();
     let mut record = a.record.clone();
 
-    let Some(proof) = &a.proof else {
-        record.kind = Some("unverified agent mail".into());
-        tx.add_message(&mut t, record)?;
-        let why = "it carries no proof (no trusted DKIM/DMARC result, not sent to a signed reply address)".to_string();
-        tx.add_event(
-            &mut t,
-            &event(
-                now,
-                me.as_str(),
-                EventKind::PossibleForgery {
-                    from: me.to_string(),
-                    why,
-                },
-            ),
-        )?;
-        // The real agent is told too: someone is writing in their name.
-        let members = team_members(policy, &t, None);
-        let queued = tell_agents(
-            tx,
-            policy,
-            &mut t,
-            members,
-            Tell {
-                kind: "forgery warning",
-                template: "forgery.txt",
-                text: &a.record.text,
-            },
-            &a,
-            now,
-        )?;
-        t.updated_at = now;
-        tx.put_ticket(&t)?;
-        return Ok(Outcome::Threaded { ticket: id, queued });
+    let proof = match &a.proof {
+        Ok(proof) => proof,
+        Err(unproven) => {
+            record.kind = Some("unverified agent mail".into());
+            tx.add_message(&mut t, record)?;
+            let queued =
+                crate::desk::forgery::file_unproven(tx, policy, &mut t, &a, unproven, now)?;
+            t.updated_at = now;
+            tx.put_ticket(&t)?;
+            return Ok(Outcome::Threaded { ticket: id, queued });
+        }
     };
 
     let parsed = commands::parse(&a.record.text);
-    let errors = validate(tx, policy, &t, &me, &parsed)?;
+    let mut errors = validate(tx, policy, &t, &me, &parsed)?;
+    errors.extend(signed_reply_missing(policy, &me, proof, &parsed));
     if !errors.is_empty() {
         // Nothing applied, nothing relayed; the agent hears exactly what is wrong.
         record.kind = Some("agent mail (commands refused)".into());
@@ -508,7 +527,7 @@ pub fn handle(
                     EventKind::StatusChanged {
                         from: Status::New,
                         to: Status::Open,
-                        reason: format!("first reply ({proof})"),
+                        reason: format!("first reply ({})", proof.how),
                     },
                 ),
             )?;

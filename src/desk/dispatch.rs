@@ -130,7 +130,7 @@ fn file_person_or_automatic(
         .as_ref()
         .filter(|f| policy.agent(&f.address).is_some());
     if let (Some(id), Some(agent), true) = (existing, agent, *class == Class::Human) {
-        let proof = agent_proof(policy, mail, &agent.address, id, &signals);
+        let proof = agent_proof(policy, mail, &agent.address, &signals, now);
         let a = agent::AgentMail {
             agent,
             mail,

@@ -16,6 +16,7 @@ pub mod calendar;
 pub mod commands;
 pub mod dispatch;
 pub mod escalation;
+pub mod forgery;
 pub mod lifecycle;
 pub mod outcome;
 pub mod policy;

@@ -11,6 +11,7 @@ use crate::desk::templates::{TemplateError, Templates};
 use crate::desk::threading::TokenMatcher;
 use crate::mail::address::{EmailAddress, Party};
 use crate::store::records::TicketId;
+use crate::store::KeyRing;
 
 /// Everything the engine needs from the configuration, swapped whole on reload
 /// so that one mail is handled wholly by one version.
@@ -29,8 +30,9 @@ pub struct Policy {
     pub mailbox_teams: HashMap<String, String>,
     pub trust: Trust,
     pub comment_address: Option<EmailAddress>,
-    /// Signs per-ticket reply addresses; set by the engine from the store.
-    pub reply_key: Vec<u8>,
+    /// Sign and verify per-ticket reply addresses, the signing one last;
+    /// set by the engine from the store.
+    pub reply_keys: KeyRing,
     pub slas: Vec<SlaPolicy>,
     pub default_sla: Option<String>,
     pub timers: Timers,
@@ -52,7 +54,7 @@ impl Policy {
             mailbox_teams: HashMap::new(),
             trust: Trust::default(),
             comment_address: None,
-            reply_key: Vec::new(),
+            reply_keys: KeyRing::default(),
             slas: Vec::new(),
             default_sla: None,
             timers: Timers::default(),
@@ -101,7 +103,7 @@ impl Policy {
                 .collect(),
             trust: cfg.trust.clone(),
             comment_address: cfg.desk.comment_address.clone(),
-            reply_key: Vec::new(),
+            reply_keys: KeyRing::default(),
             slas: cfg.slas.clone(),
             default_sla: cfg.desk.default_sla.clone(),
             timers: cfg.timers.clone(),

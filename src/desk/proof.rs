@@ -2,8 +2,10 @@
 //! per-ticket reply address it was sent to, or a trusted
 //! Authentication-Results header. A From header alone proves nothing.
 
+use chrono::{DateTime, Utc};
+
 use crate::desk::policy::Policy;
-use crate::desk::trust;
+use crate::desk::trust::{self, TagCheck};
 use crate::mail::address::EmailAddress;
 use crate::mail::parse::InboundMail;
 use crate::store::records::TicketId;
@@ -38,21 +40,62 @@ pub fn address_signals(policy: &Policy, mail: &InboundMail) -> AddressSignals {
     s
 }
 
-/// How an agent's mail proves to be theirs, if it does.
+/// How an agent's mail proved to be theirs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    /// In plain words, for the history ("sent to the signed reply address").
+    pub how: String,
+    /// Sent to the signed reply address: proves the person, where a
+    /// DKIM/DMARC pass proves only the domain.
+    pub signed_reply: bool,
+}
+
+/// Why an agent's mail proves nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unproven {
+    /// In plain words, for the history and the warning.
+    pub why: String,
+    /// It named a signed reply address whose tag none of our keys made: a
+    /// guess or a forgery, counted per sender.
+    pub wrong_tag: bool,
+}
+
+/// How an agent's mail proves to be theirs, or why it does not.
 pub fn agent_proof(
     policy: &Policy,
     mail: &InboundMail,
     agent: &EmailAddress,
-    ticket: TicketId,
     signals: &AddressSignals,
-) -> Option<String> {
+    now: DateTime<Utc>,
+) -> Result<Proof, Unproven> {
+    let mut tag = None;
     if let Some((t, sig)) = &signals.signed_ticket {
-        if *t == ticket
-            && !policy.reply_key.is_empty()
-            && trust::verify(&policy.reply_key, *t, agent, sig)
-        {
-            return Some("sent to the signed reply address".into());
+        // Checked against the ticket the address names: the mail threads
+        // there first, and lands on another ticket only when that one was
+        // merged away; the tag still proves the agent got its notification.
+        let check = trust::check_tag(&policy.reply_keys.get(), now, *t, agent, sig);
+        if check == TagCheck::Valid {
+            return Ok(Proof {
+                how: "sent to the signed reply address".into(),
+                signed_reply: true,
+            });
         }
+        tag = Some(check);
     }
-    trust::authenticated(&mail.headers, &policy.trust.authserv_ids, agent)
+    if let Some(how) = trust::authenticated(&mail.headers, &policy.trust, agent) {
+        return Ok(Proof {
+            how,
+            signed_reply: false,
+        });
+    }
+    let why = match tag {
+        None => "it carries no proof (no trusted DKIM/DMARC result, not sent to a signed reply address)",
+        Some(TagCheck::Legacy) => "it was sent to an old-style reply address (a 40-bit tag from before key epochs, no longer accepted) and carries no trusted DKIM/DMARC result",
+        Some(TagCheck::Expired) => "it was sent to a reply address signed by a key retired after its grace period, and carries no trusted DKIM/DMARC result",
+        Some(_) => "it was sent to a reply address with a wrong tag (not one deskgate made for this agent and ticket) and carries no trusted DKIM/DMARC result",
+    };
+    Err(Unproven {
+        why: why.into(),
+        wrong_tag: tag == Some(TagCheck::Wrong),
+    })
 }

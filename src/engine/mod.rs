@@ -26,7 +26,7 @@ use crate::desk::prepare::Prepared;
 use crate::desk::quarantine::quarantine_in_tx;
 use crate::engine::clock::Clock;
 use crate::mail::parse::sha256_hex;
-use crate::store::{Store, StoreError, TxResult};
+use crate::store::{KeyRing, Store, StoreError, TxResult};
 
 #[derive(Debug, Error)]
 pub enum EngineError {
@@ -42,7 +42,8 @@ pub struct Engine {
     store: Store,
     clock: Arc<dyn Clock>,
     policy: RwLock<Arc<Policy>>,
-    reply_key: Vec<u8>,
+    /// Shared with every policy handed out: a rotation applies at once.
+    reply_keys: KeyRing,
 }
 
 /// Batches at least this large are parsed on a helper thread while this one
@@ -56,13 +57,13 @@ impl Engine {
     pub fn new(store: Store, clock: Arc<dyn Clock>, mut policy: Policy) -> Engine {
         // Without a key (no entropy, store trouble) signed addresses prove nothing
         // and are not used: agents then need Authentication-Results.
-        let reply_key = store.reply_key().unwrap_or_default();
-        policy.reply_key = reply_key.clone();
+        let reply_keys = KeyRing::new(store.reply_keys().unwrap_or_default());
+        policy.reply_keys = reply_keys.clone();
         Engine {
             store,
             clock,
             policy: RwLock::new(Arc::new(policy)),
-            reply_key,
+            reply_keys,
         }
     }
 
@@ -74,8 +75,28 @@ impl Engine {
     }
 
     pub fn set_policy(&self, mut p: Policy) {
-        p.reply_key = self.reply_key.clone();
+        p.reply_keys = self.reply_keys.clone();
         *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(p);
+    }
+
+    /// `deskgate trust rotate-key`: a new signing key; the previous one
+    /// verifies for `grace` more (the configured grace when None). Takes
+    /// effect for the next mail; returns the ring's epochs.
+    pub fn rotate_reply_key(
+        &self,
+        grace: Option<std::time::Duration>,
+    ) -> Result<Vec<queries::KeyEpoch>, EngineError> {
+        let grace = grace.unwrap_or(self.policy().trust.key_rotation_grace);
+        let ring = self.store.rotate_reply_key(self.now(), grace)?;
+        let summary = ring
+            .iter()
+            .map(|k| queries::KeyEpoch {
+                epoch: k.epoch,
+                valid_until: k.valid_until,
+            })
+            .collect();
+        self.reply_keys.set(ring);
+        Ok(summary)
     }
 
     pub fn store(&self) -> &Store {
@@ -253,6 +274,8 @@ mod tests {
     use crate::mail::address::{EmailAddress, Party};
     use crate::mail::parse as inbound;
     use crate::store::records::{EventKind, Status};
+
+    mod trust_tests;
     use crate::store::Store;
 
     fn engine() -> (tempfile::TempDir, Engine, Arc<ManualClock>) {
@@ -845,10 +868,10 @@ equals = "desk.test"
 
     /// An agent's mail to the signed reply address of `ticket` (the proof).
     fn agent_mail(e: &Engine, agent: &str, ticket: u64, id: &str, body: &str) -> Vec<u8> {
-        let key = e.policy().reply_key.clone();
+        let keys = e.policy().reply_keys.get();
         let to = crate::desk::trust::reply_address(
             &EmailAddress::parse("help@desk.test").unwrap(),
-            &key,
+            keys.last().unwrap(),
             ticket,
             &EmailAddress::parse(agent).unwrap(),
         )

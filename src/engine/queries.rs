@@ -37,6 +37,12 @@ pub enum Query {
     },
     Ignored,
     Stats,
+    /// Changes the store: a new reply key; the previous one verifies for
+    /// `grace_secs` more (the configured grace when None).
+    RotateReplyKey {
+        #[serde(default)]
+        grace_secs: Option<u64>,
+    },
 }
 
 impl Query {
@@ -74,9 +80,20 @@ pub enum Answer {
     Stats {
         stats: Stats,
     },
+    KeyRotated {
+        keys: Vec<KeyEpoch>,
+    },
     Error {
         message: String,
     },
+}
+
+/// One reply key, without the key: its epoch and until when it verifies
+/// (None: the current, signing key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyEpoch {
+    pub epoch: u32,
+    pub valid_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Counts cheap enough to poll.
@@ -137,6 +154,9 @@ impl From<OutboxEntry> for OutboxSummary {
 pub fn answer(engine: &Engine, q: &Query) -> Answer {
     let result = match q {
         Query::QuarantineRetry { id } => retry(engine, *id),
+        Query::RotateReplyKey { grace_secs } => engine
+            .rotate_reply_key(grace_secs.map(std::time::Duration::from_secs))
+            .map(|keys| Answer::KeyRotated { keys }),
         _ => run(engine, q).map_err(EngineError::from),
     };
     result.unwrap_or_else(|e| Answer::Error {
@@ -243,8 +263,8 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
             entries: store.ignored()?,
         },
         // Handled by `answer`, which has the engine.
-        Query::QuarantineRetry { .. } => Answer::Error {
-            message: "retry needs the engine".into(),
+        Query::QuarantineRetry { .. } | Query::RotateReplyKey { .. } => Answer::Error {
+            message: "this change needs the engine".into(),
         },
         Query::Stats => {
             let (pending, failed) = store.outbox_counts();

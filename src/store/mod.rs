@@ -22,9 +22,11 @@ mod error;
 pub mod kv;
 mod layout;
 pub mod records;
+mod reply_keys;
 mod tx;
 
 pub use error::{StoreError, TxResult};
+pub use reply_keys::{KeyRing, ReplyKey};
 pub use tx::Tx;
 
 use layout::*;
@@ -149,22 +151,6 @@ impl Store {
     /// (commits not yet copied from the journal, their bytes).
     pub fn journal_backlog(&self) -> (usize, usize) {
         self.kv.backlog()
-    }
-
-    /// The key that signs per-ticket reply addresses: made once, kept forever
-    /// (addresses in old notifications keep working across restarts).
-    pub fn reply_key(&self) -> Result<Vec<u8>, StoreError> {
-        let meta = self.kv.raw_tree(T::Meta as u8);
-        if let Some(k) = meta.get(REPLY_KEY)? {
-            return Ok(k.to_vec());
-        }
-        let mut key = vec![0u8; 32];
-        getrandom::getrandom(&mut key)
-            .map_err(|e| StoreError::Aborted(format!("no randomness for the reply key: {e}")))?;
-        // Two processes racing here: the first write wins and both read it back.
-        let _ = meta.compare_and_swap(REPLY_KEY, None as Option<&[u8]>, Some(key.as_slice()))?;
-        self.kv.db().flush()?;
-        Ok(meta.get(REPLY_KEY)?.map(|k| k.to_vec()).unwrap_or(key))
     }
 
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
