@@ -135,15 +135,27 @@ enum TicketsCommand {
     },
 }
 
+/// Crates whose logging shows what goes over the wire, passwords included
+/// (async-imap traces every command, `LOGIN` among them): their `log`
+/// records are dropped at any level, so no `DESKGATE_LOG` setting can write
+/// a secret to the journal.
+const WIRE_LOGGERS: &[&str] = &["async_imap"];
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DESKGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colour only on a terminal: journald and log files get plain text.
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
+        .finish();
+    // Not `init()`: that installs a `log` bridge of its own, which would let
+    // the wire loggers through.
+    let _ = tracing::subscriber::set_global_default(subscriber);
+    let _ = tracing_log::LogTracer::builder()
+        .ignore_all(WIRE_LOGGERS.iter().copied())
         .init();
 }
 

@@ -87,7 +87,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         clock.clone(),
         Policy::from_config(&config)?,
     ));
-    let control = ControlServer::bind(&config.desk.control_socket)?;
+    let owner = std::os::unix::fs::MetadataExt::uid(
+        &std::fs::metadata(&config.desk.storage).map_err(|source| DaemonError::StateDir {
+            path: config.desk.storage.display().to_string(),
+            source,
+        })?,
+    );
+    let control = ControlServer::bind(&config.desk.control_socket, owner)?;
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
