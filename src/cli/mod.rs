@@ -40,6 +40,11 @@ struct Cli {
         default_value = "/etc/deskgate/deskgate.toml"
     )]
     config: PathBuf,
+    /// Open the store even when it belongs to another user (daemon down):
+    /// files the store writes then belong to you, which can lock the daemon's
+    /// user out. Without it, only the store's owner may open it.
+    #[arg(long, global = true)]
+    any_user: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -207,7 +212,7 @@ fn real_main() -> Result<ExitCode> {
                         overdue,
                         due_within_secs: due_within.map(|d| d.as_secs()),
                     };
-                    match rt.block_on(ask(&cli.config, q))? {
+                    match rt.block_on(ask(&cli.config, cli.any_user, q))? {
                         Answer::Tickets { tickets } if json => print_json(&tickets)?,
                         Answer::Tickets { tickets } => {
                             print!("{}", render::render_ticket_list(&tickets))
@@ -216,7 +221,7 @@ fn real_main() -> Result<ExitCode> {
                     }
                 }
                 TicketsCommand::Show { id, json } => {
-                    match rt.block_on(ask(&cli.config, Query::ShowTicket { id }))? {
+                    match rt.block_on(ask(&cli.config, cli.any_user, Query::ShowTicket { id }))? {
                         Answer::Ticket { view: Some(v) } if json => print_json(&v)?,
                         Answer::Ticket { view: Some(v) } => print!("{}", render::render_ticket(&v)),
                         Answer::Ticket { view: None } => bail!("no ticket {id}"),
@@ -227,7 +232,7 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Outbox { json } => {
-            match rt.block_on(ask(&cli.config, Query::Outbox))? {
+            match rt.block_on(ask(&cli.config, cli.any_user, Query::Outbox))? {
                 Answer::Outbox { entries } if json => print_json(&entries)?,
                 Answer::Outbox { entries } => print!("{}", render::render_outbox(&entries)),
                 other => bail!(unexpected(other)),
@@ -235,7 +240,7 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats { json } => {
-            match rt.block_on(ask(&cli.config, Query::Stats))? {
+            match rt.block_on(ask(&cli.config, cli.any_user, Query::Stats))? {
                 Answer::Stats { stats } if json => print_json(&stats)?,
                 Answer::Stats { stats } => println!(
                     "tickets {}\noutbox pending {}\noutbox failed {}\ndelivered {}\nquarantined {}\njournal not yet applied {}",
@@ -253,7 +258,7 @@ fn real_main() -> Result<ExitCode> {
         Command::Quarantine { command } => {
             match command {
                 QuarantineCommand::List { json } => {
-                    match rt.block_on(ask(&cli.config, Query::Quarantine))? {
+                    match rt.block_on(ask(&cli.config, cli.any_user, Query::Quarantine))? {
                         Answer::Quarantine { entries } if json => print_json(&entries)?,
                         Answer::Quarantine { entries } => {
                             print!("{}", render::render_quarantine(&entries))
@@ -261,9 +266,11 @@ fn real_main() -> Result<ExitCode> {
                         other => bail!(unexpected(other)),
                     }
                 }
-                QuarantineCommand::Show { id, json } => match rt
-                    .block_on(ask(&cli.config, Query::QuarantineShow { id }))?
-                {
+                QuarantineCommand::Show { id, json } => match rt.block_on(ask(
+                    &cli.config,
+                    cli.any_user,
+                    Query::QuarantineShow { id },
+                ))? {
                     Answer::QuarantineItem {
                         entry: Some(e),
                         raw,
@@ -280,7 +287,11 @@ fn real_main() -> Result<ExitCode> {
                     other => bail!(unexpected(other)),
                 },
                 QuarantineCommand::Retry { id } => {
-                    match rt.block_on(ask(&cli.config, Query::QuarantineRetry { id }))? {
+                    match rt.block_on(ask(
+                        &cli.config,
+                        cli.any_user,
+                        Query::QuarantineRetry { id },
+                    ))? {
                         Answer::Retried { outcome } => println!("{outcome}"),
                         other => bail!(unexpected(other)),
                     }
@@ -304,7 +315,7 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Ignored { json } => {
-            match rt.block_on(ask(&cli.config, Query::Ignored))? {
+            match rt.block_on(ask(&cli.config, cli.any_user, Query::Ignored))? {
                 Answer::Ignored { entries } if json => print_json(&entries)?,
                 Answer::Ignored { entries } => print!("{}", render::render_ignored(&entries)),
                 other => bail!(unexpected(other)),
@@ -329,7 +340,7 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
 /// Asks the running daemon, or reads the store directly when none runs. Only
 /// the direct path needs a valid config: a running daemon is reachable even
 /// while the file on disk is mid-edit.
-async fn ask(path: &std::path::Path, q: Query) -> Result<Answer> {
+async fn ask(path: &std::path::Path, any_user: bool, q: Query) -> Result<Answer> {
     let at = crate::config::Locations::load(path)?;
     if let Some(a) = control::ask(&at.control_socket, &q).await? {
         return Ok(a);
@@ -341,7 +352,36 @@ async fn ask(path: &std::path::Path, q: Query) -> Result<Answer> {
             config.desk.storage.display()
         );
     }
-    let store = Store::open(&config.desk.storage)?;
-    let engine = Engine::new(store, Arc::new(SystemClock), Policy::from_config(&config)?);
-    Ok(queries::answer(&engine, &q))
+    if !any_user {
+        check_owner(&config.desk.storage)?;
+    }
+    let policy = Policy::from_config(&config)?;
+    // The store is blocking; keep it off the async workers.
+    tokio::task::spawn_blocking(move || {
+        let store = Store::open(&config.desk.storage)?;
+        let engine = Engine::new(store, Arc::new(SystemClock), policy);
+        Ok(queries::answer(&engine, &q))
+    })
+    .await
+    .context("cannot read the store")?
+}
+
+/// Opening the store writes to it (journal, recovery), and what it writes
+/// belongs to whoever runs the command: root's files in the daemon's state
+/// folder would lock the daemon out. So only the store's owner opens it.
+fn check_owner(storage: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(storage)
+        .with_context(|| format!("cannot read {}", storage.display()))?
+        .uid();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if owner != me {
+        bail!(
+            "the daemon is not running, and the store {} is owned by uid {owner}, not you (uid {me}): \
+             run this as its owner (e.g. sudo -u deskgate), start the daemon, or pass --any-user",
+            storage.display()
+        );
+    }
+    Ok(())
 }
