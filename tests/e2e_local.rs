@@ -242,3 +242,40 @@ fn systemd_hears_ready_status_watchdog_and_stopping() {
     assert!(desk.stop());
     read_until(&sock, |m| m.contains("STOPPING=1"));
 }
+
+#[tokio::test]
+async fn quarantine_show_is_terminal_safe_and_raw_is_exact() {
+    let servers = MailServers::start(&[HELP]);
+    let imap = servers.imap();
+    let mut desk = Deskgate::new(&servers, DeskOptions::default());
+    desk.start();
+    // No From: quarantined. Its subject carries an escape sequence and a bidi override.
+    let raw: &[u8] =
+        b"Subject: hi \x1b]0;owned\x07 \xe2\x80\xae gpj.exe\r\nMessage-ID: <evil@x>\r\n\r\nbody \x1b[2J\r\n";
+    imap.append(HELP, "INBOX", raw).await;
+    let deadline = Instant::now() + T;
+    let id = loop {
+        let q = desk.json(&["quarantine", "list", "--json"]);
+        if let Some(e) = q.as_array().and_then(|a| a.first()) {
+            break e["id"].as_u64().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "never quarantined");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let shown = desk.cli(&["quarantine", "show", &id]);
+    assert!(shown.status.success());
+    let text = String::from_utf8(shown.stdout).unwrap();
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{202E}'),
+        "{text:?}"
+    );
+    assert!(text.contains("\\u{1b}]0;owned"), "{text}");
+    let exact = desk.cli(&["quarantine", "show", &id, "--raw"]);
+    assert!(
+        exact.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exact.stderr)
+    );
+    assert_eq!(exact.stdout, raw);
+    assert!(desk.stop());
+}

@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 mod dry_run;
 mod render;
+mod terminal;
 
 use crate::config::Config;
 use crate::daemon::control;
@@ -107,11 +108,15 @@ enum QuarantineCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show one quarantined mail: the reason and the raw mail.
+    /// Show one quarantined mail: the reason and the raw mail (control and
+    /// bidi characters shown escaped).
     Show {
         id: u64,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "raw")]
         json: bool,
+        /// Write the mail's exact bytes to stdout, nothing else (e.g. `> mail.eml`).
+        #[arg(long)]
+        raw: bool,
     },
     /// Process a quarantined mail again (after a fix); it stays if it still fails.
     Retry { id: u64 },
@@ -266,7 +271,26 @@ fn real_main() -> Result<ExitCode> {
                         other => bail!(unexpected(other)),
                     }
                 }
-                QuarantineCommand::Show { id, json } => match rt.block_on(ask(
+                QuarantineCommand::Show { id, raw: true, .. } => {
+                    match rt.block_on(ask(
+                        &cli.config,
+                        cli.any_user,
+                        Query::QuarantineRaw { id },
+                    ))? {
+                        Answer::RawMail { hex: Some(h) } => {
+                            let bytes =
+                                hex::decode(h).context("cannot decode the daemon's answer")?;
+                            use std::io::Write;
+                            let mut out = std::io::stdout().lock();
+                            out.write_all(&bytes)
+                                .and_then(|()| out.flush())
+                                .context("cannot write the mail")?;
+                        }
+                        Answer::RawMail { hex: None } => bail!("no quarantined mail {id}"),
+                        other => bail!(unexpected(other)),
+                    }
+                }
+                QuarantineCommand::Show { id, json, .. } => match rt.block_on(ask(
                     &cli.config,
                     cli.any_user,
                     Query::QuarantineShow { id },
@@ -278,11 +302,7 @@ fn real_main() -> Result<ExitCode> {
                     Answer::QuarantineItem {
                         entry: Some(e),
                         raw,
-                    } => {
-                        println!("Quarantined mail {}: {}", e.id, e.reason);
-                        println!("  mailbox {}, {} bytes, at {}\n", e.mailbox, e.size, e.at);
-                        println!("{}", raw.unwrap_or_else(|| "(raw bytes missing)".into()));
-                    }
+                    } => print!("{}", render::render_quarantine_item(&e, raw.as_deref())),
                     Answer::QuarantineItem { entry: None, .. } => bail!("no quarantined mail {id}"),
                     other => bail!(unexpected(other)),
                 },
@@ -292,7 +312,7 @@ fn real_main() -> Result<ExitCode> {
                         cli.any_user,
                         Query::QuarantineRetry { id },
                     ))? {
-                        Answer::Retried { outcome } => println!("{outcome}"),
+                        Answer::Retried { outcome } => println!("{}", terminal::safe(&outcome)),
                         other => bail!(unexpected(other)),
                     }
                 }
@@ -311,7 +331,10 @@ fn real_main() -> Result<ExitCode> {
                 Some(m) => bail!("no mailbox named \"{m}\"; configured: {}", names.join(", ")),
                 None => names.first().cloned().unwrap_or_else(|| "help".into()),
             };
-            print!("{}", dry_run::dry_run(&config, &raw, &mailbox)?);
+            print!(
+                "{}",
+                terminal::safe(&dry_run::dry_run(&config, &raw, &mailbox)?)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Ignored { json } => {
@@ -327,7 +350,7 @@ fn real_main() -> Result<ExitCode> {
 
 fn unexpected(a: Answer) -> String {
     match a {
-        Answer::Error { message } => message,
+        Answer::Error { message } => terminal::safe(&message),
         other => format!("unexpected answer from the daemon: {other:?}"),
     }
 }
