@@ -279,3 +279,25 @@ async fn quarantine_show_is_terminal_safe_and_raw_is_exact() {
     assert_eq!(exact.stdout, raw);
     assert!(desk.stop());
 }
+
+#[test]
+fn a_shared_password_file_is_warned_about_in_check_config_and_the_log() {
+    let servers = MailServers::start(&[HELP]);
+    let mut desk = Deskgate::new(&servers, DeskOptions::default());
+    let pw = desk.state().join("imap-password");
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = desk.cli(&["check-config"]);
+    assert!(out.status.success(), "a warning is not a refusal");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning:") && err.contains("mode 640") && err.contains("chmod 600"),
+        "{err}"
+    );
+    desk.start();
+    desk.wait_log("chmod 600", T);
+    assert!(desk
+        .logs()
+        .lines()
+        .any(|l| l.contains("WARN") && l.contains("mode 640")));
+    assert!(desk.stop());
+}

@@ -196,6 +196,9 @@ fn real_main() -> Result<ExitCode> {
         Command::CheckConfig => {
             let config = Config::load(&cli.config)?;
             Policy::from_config(&config)?;
+            for w in &config.warnings {
+                eprintln!("{}: warning: {w}", cli.config.display());
+            }
             println!(
                 "{}: ok ({} mailbox(es), templates in {})",
                 cli.config.display(),

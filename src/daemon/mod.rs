@@ -191,6 +191,9 @@ async fn new_engine(
 }
 
 pub async fn run(config: Config) -> Result<(), DaemonError> {
+    for w in &config.warnings {
+        warn!("{}: {w}", config.path.display());
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     std::fs::create_dir_all(&config.desk.storage).map_err(|source| DaemonError::StateDir {
         path: config.desk.storage.display().to_string(),

@@ -94,6 +94,9 @@ impl Reloader {
                     "config reloaded"
                 );
                 self.warn_restart_needed(&config);
+                for w in &config.warnings {
+                    warn!("{}: {w}", config.path.display());
+                }
                 Some(config.desk.templates.clone())
             }
             Err(e) => {
