@@ -301,3 +301,37 @@ fn a_shared_password_file_is_warned_about_in_check_config_and_the_log() {
         .any(|l| l.contains("WARN") && l.contains("mode 640")));
     assert!(desk.stop());
 }
+
+#[tokio::test]
+async fn sigterm_under_load_ends_well_inside_the_stop_timeout() {
+    let servers = MailServers::start(&[HELP]);
+    let imap = servers.imap();
+    let mut desk = Deskgate::new(
+        &servers,
+        DeskOptions {
+            batch_size: 100,
+            ..DeskOptions::default()
+        },
+    );
+    let mails: Vec<Vec<u8>> = (0..1000)
+        .map(|i| {
+            mail(
+                ALICE,
+                HELP,
+                &format!("Load {i}"),
+                &format!("load{i}@customer.test"),
+                "",
+                "body",
+            )
+        })
+        .collect();
+    desk.start();
+    imap.append_many(HELP, "INBOX", &mails).await;
+    desk.wait_tickets(1, T);
+    let start = Instant::now();
+    assert!(desk.stop(), "did not stop cleanly:\n{}", desk.logs());
+    let took = start.elapsed();
+    eprintln!("SIGTERM under load: stopped in {took:?}");
+    // systemd/deskgate.service: TimeoutStopSec=45.
+    assert!(took < Duration::from_secs(35), "took {took:?}");
+}
