@@ -335,3 +335,17 @@ async fn sigterm_under_load_ends_well_inside_the_stop_timeout() {
     // systemd/deskgate.service: TimeoutStopSec=45.
     assert!(took < Duration::from_secs(35), "took {took:?}");
 }
+
+/// lettre logs every SMTP line it writes, `AUTH` with the password among
+/// them, but only with its `tracing` feature: it must stay off.
+#[test]
+fn lettre_is_built_without_its_wire_tracing() {
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let lettre = manifest
+        .lines()
+        .find(|l| l.starts_with("lettre"))
+        .expect("lettre dependency");
+    assert!(lettre.contains("default-features = false"), "{lettre}");
+    assert!(!lettre.contains("\"tracing\""), "{lettre}");
+}
