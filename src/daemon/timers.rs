@@ -26,6 +26,23 @@ pub enum TimerError {
     Failing { rounds: u32, last: String },
 }
 
+/// Counts failed rounds in a row; too many ends the task.
+fn judge(failed: &mut u32, round: Result<(), String>) -> Result<(), TimerError> {
+    match round {
+        Ok(()) => *failed = 0,
+        Err(last) => {
+            *failed += 1;
+            if *failed >= MAX_FAILED_ROUNDS {
+                return Err(TimerError::Failing {
+                    rounds: *failed,
+                    last,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 pub struct TimerTask {
     pub engine: Arc<Engine>,
     pub wake: Arc<Notify>,
@@ -55,19 +72,10 @@ impl TimerTask {
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(_) => Err("the timer worker panicked".to_string()),
             };
-            match round {
-                Ok(()) => failed = 0,
-                Err(last) => {
-                    failed += 1;
-                    if failed >= MAX_FAILED_ROUNDS {
-                        return Err(TimerError::Failing {
-                            rounds: failed,
-                            last,
-                        });
-                    }
-                    warn!(error = %last, "timers failed; retrying next round");
-                }
+            if let Err(last) = &round {
+                warn!(error = %last, "timers failed; retrying next round");
             }
+            judge(&mut failed, round)?;
             let interval = self
                 .engine
                 .policy()
@@ -79,5 +87,27 @@ impl TimerTask {
                 _ = self.shutdown.cancelled() => return Ok(()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_that_keeps_failing_ends_the_task_a_passing_round_forgives() {
+        let mut failed = 0;
+        for _ in 0..MAX_FAILED_ROUNDS - 1 {
+            assert!(judge(&mut failed, Err("disk".into())).is_ok());
+        }
+        assert!(judge(&mut failed, Ok(())).is_ok());
+        for _ in 0..MAX_FAILED_ROUNDS - 1 {
+            assert!(judge(&mut failed, Err("disk".into())).is_ok());
+        }
+        let e = judge(&mut failed, Err("disk full".into())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot run timers: 5 rounds in a row failed, the last with: disk full"
+        );
     }
 }
