@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 mod dry_run;
 mod render;
+mod terminal;
 mod trust;
 
 use crate::config::Config;
@@ -41,6 +42,11 @@ struct Cli {
         default_value = "/etc/deskgate/deskgate.toml"
     )]
     config: PathBuf,
+    /// Open the store even when it belongs to another user (daemon down):
+    /// files the store writes then belong to you, which can lock the daemon's
+    /// user out. Without it, only the store's owner may open it.
+    #[arg(long, global = true)]
+    any_user: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -108,11 +114,15 @@ enum QuarantineCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show one quarantined mail: the reason and the raw mail.
+    /// Show one quarantined mail: the reason and the raw mail (control and
+    /// bidi characters shown escaped).
     Show {
         id: u64,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "raw")]
         json: bool,
+        /// Write the mail's exact bytes to stdout, nothing else (e.g. `> mail.eml`).
+        #[arg(long)]
+        raw: bool,
     },
     /// Process a quarantined mail again (after a fix); it stays if it still fails.
     Retry { id: u64 },
@@ -141,15 +151,27 @@ enum TicketsCommand {
     },
 }
 
+/// Crates whose logging shows what goes over the wire, passwords included
+/// (async-imap traces every command, `LOGIN` among them): their `log`
+/// records are dropped at any level, so no `DESKGATE_LOG` setting can write
+/// a secret to the journal.
+const WIRE_LOGGERS: &[&str] = &["async_imap"];
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DESKGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colour only on a terminal: journald and log files get plain text.
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
+        .finish();
+    // Not `init()`: that installs a `log` bridge of its own, which would let
+    // the wire loggers through.
+    let _ = tracing::subscriber::set_global_default(subscriber);
+    let _ = tracing_log::LogTracer::builder()
+        .ignore_all(WIRE_LOGGERS.iter().copied())
         .init();
 }
 
@@ -178,12 +200,15 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Trust { command } => {
-            trust::run(&rt, &cli.config, command)?;
+            trust::run(&rt, &cli.config, cli.any_user, command)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig => {
             let config = Config::load(&cli.config)?;
             Policy::from_config(&config)?;
+            for w in &config.warnings {
+                eprintln!("{}: warning: {w}", cli.config.display());
+            }
             println!(
                 "{}: ok ({} mailbox(es), templates in {})",
                 cli.config.display(),
@@ -208,7 +233,7 @@ fn real_main() -> Result<ExitCode> {
                         overdue,
                         due_within_secs: due_within.map(|d| d.as_secs()),
                     };
-                    match rt.block_on(ask(&cli.config, q))? {
+                    match rt.block_on(ask(&cli.config, cli.any_user, q))? {
                         Answer::Tickets { tickets } if json => print_json(&tickets)?,
                         Answer::Tickets { tickets } => {
                             print!("{}", render::render_ticket_list(&tickets))
@@ -217,7 +242,7 @@ fn real_main() -> Result<ExitCode> {
                     }
                 }
                 TicketsCommand::Show { id, json } => {
-                    match rt.block_on(ask(&cli.config, Query::ShowTicket { id }))? {
+                    match rt.block_on(ask(&cli.config, cli.any_user, Query::ShowTicket { id }))? {
                         Answer::Ticket { view: Some(v) } if json => print_json(&v)?,
                         Answer::Ticket { view: Some(v) } => print!("{}", render::render_ticket(&v)),
                         Answer::Ticket { view: None } => bail!("no ticket {id}"),
@@ -228,7 +253,7 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Outbox { json } => {
-            match rt.block_on(ask(&cli.config, Query::Outbox))? {
+            match rt.block_on(ask(&cli.config, cli.any_user, Query::Outbox))? {
                 Answer::Outbox { entries } if json => print_json(&entries)?,
                 Answer::Outbox { entries } => print!("{}", render::render_outbox(&entries)),
                 other => bail!(unexpected(other)),
@@ -236,7 +261,7 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats { json } => {
-            match rt.block_on(ask(&cli.config, Query::Stats))? {
+            match rt.block_on(ask(&cli.config, cli.any_user, Query::Stats))? {
                 Answer::Stats { stats } if json => print_json(&stats)?,
                 Answer::Stats { stats } => println!(
                     "tickets {}\noutbox pending {}\noutbox failed {}\ndelivered {}\nquarantined {}\njournal not yet applied {}",
@@ -254,7 +279,7 @@ fn real_main() -> Result<ExitCode> {
         Command::Quarantine { command } => {
             match command {
                 QuarantineCommand::List { json } => {
-                    match rt.block_on(ask(&cli.config, Query::Quarantine))? {
+                    match rt.block_on(ask(&cli.config, cli.any_user, Query::Quarantine))? {
                         Answer::Quarantine { entries } if json => print_json(&entries)?,
                         Answer::Quarantine { entries } => {
                             print!("{}", render::render_quarantine(&entries))
@@ -262,9 +287,30 @@ fn real_main() -> Result<ExitCode> {
                         other => bail!(unexpected(other)),
                     }
                 }
-                QuarantineCommand::Show { id, json } => match rt
-                    .block_on(ask(&cli.config, Query::QuarantineShow { id }))?
-                {
+                QuarantineCommand::Show { id, raw: true, .. } => {
+                    match rt.block_on(ask(
+                        &cli.config,
+                        cli.any_user,
+                        Query::QuarantineRaw { id },
+                    ))? {
+                        Answer::RawMail { hex: Some(h) } => {
+                            let bytes =
+                                hex::decode(h).context("cannot decode the daemon's answer")?;
+                            use std::io::Write;
+                            let mut out = std::io::stdout().lock();
+                            out.write_all(&bytes)
+                                .and_then(|()| out.flush())
+                                .context("cannot write the mail")?;
+                        }
+                        Answer::RawMail { hex: None } => bail!("no quarantined mail {id}"),
+                        other => bail!(unexpected(other)),
+                    }
+                }
+                QuarantineCommand::Show { id, json, .. } => match rt.block_on(ask(
+                    &cli.config,
+                    cli.any_user,
+                    Query::QuarantineShow { id },
+                ))? {
                     Answer::QuarantineItem {
                         entry: Some(e),
                         raw,
@@ -272,17 +318,17 @@ fn real_main() -> Result<ExitCode> {
                     Answer::QuarantineItem {
                         entry: Some(e),
                         raw,
-                    } => {
-                        println!("Quarantined mail {}: {}", e.id, e.reason);
-                        println!("  mailbox {}, {} bytes, at {}\n", e.mailbox, e.size, e.at);
-                        println!("{}", raw.unwrap_or_else(|| "(raw bytes missing)".into()));
-                    }
+                    } => print!("{}", render::render_quarantine_item(&e, raw.as_deref())),
                     Answer::QuarantineItem { entry: None, .. } => bail!("no quarantined mail {id}"),
                     other => bail!(unexpected(other)),
                 },
                 QuarantineCommand::Retry { id } => {
-                    match rt.block_on(ask(&cli.config, Query::QuarantineRetry { id }))? {
-                        Answer::Retried { outcome } => println!("{outcome}"),
+                    match rt.block_on(ask(
+                        &cli.config,
+                        cli.any_user,
+                        Query::QuarantineRetry { id },
+                    ))? {
+                        Answer::Retried { outcome } => println!("{}", terminal::safe(&outcome)),
                         other => bail!(unexpected(other)),
                     }
                 }
@@ -301,11 +347,14 @@ fn real_main() -> Result<ExitCode> {
                 Some(m) => bail!("no mailbox named \"{m}\"; configured: {}", names.join(", ")),
                 None => names.first().cloned().unwrap_or_else(|| "help".into()),
             };
-            print!("{}", dry_run::dry_run(&config, &raw, &mailbox)?);
+            print!(
+                "{}",
+                terminal::safe(&dry_run::dry_run(&config, &raw, &mailbox)?)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Ignored { json } => {
-            match rt.block_on(ask(&cli.config, Query::Ignored))? {
+            match rt.block_on(ask(&cli.config, cli.any_user, Query::Ignored))? {
                 Answer::Ignored { entries } if json => print_json(&entries)?,
                 Answer::Ignored { entries } => print!("{}", render::render_ignored(&entries)),
                 other => bail!(unexpected(other)),
@@ -317,7 +366,7 @@ fn real_main() -> Result<ExitCode> {
 
 fn unexpected(a: Answer) -> String {
     match a {
-        Answer::Error { message } => message,
+        Answer::Error { message } => terminal::safe(&message),
         other => format!("unexpected answer from the daemon: {other:?}"),
     }
 }
@@ -330,7 +379,7 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
 /// Asks the running daemon, or reads the store directly when none runs. Only
 /// the direct path needs a valid config: a running daemon is reachable even
 /// while the file on disk is mid-edit.
-async fn ask(path: &std::path::Path, q: Query) -> Result<Answer> {
+async fn ask(path: &std::path::Path, any_user: bool, q: Query) -> Result<Answer> {
     let at = crate::config::Locations::load(path)?;
     if let Some(a) = control::ask(&at.control_socket, &q).await? {
         return Ok(a);
@@ -342,7 +391,36 @@ async fn ask(path: &std::path::Path, q: Query) -> Result<Answer> {
             config.desk.storage.display()
         );
     }
-    let store = Store::open(&config.desk.storage)?;
-    let engine = Engine::new(store, Arc::new(SystemClock), Policy::from_config(&config)?);
-    Ok(queries::answer(&engine, &q))
+    if !any_user {
+        check_owner(&config.desk.storage)?;
+    }
+    let policy = Policy::from_config(&config)?;
+    // The store is blocking; keep it off the async workers.
+    tokio::task::spawn_blocking(move || {
+        let store = Store::open(&config.desk.storage)?;
+        let engine = Engine::new(store, Arc::new(SystemClock), policy);
+        Ok(queries::answer(&engine, &q))
+    })
+    .await
+    .context("cannot read the store")?
+}
+
+/// Opening the store writes to it (journal, recovery), and what it writes
+/// belongs to whoever runs the command: root's files in the daemon's state
+/// folder would lock the daemon out. So only the store's owner opens it.
+fn check_owner(storage: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(storage)
+        .with_context(|| format!("cannot read {}", storage.display()))?
+        .uid();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if owner != me {
+        bail!(
+            "the daemon is not running, and the store {} is owned by uid {owner}, not you (uid {me}): \
+             run this as its owner (e.g. sudo -u deskgate), start the daemon, or pass --any-user",
+            storage.display()
+        );
+    }
+    Ok(())
 }

@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use super::terminal::{safe, safe_mail};
+
 use crate::engine::queries::{OutboxSummary, TicketView};
 use crate::store::records::{IgnoredEntry, QuarantineEntry, Ticket};
 
@@ -30,7 +32,7 @@ pub fn render_ticket_list(tickets: &[Ticket]) -> String {
         );
     }
     let _ = writeln!(out, "{} ticket(s)", tickets.len());
-    out
+    safe(&out)
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -151,7 +153,7 @@ pub fn render_ticket(v: &TicketView) -> String {
             e.kind.describe()
         );
     }
-    out
+    safe(&out)
 }
 
 /// Tags, watchers, links, merges and effort, where there are any.
@@ -215,7 +217,7 @@ pub fn render_outbox(entries: &[OutboxSummary]) -> String {
         );
     }
     let _ = writeln!(out, "{} mail(s) in the outbox", entries.len());
-    out
+    safe(&out)
 }
 
 pub fn render_ignored(entries: &[IgnoredEntry]) -> String {
@@ -232,7 +234,7 @@ pub fn render_ignored(entries: &[IgnoredEntry]) -> String {
         );
     }
     let _ = writeln!(out, "{} ignored mail(s)", entries.len());
-    out
+    safe(&out)
 }
 
 pub fn render_quarantine(entries: &[QuarantineEntry]) -> String {
@@ -249,5 +251,95 @@ pub fn render_quarantine(entries: &[QuarantineEntry]) -> String {
         );
     }
     let _ = writeln!(out, "{} mail(s) in quarantine", entries.len());
+    safe(&out)
+}
+
+/// One quarantined mail: why it is there, then the raw mail as text.
+pub fn render_quarantine_item(e: &QuarantineEntry, raw: Option<&str>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Quarantined mail {}: {}", e.id, e.reason);
+    let _ = writeln!(
+        out,
+        "  mailbox {}, {} bytes, at {}\n",
+        e.mailbox, e.size, e.at
+    );
+    let mut out = safe(&out);
+    out.push_str(&safe_mail(raw.unwrap_or("(raw bytes missing)")));
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mail::address::{EmailAddress, Party};
+
+    /// Characters that must never reach a terminal from mail: C0/C1
+    /// controls (ESC starts escape sequences, CR overwrites a line) and the
+    /// bidi/invisible formatting marks that reorder or hide text.
+    fn hostile(s: &str) -> Vec<char> {
+        s.chars()
+            .filter(|&c| {
+                (c.is_control() && c != '\n')
+                    || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
+            })
+            .collect()
+    }
+
+    const EVIL: &str = "Invoice \u{1b}[2J\u{1b}]0;pwned\u{7}\r\u{9b}31m \u{202E}fdp.exe\u{2066}x\u{2069}\u{200E}\u{200F}";
+
+    fn evil_ticket() -> Ticket {
+        Ticket::new(
+            7,
+            EVIL.into(),
+            Party {
+                name: Some(EVIL.into()),
+                address: EmailAddress::parse("a@b.c").unwrap(),
+            },
+            "help",
+            chrono::Utc::now(),
+        )
+    }
+
+    #[test]
+    fn ticket_list_shows_no_control_or_bidi_characters() {
+        let out = render_ticket_list(&[evil_ticket()]);
+        assert_eq!(hostile(&out), Vec::<char>::new(), "{out:?}");
+        // What was there is still visible, escaped.
+        assert!(out.contains("Invoice \\u{1b}[2J"), "{out}");
+        assert!(out.contains("\\u{202e}fdp.exe"), "{out}");
+    }
+
+    #[test]
+    fn ticket_view_shows_no_control_or_bidi_characters() {
+        let view = TicketView {
+            ticket: evil_ticket(),
+            messages: Vec::new(),
+            events: Vec::new(),
+            sla: Vec::new(),
+        };
+        let out = render_ticket(&view);
+        assert_eq!(hostile(&out), Vec::<char>::new(), "{out:?}");
+    }
+
+    #[test]
+    fn quarantine_views_show_no_control_or_bidi_characters() {
+        let q = QuarantineEntry {
+            id: 1,
+            mailbox: "help".into(),
+            reason: EVIL.into(),
+            at: chrono::Utc::now(),
+            raw_key: "k".into(),
+            size: 3,
+        };
+        let list = render_quarantine(std::slice::from_ref(&q));
+        assert_eq!(hostile(&list), Vec::<char>::new(), "{list:?}");
+        let raw = format!("Subject: {EVIL}\r\n\r\nbody\r\n");
+        let shown = render_quarantine_item(&q, Some(&raw));
+        assert_eq!(hostile(&shown), Vec::<char>::new(), "{shown:?}");
+        // Line ends are line ends, not escaped carriage returns.
+        assert!(shown.contains("\nbody\n"), "{shown:?}");
+    }
 }

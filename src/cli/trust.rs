@@ -27,6 +27,7 @@ pub(super) enum TrustCommand {
 pub(super) fn run(
     rt: &tokio::runtime::Runtime,
     config: &Path,
+    any_user: bool,
     command: TrustCommand,
 ) -> Result<()> {
     match command {
@@ -34,7 +35,7 @@ pub(super) fn run(
             let q = Query::RotateReplyKey {
                 grace_secs: grace.map(|g| g.as_secs()),
             };
-            match rt.block_on(super::ask(config, q))? {
+            match rt.block_on(super::ask(config, any_user, q))? {
                 Answer::KeyRotated { keys } if json => super::print_json(&keys)?,
                 Answer::KeyRotated { keys } => print!("{}", render(&keys)),
                 other => bail!(super::unexpected(other)),

@@ -13,6 +13,7 @@ use crate::mail::address::EmailAddress;
 /// Collects every problem in the file (not only the first), each with its key.
 pub(super) struct Validator {
     pub(super) problems: Vec<Problem>,
+    pub(super) warnings: Vec<String>,
 }
 
 impl Validator {
@@ -266,6 +267,7 @@ impl Validator {
         }
 
         Some(Config {
+            warnings: std::mem::take(&mut self.warnings),
             path: path.to_path_buf(),
             desk: Desk {
                 address: address?,

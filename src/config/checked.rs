@@ -29,6 +29,10 @@ pub struct Config {
     pub trust: Trust,
     pub slas: Vec<super::sla::SlaPolicy>,
     pub timers: super::sla::Timers,
+    /// Worth an admin's attention but no reason to refuse the file (a
+    /// password file others can read): check-config prints them, the
+    /// daemon logs them at start and on reload.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -61,6 +61,7 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("."));
         let mut v = Validator {
             problems: Vec::new(),
+            warnings: Vec::new(),
         };
         let config = v.check(raw, &base, path);
         if v.problems.is_empty() {

@@ -20,6 +20,9 @@ pub const MAX_DEFER: Duration = Duration::from_secs(1);
 pub struct Backlog {
     active: AtomicUsize,
     idle: Notify,
+    /// Mailboxes logged in right now: the service is ready (systemd's
+    /// `READY=1`) once all are, and its status line counts them.
+    connected: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// Marks a bulk batch in progress until dropped.
@@ -54,6 +57,26 @@ impl Backlog {
                 break;
             }
         }
+    }
+}
+
+impl Backlog {
+    /// A mailbox logged in (`true`) or lost its session (`false`).
+    pub fn set_connected(&self, mailbox: &str, up: bool) {
+        let mut set = self.connected.lock().unwrap_or_else(|p| p.into_inner());
+        if up {
+            set.insert(mailbox.to_string());
+        } else {
+            set.remove(mailbox);
+        }
+    }
+
+    /// How many mailboxes are logged in now.
+    pub fn connected(&self) -> usize {
+        self.connected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 }
 

@@ -14,13 +14,19 @@ use tracing::{debug, warn};
 
 use std::sync::Arc;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::engine::queries::{answer, Answer, Query};
 use crate::engine::Engine;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_REQUEST: u64 = 64 * 1024;
+/// Connections served at once; one more is told the daemon is busy, so a
+/// stuck or hostile client cannot pile up tasks and file descriptors.
+pub const MAX_CONNECTIONS: usize = 16;
+/// The socket's mode, set explicitly rather than left to the umask: only
+/// its owner (the daemon's user) and root may connect.
+const SOCKET_MODE: u32 = 0o600;
 
 #[derive(Debug, Error)]
 pub enum ControlError {
@@ -45,12 +51,22 @@ pub enum ControlError {
 pub struct ControlServer {
     listener: UnixListener,
     path: PathBuf,
+    /// The store's owner: besides root, the only user answered.
+    owner: u32,
+}
+
+/// Who may ask: root and the store's owner. The socket's mode already keeps
+/// others out; this holds even if the mode or a parent folder is loosened.
+pub fn peer_allowed(peer_uid: u32, owner_uid: u32) -> bool {
+    peer_uid == 0 || peer_uid == owner_uid
 }
 
 impl ControlServer {
     /// Binds the socket, replacing a stale one (the store lock already
-    /// guarantees no other daemon is using this state).
-    pub fn bind(path: &Path) -> Result<ControlServer, ControlError> {
+    /// guarantees no other daemon is using this state). It is bound under a
+    /// temporary name, given its mode, then renamed into place, so it is never
+    /// reachable with the umask's mode. `owner` is the store owner's uid.
+    pub fn bind(path: &Path, owner: u32) -> Result<ControlServer, ControlError> {
         let bind_err = |source| ControlError::Bind {
             path: path.to_path_buf(),
             source,
@@ -63,10 +79,22 @@ impl ControlServer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(bind_err(e)),
         }
-        let listener = UnixListener::bind(path).map_err(bind_err)?;
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".new");
+        let tmp = PathBuf::from(tmp);
+        let _ = std::fs::remove_file(&tmp);
+        let listener = UnixListener::bind(&tmp).map_err(bind_err)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(SOCKET_MODE))
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                bind_err(e)
+            })?;
         Ok(ControlServer {
             listener,
             path: path.to_path_buf(),
+            owner,
         })
     }
 
@@ -74,16 +102,37 @@ impl ControlServer {
     /// have queued mail, so the sender picks it up at once.
     pub async fn run(self, engine: Arc<Engine>, wake: Arc<Notify>, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        // Refusals get slots of their own: a flood of them is dropped unanswered.
+        let refusals = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         loop {
             tokio::select! {
                 r = self.listener.accept() => match r {
                     Ok((stream, _)) => {
+                        let admitted = self.admit(&stream).and_then(|()| {
+                            slots.clone().try_acquire_owned().map_err(|_| {
+                                "the daemon is busy with other control connections; try again".to_string()
+                            })
+                        });
+                        let slot = match admitted {
+                            Ok(slot) => slot,
+                            Err(message) => {
+                                if let Ok(r) = refusals.clone().try_acquire_owned() {
+                                    tracker.spawn(async move {
+                                        refuse(stream, message).await;
+                                        drop(r);
+                                    });
+                                }
+                                continue;
+                            }
+                        };
                         let engine = engine.clone();
                         let wake = wake.clone();
                         tracker.spawn(async move {
                             if let Err(e) = serve(stream, engine, wake).await {
                                 debug!(error = %e, "control connection ended with an error");
                             }
+                            drop(slot);
                         });
                     }
                     Err(e) => {
@@ -100,6 +149,41 @@ impl ControlServer {
     }
 }
 
+impl ControlServer {
+    /// Checks the peer's uid (SO_PEERCRED); the refusal says why in plain words.
+    fn admit(&self, stream: &UnixStream) -> Result<(), String> {
+        match stream.peer_cred() {
+            Ok(c) if peer_allowed(c.uid(), self.owner) => Ok(()),
+            Ok(c) => {
+                warn!(
+                    uid = c.uid(),
+                    "control socket: refused a user who is neither root nor the store's owner"
+                );
+                Err(format!(
+                    "not allowed: uid {} is neither root nor the store's owner (uid {})",
+                    c.uid(),
+                    self.owner
+                ))
+            }
+            Err(e) => Err(format!("not allowed: cannot tell who is asking: {e}")),
+        }
+    }
+}
+
+/// Answers a connection that will not be served with one error line. The
+/// request is read first (bounded), or closing on it would reset the
+/// connection before the client reads why.
+async fn refuse(stream: UnixStream, message: String) {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
+    let mut line = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(1), reader.read_line(&mut line)).await;
+    let mut bytes = serde_json::to_vec(&Answer::Error { message })
+        .unwrap_or_else(|_| b"{\"answer\":\"error\",\"message\":\"refused\"}".to_vec());
+    bytes.push(b'\n');
+    let _ = tokio::time::timeout(Duration::from_secs(1), write.write_all(&bytes)).await;
+}
+
 async fn serve(stream: UnixStream, engine: Arc<Engine>, wake: Arc<Notify>) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
@@ -113,8 +197,8 @@ async fn serve(stream: UnixStream, engine: Arc<Engine>, wake: Arc<Notify>) -> st
             let mutates = q.mutates();
             let reply = tokio::task::spawn_blocking(move || answer(&engine, &q))
                 .await
-                .unwrap_or_else(|e| Answer::Error {
-                    message: e.to_string(),
+                .unwrap_or_else(|_| Answer::Error {
+                    message: "the query failed inside the daemon; see its log".into(),
                 });
             if mutates {
                 wake.notify_one();
@@ -156,16 +240,32 @@ pub async fn ask(path: &Path, q: &Query) -> Result<Option<Answer>, ControlError>
         let (read, mut write) = stream.into_split();
         let mut req = serde_json::to_vec(q)?;
         req.push(b'\n');
-        write.write_all(&req).await.map_err(io)?;
+        // A daemon that refuses us may close before reading; its answer is
+        // still there to read, so a failed write only counts without one.
+        let written = write.write_all(&req).await;
         let mut line = String::new();
-        BufReader::new(read)
-            .read_line(&mut line)
-            .await
-            .map_err(io)?;
+        let read = BufReader::new(read).read_line(&mut line).await;
+        if line.is_empty() {
+            written.map_err(io)?;
+            read.map_err(io)?;
+        }
         Ok::<_, ControlError>(serde_json::from_str(&line)?)
     };
     match tokio::time::timeout(IO_TIMEOUT, work).await {
         Ok(r) => r.map(Some),
         Err(_) => Err(ControlError::Timeout(IO_TIMEOUT)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_root_and_the_owner_are_answered() {
+        assert!(peer_allowed(0, 998));
+        assert!(peer_allowed(998, 998));
+        assert!(!peer_allowed(1000, 998));
+        assert!(!peer_allowed(65534, 0));
     }
 }

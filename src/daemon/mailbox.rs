@@ -128,7 +128,9 @@ impl MailboxTask {
     pub async fn run(self) {
         let mut backoff = Duration::from_secs(1);
         loop {
-            match self.session(&mut backoff).await {
+            let ended = self.session(&mut backoff).await;
+            self.backlog.set_connected(&self.cfg.name, false);
+            match ended {
                 Ok(()) => return,
                 Err(e) => {
                     warn!(mailbox = %self.cfg.name, error = %e, retry_in = ?backoff, "mailbox session failed");
@@ -159,6 +161,7 @@ impl MailboxTask {
         let mailbox = bounded(cfg, "select folder", s.select(&cfg.folder)).await?;
         let validity = mailbox.uid_validity.unwrap_or(0);
         info!(mailbox = %cfg.name, folder = %cfg.folder, idle = use_idle, uid_validity = validity, "connected");
+        self.backlog.set_connected(&cfg.name, true);
         *backoff = Duration::from_secs(1);
 
         loop {

@@ -11,23 +11,28 @@ pub mod backlog;
 pub mod control;
 pub mod imap;
 pub mod mailbox;
+pub mod notify;
 pub mod outbox;
 pub mod reload;
 pub mod timers;
 
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Notify;
+use tokio::task::{Id, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::daemon::control::{ControlError, ControlServer};
 use crate::daemon::mailbox::MailboxTask;
+use crate::daemon::notify::{Health, Notifier};
 use crate::daemon::outbox::{OutboxError, OutboxSender};
 use crate::daemon::reload::Reloader;
 use crate::daemon::timers::TimerTask;
@@ -58,14 +63,112 @@ pub enum DaemonError {
     },
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
+    #[error("cannot keep running: the {task} task stopped: {reason}")]
+    TaskFailed { task: String, reason: String },
+}
+
+/// The long-running tasks, each under a name for the log. Any of them
+/// ending before a stop signal is a failure the daemon does not run on
+/// with: it stops the rest, flushes and exits non-zero, and the service
+/// manager starts it afresh.
+#[derive(Default)]
+struct Tasks {
+    set: JoinSet<Result<(), String>>,
+    names: HashMap<Id, String>,
+}
+
+impl Tasks {
+    fn spawn<E: Display>(
+        &mut self,
+        name: impl Into<String>,
+        task: impl Future<Output = Result<(), E>> + Send + 'static,
+    ) {
+        let handle = self
+            .set
+            .spawn(async move { task.await.map_err(|e| e.to_string()) });
+        self.names.insert(handle.id(), name.into());
+    }
+
+    /// A task that returns nothing: it only ever ends on shutdown.
+    fn spawn_unit(
+        &mut self,
+        name: impl Into<String>,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) {
+        self.spawn(name, async move {
+            task.await;
+            Ok::<(), std::convert::Infallible>(())
+        });
+    }
+
+    /// The next task to end, as (name, why) when it was a failure.
+    async fn next_end(&mut self) -> Option<(String, Option<String>)> {
+        let ended = self.set.join_next_with_id().await?;
+        Some(self.describe(ended))
+    }
+
+    fn describe(
+        &self,
+        ended: Result<(Id, Result<(), String>), JoinError>,
+    ) -> (String, Option<String>) {
+        let (id, why) = match ended {
+            Ok((id, Ok(()))) => (id, None),
+            Ok((id, Err(e))) => (id, Some(e)),
+            Err(e) => {
+                let id = e.id();
+                let why = if e.is_panic() {
+                    format!("it panicked: {}", panic_text(e.into_panic()))
+                } else {
+                    "it was cancelled".to_string()
+                };
+                (id, Some(why))
+            }
+        };
+        let name = self
+            .names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| "unknown".into());
+        (name, why)
+    }
+}
+
+/// The message a panic carried, when it is text.
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(p) => p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "(no message)".into()),
+    }
+}
+
+/// A debug-build fault hook for the supervision tests: when the file named
+/// by `DESKGATE_TEST_FAULT` says `task`, that task panics. Release builds
+/// have no such hook.
+pub(crate) fn injected_fault(task: &str) {
+    #[cfg(debug_assertions)]
+    if let Some(path) = std::env::var_os("DESKGATE_TEST_FAULT") {
+        if std::fs::read_to_string(path).is_ok_and(|s| s.trim() == task) {
+            panic!("fault injected into the {task} task (DESKGATE_TEST_FAULT)");
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = task;
 }
 
 /// Opens the store, waiting out a CLI that has it open for a moment (the CLI
-/// opens it directly when no daemon answers on the control socket).
+/// opens it directly when no daemon answers on the control socket). Opening
+/// reads and may recover files, so it runs off the async workers.
 async fn open_store(config: &Config) -> Result<Store, StoreError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        match Store::open(&config.desk.storage) {
+        let dir = config.desk.storage.clone();
+        let opened = tokio::task::spawn_blocking(move || Store::open(&dir))
+            .await
+            .map_err(|e| StoreError::Aborted(format!("the store opening task failed: {e}")))?;
+        match opened {
             Err(StoreError::Locked { .. }) if tokio::time::Instant::now() < deadline => {
                 warn!("store is locked by another process; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -75,30 +178,49 @@ async fn open_store(config: &Config) -> Result<Store, StoreError> {
     }
 }
 
+/// Builds the engine off the async workers: it reads (and on first start
+/// writes) the reply-signing key in the store.
+async fn new_engine(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    policy: Policy,
+) -> Result<Engine, StoreError> {
+    tokio::task::spawn_blocking(move || Engine::new(store, clock, policy))
+        .await
+        .map_err(|e| StoreError::Aborted(format!("the engine start task failed: {e}")))
+}
+
 pub async fn run(config: Config) -> Result<(), DaemonError> {
+    for w in &config.warnings {
+        warn!("{}: {w}", config.path.display());
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     std::fs::create_dir_all(&config.desk.storage).map_err(|source| DaemonError::StateDir {
         path: config.desk.storage.display().to_string(),
         source,
     })?;
     let store = open_store(&config).await?;
-    let engine = Arc::new(Engine::new(
-        store.clone(),
-        clock.clone(),
-        Policy::from_config(&config)?,
-    ));
-    let control = ControlServer::bind(&config.desk.control_socket)?;
+    let engine =
+        Arc::new(new_engine(store.clone(), clock.clone(), Policy::from_config(&config)?).await?);
+    let owner = std::os::unix::fs::MetadataExt::uid(
+        &std::fs::metadata(&config.desk.storage).map_err(|source| DaemonError::StateDir {
+            path: config.desk.storage.display().to_string(),
+            source,
+        })?,
+    );
+    let control = ControlServer::bind(&config.desk.control_socket, owner)?;
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     let hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
 
     let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
+    let mut tasks = Tasks::default();
     let wake = Arc::new(Notify::new());
     let backlog = Arc::new(crate::daemon::backlog::Backlog::default());
 
-    tracker.spawn(
+    tasks.spawn_unit(
+        "outbox sender",
         OutboxSender {
             store: store.clone(),
             clock: clock.clone(),
@@ -111,7 +233,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         .run(),
     );
     for m in &config.mailboxes {
-        tracker.spawn(
+        tasks.spawn_unit(
+            format!("mailbox {}", m.name),
             MailboxTask {
                 cfg: m.clone(),
                 engine: engine.clone(),
@@ -122,8 +245,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             .run(),
         );
     }
-    tracker.spawn(control.run(engine.clone(), wake.clone(), shutdown.clone()));
-    tracker.spawn(
+    tasks.spawn_unit(
+        "control socket",
+        control.run(engine.clone(), wake.clone(), shutdown.clone()),
+    );
+    tasks.spawn(
+        "timers",
         TimerTask {
             engine: engine.clone(),
             wake: wake.clone(),
@@ -131,7 +258,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         }
         .run(),
     );
-    tracker.spawn(
+    tasks.spawn_unit(
+        "reload",
         Reloader {
             path: config.path.clone(),
             engine: engine.clone(),
@@ -141,28 +269,103 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         }
         .run(),
     );
-    tracker.close();
     info!(
         mailboxes = config.mailboxes.len(),
         socket = %config.desk.control_socket.display(),
         "deskgate running"
     );
 
-    tokio::select! {
-        _ = sigterm.recv() => info!("SIGTERM: finishing the mail in hand and stopping"),
-        _ = sigint.recv() => info!("SIGINT: finishing the mail in hand and stopping"),
-    }
+    let mut notifier = Notifier::from_env();
+    let mut watch = HealthWatch::new(store.clone(), backlog.clone(), config.mailboxes.len());
+    let mut tick = tokio::time::interval(notifier.tick_interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let failed = loop {
+        tokio::select! {
+            _ = sigterm.recv() => {
+                info!("SIGTERM: finishing the mail in hand and stopping");
+                break None;
+            }
+            _ = sigint.recv() => {
+                info!("SIGINT: finishing the mail in hand and stopping");
+                break None;
+            }
+            Some((task, why)) = tasks.next_end() => {
+                let reason = why.unwrap_or_else(|| "it ended although nothing asked it to stop".into());
+                error!(task = %task, reason = %reason, "a task stopped; stopping the daemon so the service manager restarts it");
+                break Some((task, reason));
+            }
+            // Only while every task is alive: the watchdog ping stops with them.
+            _ = tick.tick() => notifier.tick(&watch.health().await),
+        }
+    };
+    notifier.stopping(match &failed {
+        Some(_) => "stopping: a task failed",
+        None => "stopping",
+    });
     shutdown.cancel();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
-        .await
-        .is_err()
-    {
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while let Some((task, why)) = tasks.next_end().await {
+            if let Some(why) = why {
+                error!(task = %task, reason = %why, "a task failed while stopping");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
         warn!("tasks did not stop within {SHUTDOWN_GRACE:?}; stopping anyway (nothing is lost: unmarked mail is refetched)");
     }
     if let Err(e) = store.flush().await {
         error!(error = %e, "final flush failed");
         return Err(e.into());
     }
+    if let Some((task, reason)) = failed {
+        return Err(DaemonError::TaskFailed { task, reason });
+    }
     info!("stopped");
     Ok(())
+}
+
+/// How often the outbox is counted for the status line (sled counts by
+/// walking a tree, so not on every tick).
+const COUNT_EVERY: Duration = Duration::from_secs(5);
+
+/// Gathers [`Health`] for the status line; the store is read off the async
+/// workers.
+struct HealthWatch {
+    store: Store,
+    backlog: Arc<crate::daemon::backlog::Backlog>,
+    health: Health,
+    counted: Option<tokio::time::Instant>,
+}
+
+impl HealthWatch {
+    fn new(store: Store, backlog: Arc<crate::daemon::backlog::Backlog>, mailboxes: usize) -> Self {
+        HealthWatch {
+            store,
+            backlog,
+            health: Health {
+                mailboxes,
+                ..Health::default()
+            },
+            counted: None,
+        }
+    }
+
+    async fn health(&mut self) -> Health {
+        self.health.connected = self.backlog.connected();
+        if self.counted.is_none_or(|t| t.elapsed() >= COUNT_EVERY) {
+            self.counted = Some(tokio::time::Instant::now());
+            let store = self.store.clone();
+            if let Ok((journal, (pending, failed))) = tokio::task::spawn_blocking(move || {
+                (store.journal_backlog().0, store.outbox_counts())
+            })
+            .await
+            {
+                self.health.journal_backlog = journal;
+                self.health.outbox_pending = pending;
+                self.health.outbox_failed = failed;
+            }
+        }
+        self.health.clone()
+    }
 }

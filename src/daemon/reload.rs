@@ -68,7 +68,7 @@ impl Reloader {
                 }
                 _ = self.shutdown.cancelled() => return,
             };
-            if let Some(t) = self.reload(why) {
+            if let Some(t) = self.reload(why).await {
                 templates = t;
                 seen = fingerprint(&self.path, &templates);
             }
@@ -76,13 +76,19 @@ impl Reloader {
     }
 
     /// Returns the templates folder of the new config when it was applied.
-    fn reload(&self, why: &str) -> Option<PathBuf> {
-        let loaded = Config::load(&self.path)
-            .map_err(|e| e.to_string())
-            .and_then(|c| {
-                let p = Policy::from_config(&c).map_err(|e| e.to_string())?;
-                Ok((c, p))
-            });
+    /// Reading and compiling the files blocks, so it runs off the async workers.
+    async fn reload(&self, why: &str) -> Option<PathBuf> {
+        let path = self.path.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            Config::load(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|c| {
+                    let p = Policy::from_config(&c).map_err(|e| e.to_string())?;
+                    Ok((c, p))
+                })
+        })
+        .await
+        .unwrap_or_else(|_| Err("the reload worker panicked".into()));
         match loaded {
             Ok((config, policy)) => {
                 self.engine.set_policy(policy);
@@ -94,6 +100,9 @@ impl Reloader {
                     "config reloaded"
                 );
                 self.warn_restart_needed(&config);
+                for w in &config.warnings {
+                    warn!("{}: {w}", config.path.display());
+                }
                 Some(config.desk.templates.clone())
             }
             Err(e) => {

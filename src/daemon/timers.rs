@@ -5,11 +5,43 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use thiserror::Error;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::engine::Engine;
+use crate::store::StoreError;
+
+/// Failed rounds in a row after which the store is taken to be broken for
+/// good: the task ends, and with it the daemon, so systemd restarts it
+/// instead of it running on without committing.
+const MAX_FAILED_ROUNDS: u32 = 5;
+
+#[derive(Debug, Error)]
+pub enum TimerError {
+    #[error("cannot flush the store after firing timers: {0}")]
+    Flush(#[source] StoreError),
+    #[error("cannot run timers: {rounds} rounds in a row failed, the last with: {last}")]
+    Failing { rounds: u32, last: String },
+}
+
+/// Counts failed rounds in a row; too many ends the task.
+fn judge(failed: &mut u32, round: Result<(), String>) -> Result<(), TimerError> {
+    match round {
+        Ok(()) => *failed = 0,
+        Err(last) => {
+            *failed += 1;
+            if *failed >= MAX_FAILED_ROUNDS {
+                return Err(TimerError::Failing {
+                    rounds: *failed,
+                    last,
+                });
+            }
+        }
+    }
+    Ok(())
+}
 
 pub struct TimerTask {
     pub engine: Arc<Engine>,
@@ -18,22 +50,32 @@ pub struct TimerTask {
 }
 
 impl TimerTask {
-    pub async fn run(self) {
+    /// Runs until shutdown (`Ok`) or until the store fails beyond healing.
+    pub async fn run(self) -> Result<(), TimerError> {
+        let mut failed = 0;
         loop {
+            crate::daemon::injected_fault("timers");
             // Right away at start: what fell due while the daemon was down fires now.
             let engine = self.engine.clone();
-            match tokio::task::spawn_blocking(move || engine.run_timers()).await {
-                Ok(Ok(0)) => {}
+            let round = match tokio::task::spawn_blocking(move || engine.run_timers()).await {
+                Ok(Ok(0)) => Ok(()),
                 Ok(Ok(n)) => {
                     info!(actions = n, "timers fired");
-                    if let Err(e) = self.engine.store().flush().await {
-                        warn!(error = %e, "cannot flush after timers");
-                    }
+                    self.engine
+                        .store()
+                        .flush()
+                        .await
+                        .map_err(TimerError::Flush)?;
                     self.wake.notify_one();
+                    Ok(())
                 }
-                Ok(Err(e)) => warn!(error = %e, "timers failed; retrying next round"),
-                Err(e) => warn!(error = %e, "timer worker failed"),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("the timer worker panicked".to_string()),
+            };
+            if let Err(last) = &round {
+                warn!(error = %last, "timers failed; retrying next round");
             }
+            judge(&mut failed, round)?;
             let interval = self
                 .engine
                 .policy()
@@ -42,8 +84,30 @@ impl TimerTask {
                 .max(Duration::from_millis(100));
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
-                _ = self.shutdown.cancelled() => return,
+                _ = self.shutdown.cancelled() => return Ok(()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_that_keeps_failing_ends_the_task_a_passing_round_forgives() {
+        let mut failed = 0;
+        for _ in 0..MAX_FAILED_ROUNDS - 1 {
+            assert!(judge(&mut failed, Err("disk".into())).is_ok());
+        }
+        assert!(judge(&mut failed, Ok(())).is_ok());
+        for _ in 0..MAX_FAILED_ROUNDS - 1 {
+            assert!(judge(&mut failed, Err("disk".into())).is_ok());
+        }
+        let e = judge(&mut failed, Err("disk full".into())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot run timers: 5 rounds in a row failed, the last with: disk full"
+        );
     }
 }

@@ -31,6 +31,10 @@ pub enum Query {
     QuarantineShow {
         id: u64,
     },
+    /// A quarantined mail's exact bytes (for `quarantine show --raw`).
+    QuarantineRaw {
+        id: u64,
+    },
     /// Changes the store: processes a quarantined mail again.
     QuarantineRetry {
         id: u64,
@@ -70,6 +74,10 @@ pub enum Answer {
     QuarantineItem {
         entry: Option<QuarantineEntry>,
         raw: Option<String>,
+    },
+    /// The exact bytes, hex-encoded (JSON strings carry only text).
+    RawMail {
+        hex: Option<String>,
     },
     Retried {
         outcome: String,
@@ -259,6 +267,12 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
             };
             Answer::QuarantineItem { entry, raw }
         }
+        Query::QuarantineRaw { id } => Answer::RawMail {
+            hex: match store.quarantine_entry(*id)? {
+                Some(e) => store.raw(&e.raw_key)?.map(hex::encode),
+                None => None,
+            },
+        },
         Query::Ignored => Answer::Ignored {
             entries: store.ignored()?,
         },

@@ -356,6 +356,8 @@ pub struct Deskgate {
     child: Option<Child>,
     starts: u32,
     log: &'static str,
+    /// Extra environment for the daemon (e.g. `NOTIFY_SOCKET`).
+    env: Vec<(String, String)>,
 }
 
 impl Deskgate {
@@ -382,6 +384,7 @@ impl Deskgate {
             child: None,
             starts: 0,
             log: DeskOptions::default().log,
+            env: Vec::new(),
         }
     }
 
@@ -444,6 +447,7 @@ impl Deskgate {
             .arg(&self.config)
             .arg("run")
             .env("DESKGATE_LOG", self.log)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -468,6 +472,27 @@ impl Deskgate {
             all.push_str(&std::fs::read_to_string(p).unwrap_or_default());
         }
         all
+    }
+
+    /// Sets an environment variable for the next start.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
+    /// Waits for the daemon to exit by itself; `None` if it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let c = self.child.as_mut()?;
+            if let Ok(Some(st)) = c.try_wait() {
+                self.child = None;
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn pid(&self) -> Option<u32> {

@@ -1,0 +1,125 @@
+//! Telling the service manager the truth (systemd `Type=notify`): `READY=1`
+//! only once the store is open and every mailbox has logged in, a `STATUS=`
+//! line an admin sees in `systemctl status`, `WATCHDOG=1` from the
+//! supervisor's own loop (so it stops when a task has died or the runtime is
+//! stuck, and systemd restarts the daemon), and `STOPPING=1`.
+//!
+//! Without `NOTIFY_SOCKET` (not under systemd, or `Type=simple`) every call
+//! is a no-op.
+
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+use tokio::time::Instant;
+use tracing::debug;
+
+/// What the status line says.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Health {
+    pub mailboxes: usize,
+    pub connected: usize,
+    /// Commits not yet copied from the journal into the trees.
+    pub journal_backlog: usize,
+    pub outbox_pending: usize,
+    pub outbox_failed: usize,
+}
+
+impl Health {
+    pub fn all_connected(&self) -> bool {
+        self.connected >= self.mailboxes
+    }
+
+    pub fn status_line(&self) -> String {
+        format!(
+            "{}/{} mailboxes connected, journal backlog {}, outbox {} pending, {} failed",
+            self.connected,
+            self.mailboxes,
+            self.journal_backlog,
+            self.outbox_pending,
+            self.outbox_failed
+        )
+    }
+}
+
+pub struct Notifier {
+    /// systemd's `WatchdogSec`, when it is on; pinged at half of it.
+    watchdog: Option<Duration>,
+    last_ping: Option<Instant>,
+    ready: bool,
+    last_status: String,
+}
+
+impl Notifier {
+    pub fn from_env() -> Notifier {
+        Notifier {
+            watchdog: sd_notify::watchdog_enabled(),
+            last_ping: None,
+            ready: false,
+            last_status: String::new(),
+        }
+    }
+
+    /// How often the supervisor should call [`Notifier::tick`].
+    pub fn tick_interval(&self) -> Duration {
+        let quarter = self.watchdog.map(|w| w / 4).unwrap_or(Duration::MAX);
+        quarter.clamp(Duration::from_millis(50), Duration::from_millis(250))
+    }
+
+    /// Called from the supervisor's loop while every task is alive: reports
+    /// readiness once, a changed status line, and the watchdog ping when due.
+    pub fn tick(&mut self, health: &Health) {
+        let mut states = Vec::new();
+        let status = health.status_line();
+        let becomes_ready = !self.ready && health.all_connected();
+        if becomes_ready {
+            self.ready = true;
+            states.push(NotifyState::Ready);
+        }
+        if becomes_ready || status != self.last_status {
+            states.push(NotifyState::Status(&status));
+        }
+        if let Some(w) = self.watchdog {
+            let now = Instant::now();
+            if self.last_ping.is_none_or(|t| now - t >= w / 2) {
+                self.last_ping = Some(now);
+                states.push(NotifyState::Watchdog);
+            }
+        }
+        if !states.is_empty() {
+            send(&states);
+        }
+        self.last_status = status;
+    }
+
+    /// The daemon is stopping (`why` goes on the status line).
+    pub fn stopping(&self, why: &str) {
+        send(&[NotifyState::Stopping, NotifyState::Status(why)]);
+    }
+}
+
+fn send(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        debug!(error = %e, "cannot reach the service manager's notify socket");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_needs_every_mailbox() {
+        let mut h = Health {
+            mailboxes: 2,
+            connected: 1,
+            ..Health::default()
+        };
+        assert!(!h.all_connected());
+        h.connected = 2;
+        assert!(h.all_connected());
+        assert_eq!(
+            h.status_line(),
+            "2/2 mailboxes connected, journal backlog 0, outbox 0 pending, 0 failed"
+        );
+    }
+}
