@@ -244,6 +244,33 @@ impl Store {
         Ok((due, None))
     }
 
+    /// Makes every entry waiting out a backoff due at `now` (the SMTP server
+    /// answers again); returns how many. In transactions of a bounded size.
+    pub fn retry_waiting_outbox(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let now_ms = now.timestamp_millis().max(0) as u64;
+        let ids: Vec<u64> = self
+            .kv
+            .iter(T::OutboxDue as u8)
+            .filter_map(|item| item.ok())
+            .filter_map(|(key, _)| Some((u64_of(key.get(..8)?)?, u64_of(key.get(8..)?)?)))
+            .filter(|(at, _)| *at > now_ms)
+            .map(|(_, id)| id)
+            .collect();
+        for chunk in ids.chunks(512) {
+            self.transact(|tx| {
+                for id in chunk {
+                    if let Some(old) = tx.outbox_entry(*id)? {
+                        let mut new = old.clone();
+                        new.next_attempt_at = now;
+                        tx.update_outbox(&old, &new)?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(ids.len())
+    }
+
     /// (entries still to be tried, entries that gave up), without decoding any.
     pub fn outbox_counts(&self) -> (usize, usize) {
         let pending = self.kv.len(T::OutboxDue as u8);
