@@ -11,10 +11,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use thiserror::Error;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +21,7 @@ use crate::engine::clock::Clock;
 use crate::mail::address::EmailAddress;
 use crate::store::records::{Delivery, Event, EventKind, OutboxEntry};
 use crate::store::{Store, StoreError, Tx, TxResult};
+use smtp::SendError;
 
 #[derive(Debug, Error)]
 pub enum OutboxError {
@@ -38,35 +35,27 @@ pub enum OutboxError {
     Store(#[from] StoreError),
 }
 
-pub type SmtpTransport = AsyncSmtpTransport<Tokio1Executor>;
+mod smtp;
 
+pub type SmtpTransport = smtp::Pool;
+
+/// The SMTP connections the sender uses: at most `outbox.concurrency` kept
+/// open between mails (see `smtp`).
 pub fn transport(cfg: &SmtpConfig) -> Result<SmtpTransport, OutboxError> {
-    let setup = |source| OutboxError::Setup {
-        host: cfg.host.clone(),
-        source,
-    };
-    let mut b = SmtpTransport::builder_dangerous(cfg.host.as_str())
-        .port(cfg.port)
-        .timeout(Some(cfg.timeout))
-        .pool_config(
-            PoolConfig::new()
-                .max_size(8)
-                .idle_timeout(Duration::from_secs(30)),
-        );
-    b = match cfg.tls {
-        TlsMode::None => b.tls(Tls::None),
-        TlsMode::Implicit => b.tls(Tls::Wrapper(
-            TlsParameters::new(cfg.host.clone()).map_err(setup)?,
-        )),
-        TlsMode::Starttls => b.tls(Tls::Required(
-            TlsParameters::new(cfg.host.clone()).map_err(setup)?,
-        )),
-    };
-    if let Some((user, pass)) = &cfg.credentials {
-        b = b.credentials(Credentials::new(user.clone(), pass.clone()));
+    if cfg.tls != TlsMode::None {
+        // Checked here once, so a bad host name fails at start, not per mail.
+        lettre::transport::smtp::client::TlsParameters::new(cfg.host.clone()).map_err(
+            |source| OutboxError::Setup {
+                host: cfg.host.clone(),
+                source,
+            },
+        )?;
     }
-    Ok(b.build())
+    Ok(smtp::Pool::new(cfg, MAX_CONNECTIONS))
 }
+
+/// Idle connections kept open (the config allows up to 64 parallel sends).
+const MAX_CONNECTIONS: usize = 64;
 
 pub struct OutboxSender {
     pub store: Store,
@@ -82,6 +71,11 @@ pub struct OutboxSender {
 /// At most this many entries are read per round; they are recorded in
 /// chunks as they finish, not at the end of the round.
 const ROUND: usize = 256;
+
+/// Mail that fell due this recently goes ahead of a backlog. Rounds are
+/// short (16 mails per connection), so a fresh mail waits at most for the
+/// rest of the current one.
+const FRESH_WINDOW: Duration = Duration::from_secs(2);
 
 /// While the SMTP server does not answer, how often it is asked again.
 const PROBE_EVERY: Duration = Duration::from_secs(2);
@@ -105,6 +99,25 @@ enum Attempt {
 pub fn backoff(cfg: &OutboxConfig, attempts: u32) -> Duration {
     let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(30));
     cfg.retry_initial.saturating_mul(factor).min(cfg.retry_max)
+}
+
+/// What one round sends: first the mail that fell due in the last
+/// `FRESH_WINDOW` (a new mail's acknowledgement, a relayed reply, a
+/// notification: someone is waiting for it), up to two per connection; then
+/// the oldest due, so a backlog drains in order beside them and never starves.
+fn round_entries(
+    store: &Store,
+    now: DateTime<Utc>,
+    concurrency: usize,
+) -> Result<(Vec<OutboxEntry>, Option<DateTime<Utc>>), StoreError> {
+    let size = (concurrency * 16).clamp(16, ROUND);
+    let since = now - chrono::Duration::from_std(FRESH_WINDOW).unwrap_or_default();
+    let mut round = store.due_outbox_since(since, now, concurrency * 2)?;
+    let (oldest, next) = store.due_outbox(now, size)?;
+    let fresh: std::collections::HashSet<u64> = round.iter().map(|e| e.id).collect();
+    round.extend(oldest.into_iter().filter(|e| !fresh.contains(&e.id)));
+    round.truncate(size.max(fresh.len()));
+    Ok((round, next))
 }
 
 /// The SMTP envelope of an entry, and the recipients lettre refuses (each
@@ -183,7 +196,7 @@ impl OutboxSender {
     /// out its backoff is due at once: the backlog leaves within seconds,
     /// not each mail after its own delay (up to `retry_max`).
     async fn recover(&self, unreachable: &mut bool) -> Result<(), OutboxError> {
-        if !*unreachable || !matches!(self.transport.test_connection().await, Ok(true)) {
+        if !*unreachable || !self.transport.answers().await {
             return Ok(());
         }
         *unreachable = false;
@@ -203,7 +216,8 @@ impl OutboxSender {
         self.backlog.wait_idle().await;
         self.recover(unreachable).await?;
         let now = self.clock.now();
-        let (due, next) = self.blocking(move |s| s.due_outbox(now, ROUND)).await?;
+        let conc = self.cfg.concurrency;
+        let (due, next) = self.blocking(move |s| round_entries(s, now, conc)).await?;
         if due.is_empty() {
             return Ok(next);
         }
@@ -256,10 +270,10 @@ impl OutboxSender {
             Ok(raw) => raw,
             Err(err) => return Attempt::Permanent(format!("cannot format the mail: {err}")),
         };
-        match self.transport.send_raw(&envelope, raw.as_bytes()).await {
-            Ok(_) => Attempt::Sent { refused },
-            Err(err) if err.is_permanent() => Attempt::Permanent(err.to_string()),
-            Err(err) if err.is_transient() => Attempt::Transient(err.to_string()),
+        match self.transport.send(&envelope, raw.as_bytes()).await {
+            Ok(()) => Attempt::Sent { refused },
+            Err(SendError::Smtp(err)) if err.is_permanent() => Attempt::Permanent(err.to_string()),
+            Err(SendError::Smtp(err)) if err.is_transient() => Attempt::Transient(err.to_string()),
             Err(err) => Attempt::Unreachable(err.to_string()),
         }
     }
@@ -272,7 +286,7 @@ impl OutboxSender {
             let attempts = entry.attempts + 1;
             match attempt {
                 Attempt::Sent { refused } => {
-                    info!(id = entry.id, message_id = %entry.message_id, attempts, "delivered");
+                    info!(id = entry.id, ticket = ?entry.ticket, message_id = %entry.message_id, attempts, "delivered");
                     for r in refused {
                         warn!(id = entry.id, recipient = %r, "recipient refused");
                     }
@@ -490,6 +504,29 @@ mod tests {
             db.flush().unwrap();
         }
         Store::open(dir).unwrap()
+    }
+
+    #[test]
+    fn fresh_mail_goes_ahead_of_a_backlog() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let t0 = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let now = t0 + chrono::Duration::seconds(30);
+        store
+            .transact(|tx| {
+                for id in 1..=2000 {
+                    tx.put_outbox(&entry(id, None, "old@customer.test"))?;
+                }
+                let mut fresh = entry(5000, None, "new@customer.test");
+                fresh.created_at = now;
+                fresh.next_attempt_at = now;
+                tx.put_outbox(&fresh)
+            })
+            .unwrap();
+        let (due, _) = round_entries(&store, now, 4).unwrap();
+        let first: Vec<u64> = due.iter().take(4).map(|e| e.id).collect();
+        assert!(first.contains(&5000), "first of the round: {first:?}");
+        assert!(due.len() > 4, "the backlog still goes too");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! [`Store::flush`] makes them durable; callers flush before telling the IMAP
 //! server a mail is done.
 
+use std::ops::Bound;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -226,8 +227,30 @@ impl Store {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<(Vec<OutboxEntry>, Option<DateTime<Utc>>), StoreError> {
+        self.due_outbox_from(Bound::Unbounded, now, limit)
+    }
+
+    /// Like [`Store::due_outbox`], but only entries that fell due at `since`
+    /// or later: the mail that just arrived, which the sender takes ahead of
+    /// a backlog.
+    pub fn due_outbox_since(
+        &self,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let from = Bound::Included(due_key(since, 0).to_vec());
+        Ok(self.due_outbox_from(from, now, limit)?.0)
+    }
+
+    fn due_outbox_from(
+        &self,
+        from: Bound<Vec<u8>>,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<(Vec<OutboxEntry>, Option<DateTime<Utc>>), StoreError> {
         let mut due = Vec::new();
-        for item in self.kv.iter(T::OutboxDue as u8) {
+        for item in self.kv.range(T::OutboxDue as u8, from, Bound::Unbounded) {
             let (key, _) = item?;
             let (at_ms, id) = match (u64_of(&key[..8]), u64_of(&key[8..])) {
                 (Some(a), Some(i)) => (a as i64, i),
