@@ -85,7 +85,7 @@ enum Attempt {
     /// Accepted by the server for every recipient but `refused` (addresses
     /// lettre would not put in an envelope, with why).
     Sent {
-        refused: Vec<String>,
+        refused: Vec<(EmailAddress, String)>,
     },
     /// The server answered 4xx: try this mail again later.
     Transient(String),
@@ -122,20 +122,21 @@ fn round_entries(
 
 /// The SMTP envelope of an entry, and the recipients lettre refuses (each
 /// with why): those are recorded as failed, never dropped silently.
-fn envelope_of(e: &OutboxEntry) -> Result<(Envelope, Vec<String>), String> {
+fn envelope_of(e: &OutboxEntry) -> Result<(Envelope, Vec<(EmailAddress, String)>), String> {
     let mut to = Vec::new();
     let mut refused = Vec::new();
     for r in &e.recipients {
         match r.as_str().parse::<lettre::Address>() {
             Ok(a) => to.push(a),
-            Err(err) => refused.push(format!("{r}: {err}")),
+            Err(err) => refused.push((r.clone(), err.to_string())),
         }
     }
     if to.is_empty() {
-        return Err(format!(
-            "no recipient could be used ({})",
-            refused.join("; ")
-        ));
+        let why: Vec<String> = refused
+            .iter()
+            .map(|(r, why)| format!("{r}: {why}"))
+            .collect();
+        return Err(format!("no recipient could be used ({})", why.join("; ")));
     }
     let from = e
         .envelope_from
@@ -287,8 +288,8 @@ impl OutboxSender {
             match attempt {
                 Attempt::Sent { refused } => {
                     info!(id = entry.id, ticket = ?entry.ticket, message_id = %entry.message_id, attempts, "delivered");
-                    for r in refused {
-                        warn!(id = entry.id, recipient = %r, "recipient refused");
+                    for (r, why) in refused {
+                        warn!(id = entry.id, recipient = %r, error = %why, "recipient refused");
                     }
                 }
                 Attempt::Transient(err) | Attempt::Unreachable(err) => {
@@ -365,11 +366,7 @@ fn record_one(
     match attempt {
         Attempt::Sent { refused } => {
             tx.remove_outbox(&stored)?;
-            let refused_addr = |r: &EmailAddress| {
-                refused
-                    .iter()
-                    .any(|x| x.starts_with(&format!("{}:", r.as_str())))
-            };
+            let refused_addr = |r: &EmailAddress| refused.iter().any(|(x, _)| x == r);
             tx.put_delivery(&Delivery {
                 outbox_id: e.id,
                 ticket: e.ticket,
@@ -389,11 +386,11 @@ fn record_one(
                 message_id: e.message_id.clone(),
                 attempts,
             });
-            for r in refused {
+            for (r, why) in refused {
                 events.push(EventKind::MailFailed {
                     outbox_id: e.id,
                     message_id: e.message_id.clone(),
-                    error: format!("recipient refused, not sent to: {r}"),
+                    error: format!("not sent to {r}: the address was refused ({why})"),
                     attempts,
                 });
             }
