@@ -3,7 +3,10 @@
 //!
 //! An entry leaves the outbox only in the transaction that records its
 //! delivery. A crash between the SMTP server's "250 OK" and that commit sends
-//! the mail again on restart, byte for byte, with the same Message-ID.
+//! the mail again on restart, byte for byte, with the same Message-ID. So
+//! results are recorded and flushed in chunks no larger than the number of
+//! connections as they come in, and sending runs at most one chunk ahead:
+//! a crash re-sends only the mails in flight, never a whole round.
 
 use std::sync::Arc;
 use std::time::Duration;

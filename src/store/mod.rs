@@ -461,6 +461,31 @@ mod tests {
     }
 
     #[test]
+    fn waiting_entries_become_due_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let t0 = Utc::now();
+        let later = t0 + chrono::Duration::minutes(15);
+        s.transact(|tx| {
+            tx.put_outbox(&entry(1, later))?;
+            tx.put_outbox(&entry(2, t0))?;
+            let mut failed = entry(3, later);
+            failed.failed = true;
+            tx.put_outbox(&failed)
+        })
+        .unwrap();
+        assert_eq!(s.due_outbox(t0, 10).unwrap().0.len(), 1);
+        assert_eq!(s.retry_waiting_outbox(t0).unwrap(), 1);
+        let (due, next) = s.due_outbox(t0, 10).unwrap();
+        assert_eq!(due.iter().map(|e| e.id).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(next, None, "the failed entry stays failed");
+        let fresh = s
+            .due_outbox_since(t0 - chrono::Duration::seconds(1), t0, 10)
+            .unwrap();
+        assert_eq!(fresh.len(), 2);
+    }
+
+    #[test]
     fn outbox_due_index_follows_updates() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
