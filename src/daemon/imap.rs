@@ -77,7 +77,7 @@ fn timeout_error(cfg: &MailboxConfig, what: &str) -> ImapError {
     }
 }
 
-fn tls_connector() -> tokio_rustls::TlsConnector {
+pub(crate) fn tls_connector() -> tokio_rustls::TlsConnector {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };

@@ -12,6 +12,7 @@
 //! [`Store::flush`] makes them durable; callers flush before telling the IMAP
 //! server a mail is done.
 
+use std::ops::Bound;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -212,8 +213,30 @@ impl Store {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<(Vec<OutboxEntry>, Option<DateTime<Utc>>), StoreError> {
+        self.due_outbox_from(Bound::Unbounded, now, limit)
+    }
+
+    /// Like [`Store::due_outbox`], but only entries that fell due at `since`
+    /// or later: the mail that just arrived, which the sender takes ahead of
+    /// a backlog.
+    pub fn due_outbox_since(
+        &self,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let from = Bound::Included(due_key(since, 0).to_vec());
+        Ok(self.due_outbox_from(from, now, limit)?.0)
+    }
+
+    fn due_outbox_from(
+        &self,
+        from: Bound<Vec<u8>>,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<(Vec<OutboxEntry>, Option<DateTime<Utc>>), StoreError> {
         let mut due = Vec::new();
-        for item in self.kv.iter(T::OutboxDue as u8) {
+        for item in self.kv.range(T::OutboxDue as u8, from, Bound::Unbounded) {
             let (key, _) = item?;
             let (at_ms, id) = match (u64_of(&key[..8]), u64_of(&key[8..])) {
                 (Some(a), Some(i)) => (a as i64, i),
@@ -228,6 +251,33 @@ impl Store {
             }
         }
         Ok((due, None))
+    }
+
+    /// Makes every entry waiting out a backoff due at `now` (the SMTP server
+    /// answers again); returns how many. In transactions of a bounded size.
+    pub fn retry_waiting_outbox(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let now_ms = now.timestamp_millis().max(0) as u64;
+        let ids: Vec<u64> = self
+            .kv
+            .iter(T::OutboxDue as u8)
+            .filter_map(|item| item.ok())
+            .filter_map(|(key, _)| Some((u64_of(key.get(..8)?)?, u64_of(key.get(8..)?)?)))
+            .filter(|(at, _)| *at > now_ms)
+            .map(|(_, id)| id)
+            .collect();
+        for chunk in ids.chunks(512) {
+            self.transact(|tx| {
+                for id in chunk {
+                    if let Some(old) = tx.outbox_entry(*id)? {
+                        let mut new = old.clone();
+                        new.next_attempt_at = now;
+                        tx.update_outbox(&old, &new)?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(ids.len())
     }
 
     /// (entries still to be tried, entries that gave up), without decoding any.
@@ -394,6 +444,31 @@ mod tests {
             last_error: None,
             failed: false,
         }
+    }
+
+    #[test]
+    fn waiting_entries_become_due_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let t0 = Utc::now();
+        let later = t0 + chrono::Duration::minutes(15);
+        s.transact(|tx| {
+            tx.put_outbox(&entry(1, later))?;
+            tx.put_outbox(&entry(2, t0))?;
+            let mut failed = entry(3, later);
+            failed.failed = true;
+            tx.put_outbox(&failed)
+        })
+        .unwrap();
+        assert_eq!(s.due_outbox(t0, 10).unwrap().0.len(), 1);
+        assert_eq!(s.retry_waiting_outbox(t0).unwrap(), 1);
+        let (due, next) = s.due_outbox(t0, 10).unwrap();
+        assert_eq!(due.iter().map(|e| e.id).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(next, None, "the failed entry stays failed");
+        let fresh = s
+            .due_outbox_since(t0 - chrono::Duration::seconds(1), t0, 10)
+            .unwrap();
+        assert_eq!(fresh.len(), 2);
     }
 
     #[test]
