@@ -226,13 +226,12 @@ fn real_main() -> Result<ExitCode> {
             match rt.block_on(ask(&cli.config, Query::Stats))? {
                 Answer::Stats { stats } if json => print_json(&stats)?,
                 Answer::Stats { stats } => println!(
-                    "tickets {}\noutbox pending {}\noutbox failed {}\ndelivered {}\nquarantined {}\njournal not yet applied {}",
+                    "tickets {}\noutbox pending {}\noutbox failed {}\ndelivered {}\nquarantined {}",
                     stats.tickets,
                     stats.outbox_pending,
                     stats.outbox_failed,
                     stats.delivered,
-                    stats.quarantined,
-                    stats.journal_pending
+                    stats.quarantined
                 ),
                 other => bail!(unexpected(other)),
             }

@@ -87,10 +87,6 @@ pub struct Stats {
     pub outbox_failed: usize,
     pub delivered: usize,
     pub quarantined: usize,
-    /// Committed transactions the store has not yet copied from its journal
-    /// into its indexed trees (see `kv`); normally 0 a moment after a burst.
-    #[serde(default)]
-    pub journal_pending: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -255,7 +251,6 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
                     outbox_failed: failed,
                     delivered: store.delivery_count(),
                     quarantined: store.quarantine_count(),
-                    journal_pending: store.journal_backlog().0,
                 },
             }
         }

@@ -5,12 +5,13 @@
 //! May import `mail` (records hold addresses and outgoing mail) and nothing
 //! else of deskgate's.
 //!
-//! Every change to tickets goes through [`Store::transact`]: one atomic
-//! transaction over all trees (one journal record, see [`crate::store::kv`]), so a
-//! ticket, its messages, its audit trail, the Message-ID index, the dedupe
-//! record and the outbox entries it queues land together or not at all.
-//! [`Store::flush`] makes them durable; callers flush before telling the IMAP
-//! server a mail is done.
+//! Every change to tickets goes through [`Store::transact`]: one atomic sled
+//! batch on the store's one tree (see [`db`]), so a ticket, its messages, its
+//! audit trail, the Message-ID index, the dedupe record and the outbox entries
+//! it queues land together or not at all. [`Store::flush`] makes them
+//! durable; callers flush before telling the IMAP server a mail is done.
+//! The key layout is written down in `layout.rs`; stores of older releases are
+//! converted on first open (`migrate.rs`).
 
 use std::path::Path;
 
@@ -18,9 +19,10 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use sled::IVec;
 
+pub mod db;
 mod error;
-pub mod kv;
 mod layout;
+mod migrate;
 pub mod records;
 mod tx;
 
@@ -29,7 +31,7 @@ pub use tx::Tx;
 
 use layout::*;
 
-use kv::Kv;
+use db::Db;
 
 use crate::store::records::{
     AddressState, Checkpoint, Delivery, Disposition, Event, IgnoredEntry, MessageRecord,
@@ -39,7 +41,7 @@ use crate::store::records::{
 /// A handle on the store; cheap to clone (sled trees are reference-counted).
 #[derive(Clone)]
 pub struct Store {
-    kv: Kv,
+    db: Db,
 }
 
 impl std::fmt::Debug for Store {
@@ -48,13 +50,33 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// How the store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// sled's page cache, in bytes: the biggest share of the daemon's memory.
+    pub cache_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            cache_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
 impl Store {
-    /// Opens (creating if needed) the store in `path`.
+    /// Opens (creating if needed) the store in `path`, with the default cache.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(path, StoreOptions::default())
+    }
+
+    /// Opens (creating if needed) the store in `path`; a store written by an
+    /// older release is converted first, one written by a newer one refused.
+    pub fn open_with(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(path)
-            // sled's default cache is 1 GiB; a help desk's working set is far smaller.
-            .cache_capacity(64 * 1024 * 1024)
+            .cache_capacity(options.cache_bytes)
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|source| {
@@ -71,20 +93,13 @@ impl Store {
                     }
                 }
             })?;
-        Store::on(db)
+        Store::on(db, &path.display().to_string())
     }
 
-    fn on(db: sled::Db) -> Result<Store, StoreError> {
-        let names: Vec<&str> = TREES
-            .iter()
-            .enumerate()
-            .map(|(i, (name, t))| {
-                debug_assert_eq!(i, *t as usize);
-                *name
-            })
-            .collect();
+    fn on(db: sled::Db, path: &str) -> Result<Store, StoreError> {
+        migrate::to_current(&db, path)?;
         Ok(Store {
-            kv: Kv::open(db, &names)?,
+            db: Db::open(db, COUNTED)?,
         })
     }
 
@@ -98,11 +113,11 @@ impl Store {
                 path: "(temporary)".into(),
                 source,
             })?;
-        Store::on(db)
+        Store::on(db, "(temporary)")
     }
 
     fn get(&self, t: T, key: &[u8]) -> Result<Option<IVec>, StoreError> {
-        Ok(self.kv.get(t as u8, key)?)
+        Ok(self.db.get(t as u8, key)?)
     }
 
     fn values<V: DeserializeOwned>(
@@ -110,7 +125,7 @@ impl Store {
         t: T,
         what: &'static str,
     ) -> impl Iterator<Item = Result<V, StoreError>> + '_ {
-        self.kv.iter(t as u8).map(move |r| decode(what, &r?.1))
+        self.db.iter(t as u8).map(move |r| decode(what, &r?.1))
     }
 
     fn prefixed<V: DeserializeOwned>(
@@ -119,56 +134,44 @@ impl Store {
         prefix: &[u8],
         what: &'static str,
     ) -> Result<Vec<V>, StoreError> {
-        self.kv
+        self.db
             .scan_prefix(t as u8, prefix)
             .map(move |r| decode(what, &r?.1))
             .collect()
     }
 
-    /// Runs `f` as one atomic transaction over every tree: all its writes
-    /// become one journal record (see [`crate::store::kv`]), or none when it fails.
-    /// Transactions run one at a time.
+    /// Runs `f` as one atomic unit: all its writes become one sled batch, or
+    /// nothing when it fails. Transactions run one at a time.
     pub fn transact<R>(&self, f: impl FnOnce(&Tx<'_>) -> TxResult<R>) -> Result<R, StoreError> {
-        self.kv.transact(|ws| f(&Tx { ws }))?
+        self.db.transact(|ws| f(&Tx { ws }))
     }
 
     /// Makes everything committed so far durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let kv = self.kv.clone();
-        tokio::task::spawn_blocking(move || kv.sync())
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.sync())
             .await
             .map_err(|e| StoreError::Aborted(format!("the flush task failed: {e}")))??;
         Ok(())
     }
 
-    /// Copies every committed change from the journal into the trees now.
-    pub fn apply_journal(&self) -> Result<(), StoreError> {
-        Ok(self.kv.apply_all()?)
-    }
-
-    /// (commits not yet copied from the journal, their bytes).
-    pub fn journal_backlog(&self) -> (usize, usize) {
-        self.kv.backlog()
-    }
-
     /// The key that signs per-ticket reply addresses: made once, kept forever
     /// (addresses in old notifications keep working across restarts).
     pub fn reply_key(&self) -> Result<Vec<u8>, StoreError> {
-        let meta = self.kv.raw_tree(T::Meta as u8);
-        if let Some(k) = meta.get(REPLY_KEY)? {
+        if let Some(k) = self.db.get(T::Meta as u8, REPLY_KEY)? {
             return Ok(k.to_vec());
         }
         let mut key = vec![0u8; 32];
         getrandom::getrandom(&mut key)
             .map_err(|e| StoreError::Aborted(format!("no randomness for the reply key: {e}")))?;
         // Two processes racing here: the first write wins and both read it back.
-        let _ = meta.compare_and_swap(REPLY_KEY, None as Option<&[u8]>, Some(key.as_slice()))?;
-        self.kv.db().flush()?;
-        Ok(meta.get(REPLY_KEY)?.map(|k| k.to_vec()).unwrap_or(key))
+        let kept = self.db.put_if_absent(T::Meta as u8, REPLY_KEY, &key)?;
+        self.db.sync()?;
+        Ok(kept.to_vec())
     }
 
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
-        Ok(self.kv.sync()?)
+        Ok(self.db.sync()?)
     }
 
     // ----- reads outside transactions -----
@@ -183,16 +186,21 @@ impl Store {
         self.values(T::Tickets, "ticket")
     }
 
+    /// Counted in the transactions that add and remove tickets: one read.
     pub fn ticket_count(&self) -> usize {
-        self.kv.len(T::Tickets as u8)
+        self.count(T::Tickets)
     }
 
     pub fn delivery_count(&self) -> usize {
-        self.kv.len(T::Deliveries as u8)
+        self.count(T::Deliveries)
     }
 
     pub fn quarantine_count(&self) -> usize {
-        self.kv.len(T::Quarantine as u8)
+        self.count(T::Quarantine)
+    }
+
+    fn count(&self, t: T) -> usize {
+        self.db.count(t as u8).unwrap_or(0) as usize
     }
 
     pub fn messages(&self, id: TicketId) -> Result<Vec<MessageRecord>, StoreError> {
@@ -227,7 +235,7 @@ impl Store {
         limit: usize,
     ) -> Result<(Vec<OutboxEntry>, Option<DateTime<Utc>>), StoreError> {
         let mut due = Vec::new();
-        for item in self.kv.iter(T::OutboxDue as u8) {
+        for item in self.db.iter(T::OutboxDue as u8) {
             let (key, _) = item?;
             let (at_ms, id) = match (u64_of(&key[..8]), u64_of(&key[8..])) {
                 (Some(a), Some(i)) => (a as i64, i),
@@ -246,11 +254,8 @@ impl Store {
 
     /// (entries still to be tried, entries that gave up), without decoding any.
     pub fn outbox_counts(&self) -> (usize, usize) {
-        let pending = self.kv.len(T::OutboxDue as u8);
-        (
-            pending,
-            self.kv.len(T::Outbox as u8).saturating_sub(pending),
-        )
+        let pending = self.count(T::OutboxDue);
+        (pending, self.count(T::Outbox).saturating_sub(pending))
     }
 
     pub fn outbox_entry(&self, id: u64) -> Result<Option<OutboxEntry>, StoreError> {
@@ -292,9 +297,7 @@ impl Store {
     }
 
     pub fn checkpoint(&self, mailbox: &str) -> Result<Option<Checkpoint>, StoreError> {
-        self.kv
-            .raw_tree(T::Checkpoints as u8)
-            .get(mailbox.as_bytes())?
+        self.get(T::Checkpoints, mailbox.as_bytes())?
             .map(|v| decode("checkpoint", &v))
             .transpose()
     }
@@ -302,10 +305,10 @@ impl Store {
     /// Checkpoints are advisory (dedupe makes a refetch harmless), so they are
     /// written outside ticket transactions, straight to their tree.
     pub fn set_checkpoint(&self, mailbox: &str, cp: Checkpoint) -> Result<(), StoreError> {
-        self.kv
-            .raw_tree(T::Checkpoints as u8)
-            .insert(mailbox.as_bytes(), encode("checkpoint", &cp)?)?;
-        Ok(())
+        let value = encode("checkpoint", &cp)?;
+        Ok(self
+            .db
+            .put_direct(T::Checkpoints as u8, mailbox.as_bytes(), &value)?)
     }
 }
 

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 
+use super::db::WriteSet;
 use super::error::{StoreError, TxResult};
-use super::kv::WriteSet;
 use super::layout::*;
 use super::records::{
     AddressState, Delivery, Disposition, Event, IgnoredEntry, MessageRecord, OutboxEntry,
