@@ -124,6 +124,12 @@ enum TicketsCommand {
         /// Only tickets with an SLA target due within this time (e.g. 1h, 30m).
         #[arg(long, value_parser = humantime::parse_duration)]
         due_within: Option<std::time::Duration>,
+        /// At most this many tickets, newest first.
+        #[arg(long, default_value_t = 50, conflicts_with = "all")]
+        limit: usize,
+        /// Every ticket that matches, newest first.
+        #[arg(long)]
+        all: bool,
         #[arg(long)]
         json: bool,
     },
@@ -188,17 +194,20 @@ fn real_main() -> Result<ExitCode> {
                     status,
                     overdue,
                     due_within,
+                    limit,
+                    all,
                     json,
                 } => {
                     let q = Query::ListTickets {
                         status,
                         overdue,
                         due_within_secs: due_within.map(|d| d.as_secs()),
+                        limit: (!all).then_some(limit),
                     };
                     match rt.block_on(ask(&cli.config, q))? {
-                        Answer::Tickets { tickets } if json => print_json(&tickets)?,
-                        Answer::Tickets { tickets } => {
-                            print!("{}", render::render_ticket_list(&tickets))
+                        Answer::Tickets { tickets, .. } if json => print_json(&tickets)?,
+                        Answer::Tickets { tickets, more } => {
+                            print!("{}", render::render_ticket_list(&tickets, more))
                         }
                         other => bail!(unexpected(other)),
                     }
@@ -328,7 +337,7 @@ async fn ask(path: &std::path::Path, q: Query) -> Result<Answer> {
             config.desk.storage.display()
         );
     }
-    let store = Store::open(&config.desk.storage)?;
+    let store = Store::open_with(&config.desk.storage, crate::daemon::store_options(&config))?;
     let engine = Engine::new(store, Arc::new(SystemClock), Policy::from_config(&config)?);
     Ok(queries::answer(&engine, &q))
 }

@@ -10,7 +10,8 @@ fn fmt_time(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-pub fn render_ticket_list(tickets: &[Ticket]) -> String {
+/// `more`: the list was cut at the limit.
+pub fn render_ticket_list(tickets: &[Ticket], more: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -29,7 +30,15 @@ pub fn render_ticket_list(tickets: &[Ticket]) -> String {
             t.subject
         );
     }
-    let _ = writeln!(out, "{} ticket(s)", tickets.len());
+    if more {
+        let _ = writeln!(
+            out,
+            "the newest {} ticket(s); more match (--limit N or --all for more)",
+            tickets.len()
+        );
+    } else {
+        let _ = writeln!(out, "{} ticket(s)", tickets.len());
+    }
     out
 }
 

@@ -29,6 +29,13 @@ pub struct Config {
     pub trust: Trust,
     pub slas: Vec<super::sla::SlaPolicy>,
     pub timers: super::sla::Timers,
+    pub store: StoreConfig,
+}
+
+/// How the store is opened: the sled cache is most of the daemon's memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub cache_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

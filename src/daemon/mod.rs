@@ -35,7 +35,7 @@ use crate::desk::policy::Policy;
 use crate::desk::templates::TemplateError;
 use crate::engine::clock::{Clock, SystemClock};
 use crate::engine::Engine;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreOptions};
 
 /// How long tasks get to finish the mail in hand after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -60,12 +60,19 @@ pub enum DaemonError {
     Signal(std::io::Error),
 }
 
+/// The store's options from the checked config.
+pub fn store_options(config: &Config) -> StoreOptions {
+    StoreOptions {
+        cache_bytes: config.store.cache_bytes,
+    }
+}
+
 /// Opens the store, waiting out a CLI that has it open for a moment (the CLI
 /// opens it directly when no daemon answers on the control socket).
 async fn open_store(config: &Config) -> Result<Store, StoreError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        match Store::open(&config.desk.storage) {
+        match Store::open_with(&config.desk.storage, store_options(config)) {
             Err(StoreError::Locked { .. }) if tokio::time::Instant::now() < deadline => {
                 warn!("store is locked by another process; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;

@@ -1179,9 +1179,10 @@ resolution = { normal = "2d" }
                 status: None,
                 overdue: true,
                 due_within_secs: None,
+                limit: None,
             },
         );
-        let crate::engine::queries::Answer::Tickets { tickets } = overdue else {
+        let crate::engine::queries::Answer::Tickets { tickets, .. } = overdue else {
             panic!()
         };
         assert_eq!(tickets.len(), 1);
@@ -1191,9 +1192,10 @@ resolution = { normal = "2d" }
                 status: None,
                 overdue: false,
                 due_within_secs: Some(3600),
+                limit: None,
             },
         );
-        let crate::engine::queries::Answer::Tickets { tickets } = soon else {
+        let crate::engine::queries::Answer::Tickets { tickets, .. } = soon else {
             panic!()
         };
         assert!(

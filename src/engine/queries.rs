@@ -22,6 +22,9 @@ pub enum Query {
         /// Only tickets with a running target due within this many seconds.
         #[serde(default)]
         due_within_secs: Option<u64>,
+        /// At most this many, newest first; `None` for every ticket.
+        #[serde(default)]
+        limit: Option<usize>,
     },
     ShowTicket {
         id: TicketId,
@@ -51,6 +54,9 @@ impl Query {
 pub enum Answer {
     Tickets {
         tickets: Vec<Ticket>,
+        /// More tickets match than the limit let through.
+        #[serde(default)]
+        more: bool,
     },
     Ticket {
         view: Option<Box<TicketView>>,
@@ -166,13 +172,21 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
             status,
             overdue,
             due_within_secs,
+            limit,
         } => {
             let now = engine.now();
             let horizon = due_within_secs
                 .map(|s| now + chrono::Duration::seconds(s.min(i64::MAX as u64 / 2) as i64));
             let mut tickets = Vec::new();
-            for t in store.tickets() {
+            let mut more = false;
+            // Newest first, and only as far as the page: a page costs its own
+            // size, not the size of the desk.
+            for t in store.tickets_newest_first() {
                 let t = t?;
+                if limit.is_some_and(|n| tickets.len() >= n) {
+                    more = true;
+                    break;
+                }
                 if !status.is_none_or(|s| s == t.status) {
                     continue;
                 }
@@ -193,7 +207,7 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
                 }
                 tickets.push(t);
             }
-            Answer::Tickets { tickets }
+            Answer::Tickets { tickets, more }
         }
         Query::ShowTicket { id } => Answer::Ticket {
             view: match store.ticket(*id)? {
@@ -255,4 +269,68 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::desk::policy::Policy;
+    use crate::desk::templates::Templates;
+    use crate::engine::clock::SystemClock;
+    use crate::mail::address::{EmailAddress, Party};
+    use crate::store::Store;
+
+    fn engine_with_tickets(n: usize) -> Engine {
+        let policy = Policy::new(
+            Party {
+                name: None,
+                address: EmailAddress::parse("help@desk.test").unwrap(),
+            },
+            Templates::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"))
+                .unwrap(),
+        );
+        let e = Engine::new(Store::temporary().unwrap(), Arc::new(SystemClock), policy);
+        for i in 0..n {
+            let raw = format!(
+                "From: u{i}@c.test\r\nTo: help@desk.test\r\nSubject: s{i}\r\nMessage-ID: <p{i}@c.test>\r\n\r\nx\r\n"
+            );
+            e.ingest(raw.as_bytes(), "help").unwrap();
+        }
+        e
+    }
+
+    fn list(e: &Engine, limit: Option<usize>) -> (Vec<TicketId>, bool) {
+        let q = Query::ListTickets {
+            status: None,
+            overdue: false,
+            due_within_secs: None,
+            limit,
+        };
+        match answer(e, &q) {
+            Answer::Tickets { tickets, more } => (tickets.iter().map(|t| t.id).collect(), more),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_page_is_the_newest_tickets_and_says_when_there_are_more() {
+        let e = engine_with_tickets(5);
+        assert_eq!(list(&e, Some(2)), (vec![1004, 1003], true));
+        assert_eq!(
+            list(&e, Some(5)),
+            (vec![1004, 1003, 1002, 1001, 1000], false)
+        );
+        assert_eq!(list(&e, None).0.len(), 5);
+    }
+
+    #[test]
+    fn stats_are_counted_not_scanned() {
+        let e = engine_with_tickets(3);
+        let Answer::Stats { stats } = answer(&e, &Query::Stats) else {
+            panic!()
+        };
+        assert_eq!((stats.tickets, stats.outbox_pending), (3, 3));
+    }
 }

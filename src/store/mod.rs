@@ -27,6 +27,7 @@ pub mod records;
 mod tx;
 
 pub use error::{StoreError, TxResult};
+
 pub use tx::Tx;
 
 use layout::*;
@@ -184,6 +185,14 @@ impl Store {
 
     pub fn tickets(&self) -> impl Iterator<Item = Result<Ticket, StoreError>> + '_ {
         self.values(T::Tickets, "ticket")
+    }
+
+    /// Tickets by number, highest (newest) first.
+    pub fn tickets_newest_first(&self) -> impl Iterator<Item = Result<Ticket, StoreError>> + '_ {
+        self.db
+            .iter(T::Tickets as u8)
+            .rev()
+            .map(|r| decode("ticket", &r?.1))
     }
 
     /// Counted in the transactions that add and remove tickets: one read.
