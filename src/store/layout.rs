@@ -21,6 +21,8 @@
 //! | `AutoSent` (14) | address | times | rate limits of automatic mail |
 //! | `Ignored` (15) | id u64 BE | `IgnoredEntry` | mail kept but not filed |
 //! | `SentIds` (16) | Message-ID | recipients | our own mail coming back; whom a bounce may count against |
+//! | `TimerDue` (17) | due ms u64 BE + ticket u64 BE | empty | the next SLA/lifecycle timer of each ticket, in due order: a timer pass costs what is due |
+//! | `TimerOf` (18) | ticket u64 BE | its `TimerDue` key | moves the entry when the ticket changes |
 //!
 //! Counted tables ([`COUNTED`]) keep their number of keys in `Meta` under
 //! `count`+table, moved in the same batch as the keys, so `stats` reads
@@ -60,6 +62,11 @@ pub(super) enum T {
     /// Message-IDs of mail deskgate sent, with their recipients: recognises
     /// our own mail coming back, and which addresses a bounce may count against.
     SentIds,
+    /// (next timer due ms u64 BE, ticket u64 BE) → empty: the key order is
+    /// the due order, so a timer pass reads only the tickets due.
+    TimerDue,
+    /// ticket u64 BE → its key in `TimerDue`, to move it when the ticket changes.
+    TimerOf,
 }
 
 /// The tree names of format 1 stores, by table number.
@@ -97,6 +104,9 @@ pub(super) const COUNTED: &[u8] = &[
 /// a write-ahead journal; 2 is one tree with prefixed keys.
 pub(super) const FORMAT: u32 = 2;
 pub(super) const FORMAT_KEY: &[u8] = b"format";
+/// A fingerprint of the SLA policies and timers the timer index was built
+/// with: another configuration means other due times.
+pub(super) const TIMER_POLICY_KEY: &[u8] = b"timer_policy";
 pub(super) const NEXT_TICKET: &[u8] = b"next_ticket";
 pub(super) const REPLY_KEY: &[u8] = b"reply_key";
 

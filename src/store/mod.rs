@@ -144,7 +144,12 @@ impl Store {
     /// Runs `f` as one atomic unit: all its writes become one sled batch, or
     /// nothing when it fails. Transactions run one at a time.
     pub fn transact<R>(&self, f: impl FnOnce(&Tx<'_>) -> TxResult<R>) -> Result<R, StoreError> {
-        self.db.transact(|ws| f(&Tx { ws }))
+        self.db.transact(|ws| {
+            f(&Tx {
+                ws,
+                touched: Default::default(),
+            })
+        })
     }
 
     /// Makes everything committed so far durable.
@@ -259,6 +264,50 @@ impl Store {
             }
         }
         Ok((due, None))
+    }
+
+    /// Tickets whose next timer is due at `now`, soonest first, at most `limit`.
+    pub fn timers_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<TicketId>, StoreError> {
+        let mut due = Vec::new();
+        for item in self.db.iter(T::TimerDue as u8) {
+            let (key, _) = item?;
+            let (Some(at_ms), Some(id)) = (u64_of(&key[..8]), u64_of(&key[8..])) else {
+                continue;
+            };
+            if at_ms as i64 > now.timestamp_millis() || due.len() >= limit {
+                break;
+            }
+            due.push(id);
+        }
+        Ok(due)
+    }
+
+    /// The fingerprint the timer index was last built with.
+    pub fn timer_policy(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get(T::Meta, TIMER_POLICY_KEY)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Ticket numbers from `after` (exclusive) upwards, at most `limit`.
+    pub fn ticket_ids_after(
+        &self,
+        after: Option<TicketId>,
+        limit: usize,
+    ) -> Result<Vec<TicketId>, StoreError> {
+        let from = match after {
+            Some(id) => std::ops::Bound::Excluded(ticket_key(id).to_vec()),
+            None => std::ops::Bound::Unbounded,
+        };
+        self.db
+            .range(T::Tickets as u8, from, std::ops::Bound::Unbounded)
+            .take(limit)
+            .map(|r| Ok(u64_of(&r?.0).unwrap_or(0)))
+            .collect()
     }
 
     /// (entries still to be tried, entries that gave up), without decoding any.
