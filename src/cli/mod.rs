@@ -80,6 +80,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a consistent copy of the whole store to FILE (while the daemon
+    /// runs, it writes the file; commits wait meanwhile).
+    Backup { file: PathBuf },
+    /// Restore a backup into an empty state directory (the daemon stopped).
+    Restore { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -297,6 +302,49 @@ fn real_main() -> Result<ExitCode> {
                 None => names.first().cloned().unwrap_or_else(|| "help".into()),
             };
             print!("{}", dry_run::dry_run(&config, &raw, &mailbox)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup { file } => {
+            let path = std::path::absolute(&file)
+                .with_context(|| format!("cannot resolve {}", file.display()))?;
+            match rt.block_on(ask(&cli.config, Query::Backup { path: path.clone() }))? {
+                Answer::BackedUp { summary } => println!(
+                    "backed up {} keys ({} bytes) to {}",
+                    summary.keys,
+                    summary.bytes,
+                    path.display()
+                ),
+                other => bail!(unexpected(other)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore { file } => {
+            let at = crate::config::Locations::load(&cli.config)?;
+            if rt
+                .block_on(control::ask(&at.control_socket, &Query::Stats))?
+                .is_some()
+            {
+                bail!("the daemon is running on this store: stop it before restoring");
+            }
+            let holds_files = std::fs::read_dir(&at.storage)
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .any(|e| e.file_name() != "control.sock")
+                })
+                .unwrap_or(false);
+            if holds_files {
+                bail!(
+                    "{} is not empty: restore only into an empty state directory (move the old one aside first)",
+                    at.storage.display()
+                );
+            }
+            let summary = Store::restore(&at.storage, &file)?;
+            println!(
+                "restored {} keys from {} into {}",
+                summary.keys,
+                file.display(),
+                at.storage.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Ignored { json } => {

@@ -40,6 +40,11 @@ pub enum Query {
     },
     Ignored,
     Stats,
+    /// A consistent copy of the whole store, written to `path` by whoever
+    /// holds the store (the daemon's user when it runs).
+    Backup {
+        path: std::path::PathBuf,
+    },
 }
 
 impl Query {
@@ -47,11 +52,23 @@ impl Query {
     pub fn mutates(&self) -> bool {
         matches!(self, Query::QuarantineRetry { .. })
     }
+
+    /// How long the asker waits for the answer: a backup of a large store
+    /// takes a while, everything else is quick.
+    pub fn answer_timeout(&self) -> std::time::Duration {
+        match self {
+            Query::Backup { .. } => std::time::Duration::from_secs(3600),
+            _ => std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "answer", rename_all = "snake_case")]
 pub enum Answer {
+    BackedUp {
+        summary: crate::store::backup::BackupSummary,
+    },
     Tickets {
         tickets: Vec<Ticket>,
         /// More tickets match than the limit let through.
@@ -255,6 +272,9 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
         // Handled by `answer`, which has the engine.
         Query::QuarantineRetry { .. } => Answer::Error {
             message: "retry needs the engine".into(),
+        },
+        Query::Backup { path } => Answer::BackedUp {
+            summary: store.backup(path)?,
         },
         Query::Stats => {
             let (pending, failed) = store.outbox_counts();

@@ -210,6 +210,45 @@ impl Db {
         Ok(batch)
     }
 
+    /// Calls `f` with every key and value of the tree, commits held off
+    /// meanwhile, so what it sees is one consistent state. Returns how many.
+    pub fn snapshot<E: From<DbError>>(
+        &self,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let _writer = lock(&self.inner.writer);
+        let mut n = 0;
+        for item in self.inner.data.iter() {
+            let (k, v) = item.map_err(DbError::from)?;
+            f(&k, &v)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Whether the tree holds anything but `except` keys.
+    pub fn holds_more_than(&self, except: &[Vec<u8>]) -> Result<bool, DbError> {
+        for item in self.inner.data.iter() {
+            let (k, _) = item?;
+            if !except.iter().any(|e| e.as_slice() == k.as_ref()) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Writes whole keys (table byte included) as they are, in one batch:
+    /// for restoring a backup into an empty store.
+    pub fn put_raw_run(&self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), DbError> {
+        let _writer = lock(&self.inner.writer);
+        let mut batch = sled::Batch::default();
+        for (k, v) in pairs {
+            batch.insert(k, v);
+        }
+        self.inner.data.apply_batch(batch)?;
+        Ok(())
+    }
+
     /// Makes every committed batch durable.
     pub fn sync(&self) -> Result<(), DbError> {
         self.inner.db.flush()?;

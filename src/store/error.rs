@@ -24,6 +24,8 @@ pub enum StoreError {
         found: u32,
         supported: u32,
     },
+    #[error("{0}")]
+    Backup(String),
     #[error("cannot convert the store from format {from}: {why}")]
     Migrate { from: u32, why: String },
     #[error("cannot decode stored {what}: {source}")]

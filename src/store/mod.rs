@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use sled::IVec;
 
+pub mod backup;
 pub mod db;
 mod error;
 mod layout;
@@ -102,6 +103,28 @@ impl Store {
         Ok(Store {
             db: Db::open(db, COUNTED)?,
         })
+    }
+
+    /// Writes a consistent copy of the whole store to `file` (see
+    /// [`backup`]); commits wait while it runs.
+    pub fn backup(&self, file: &Path) -> Result<backup::BackupSummary, StoreError> {
+        backup::write(&self.db, file)
+    }
+
+    /// Restores a backup into the store at `path`, which must be new: a
+    /// restore never mixes with what a store already holds.
+    pub fn restore(path: &Path, file: &Path) -> Result<backup::BackupSummary, StoreError> {
+        let store = Store::open(path)?;
+        let format_key = db::full_key(T::Meta as u8, FORMAT_KEY);
+        if store.db.holds_more_than(&[format_key])? {
+            return Err(StoreError::Backup(format!(
+                "cannot restore into {}: it already holds a store; restore into an empty state directory",
+                path.display()
+            )));
+        }
+        let summary = backup::read(file, |run| Ok(store.db.put_raw_run(run)?))?;
+        store.db.sync()?;
+        Ok(summary)
     }
 
     /// A throwaway store in a temporary file, deleted on drop: lets the dry run
