@@ -93,3 +93,76 @@ async fn a_backup_taken_while_running_restores_and_the_desk_carries_on() {
         .unwrap_or("")
         .contains("Request 3"));
 }
+
+#[tokio::test]
+async fn twenty_kills_lose_and_duplicate_no_ticket_and_every_ack_goes_out() {
+    const N: usize = 600;
+    let servers = MailServers::start(&[HELP]);
+    let imap = servers.imap();
+    let mails: Vec<Vec<u8>> = (0..N)
+        .map(|i| {
+            mail(
+                &format!("user{i}@outside.example"),
+                HELP,
+                &format!("Request {i}"),
+                &format!("kill{i}@outside.example"),
+                "",
+                "please help",
+            )
+        })
+        .collect();
+    imap.append_many(HELP, "INBOX", &mails).await;
+    let mut desk = Deskgate::new(
+        &servers,
+        DeskOptions {
+            batch_size: 5,
+            ..DeskOptions::default()
+        },
+    );
+    let mut seen = 0;
+    for kill in 0..20 {
+        desk.start();
+        if kill % 4 == 0 {
+            // During start-up: opening the store, recovery, the first login.
+            std::thread::sleep(Duration::from_millis(5 + kill as u64));
+        } else {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while desk.tickets().len() <= seen && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        desk.kill9();
+        seen = desk.tickets().len();
+    }
+    assert!(
+        seen < N,
+        "the kills should land before the end (had {seen})"
+    );
+    desk.start();
+    let tickets = desk.wait_tickets(N, Duration::from_secs(90));
+    assert_eq!(tickets.len(), N, "exactly one ticket per mail");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut ids_by_request: std::collections::HashMap<
+            String,
+            std::collections::HashSet<String>,
+        > = Default::default();
+        for a in &imap.fetch_all(CATCHALL, "INBOX").await {
+            ids_by_request
+                .entry(header(a, "In-Reply-To").unwrap_or_default())
+                .or_default()
+                .insert(message_id(a).unwrap_or_default());
+        }
+        if ids_by_request.len() == N {
+            // A resent acknowledgement is the same mail: one Message-ID each.
+            assert!(ids_by_request.values().all(|ids| ids.len() == 1));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {N} acknowledgements arrived",
+            ids_by_request.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
