@@ -280,22 +280,6 @@ async fn run(n: usize, m: usize) {
             eprintln!("{line}");
         }
     }
-    // Committed work waits in the store's journal until the applier copies it
-    // into the indexed trees: report when that is done too.
-    let applied = loop {
-        if stats(&desk)["journal_pending"].as_u64() == Some(0) {
-            break start.elapsed();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(600),
-            "journal never applied"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    eprintln!(
-        "journal applied to the trees {:.1}s after start",
-        applied.as_secs_f64()
-    );
     if std::env::var_os("DESKGATE_BENCH_INGEST_ONLY").is_some() {
         eprintln!("peak RSS so far: {} MiB", peak_rss_kib(pid) / 1024);
         assert!(desk.stop(), "deskgate did not stop cleanly");
@@ -363,7 +347,6 @@ async fn run(n: usize, m: usize) {
         "ingest_seconds": ingest_open.as_secs_f64(),
         "ingest_from_process_start_mails_per_s": ingest_rate.round(),
         "ingest_from_process_start_seconds": ingest.as_secs_f64(),
-        "journal_applied_seconds": applied.as_secs_f64(),
         "all_acks_handed_to_smtp_seconds": acks_out.as_secs_f64(),
         "latency_probes": m,
         "arrival_to_ack_p50_ms": p50.as_secs_f64() * 1000.0,
@@ -380,10 +363,6 @@ async fn run(n: usize, m: usize) {
     println!(
         "| the same from process start | {ingest_rate:.0} mails/s ({:.2} s) |",
         ingest.as_secs_f64()
-    );
-    println!(
-        "| journal applied to the indexed trees | {:.1} s after start |",
-        applied.as_secs_f64()
     );
     println!(
         "| all acknowledgements handed to SMTP | {:.1} s after start |",

@@ -45,14 +45,6 @@ fn main() {
         engine.ingest_batch(&raws, "help").unwrap();
     }
     let ingest = t.elapsed();
-    let (records, bytes) = store.journal_backlog();
-    println!(
-        "journal backlog after ingest: {records} records, {} KiB",
-        bytes / 1024
-    );
-    let t_apply = Instant::now();
-    store.apply_journal().unwrap();
-    println!("applied the rest in {:?}", t_apply.elapsed());
     let t = Instant::now();
     store.flush_blocking().unwrap();
     println!(

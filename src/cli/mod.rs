@@ -92,6 +92,11 @@ enum Command {
         #[command(subcommand)]
         command: trust::TrustCommand,
     },
+    /// Write a consistent copy of the whole store to FILE (while the daemon
+    /// runs, it writes the file; commits wait meanwhile).
+    Backup { file: PathBuf },
+    /// Restore a backup into an empty state directory (the daemon stopped).
+    Restore { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -140,6 +145,12 @@ enum TicketsCommand {
         /// Only tickets with an SLA target due within this time (e.g. 1h, 30m).
         #[arg(long, value_parser = humantime::parse_duration)]
         due_within: Option<std::time::Duration>,
+        /// At most this many tickets, newest first.
+        #[arg(long, default_value_t = 50, conflicts_with = "all")]
+        limit: usize,
+        /// Every ticket that matches, newest first.
+        #[arg(long)]
+        all: bool,
         #[arg(long)]
         json: bool,
     },
@@ -226,17 +237,20 @@ fn real_main() -> Result<ExitCode> {
                     status,
                     overdue,
                     due_within,
+                    limit,
+                    all,
                     json,
                 } => {
                     let q = Query::ListTickets {
                         status,
                         overdue,
                         due_within_secs: due_within.map(|d| d.as_secs()),
+                        limit: (!all).then_some(limit),
                     };
                     match rt.block_on(ask(&cli.config, cli.any_user, q))? {
-                        Answer::Tickets { tickets } if json => print_json(&tickets)?,
-                        Answer::Tickets { tickets } => {
-                            print!("{}", render::render_ticket_list(&tickets))
+                        Answer::Tickets { tickets, .. } if json => print_json(&tickets)?,
+                        Answer::Tickets { tickets, more } => {
+                            print!("{}", render::render_ticket_list(&tickets, more))
                         }
                         other => bail!(unexpected(other)),
                     }
@@ -264,13 +278,12 @@ fn real_main() -> Result<ExitCode> {
             match rt.block_on(ask(&cli.config, cli.any_user, Query::Stats))? {
                 Answer::Stats { stats } if json => print_json(&stats)?,
                 Answer::Stats { stats } => println!(
-                    "tickets {}\noutbox pending {}\noutbox failed {}\ndelivered {}\nquarantined {}\njournal not yet applied {}",
+                    "tickets {}\noutbox pending {}\noutbox failed {}\ndelivered {}\nquarantined {}",
                     stats.tickets,
                     stats.outbox_pending,
                     stats.outbox_failed,
                     stats.delivered,
-                    stats.quarantined,
-                    stats.journal_pending
+                    stats.quarantined
                 ),
                 other => bail!(unexpected(other)),
             }
@@ -353,6 +366,53 @@ fn real_main() -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Backup { file } => {
+            let path = std::path::absolute(&file)
+                .with_context(|| format!("cannot resolve {}", file.display()))?;
+            match rt.block_on(ask(
+                &cli.config,
+                cli.any_user,
+                Query::Backup { path: path.clone() },
+            ))? {
+                Answer::BackedUp { summary } => println!(
+                    "backed up {} keys ({} bytes) to {}",
+                    summary.keys,
+                    summary.bytes,
+                    path.display()
+                ),
+                other => bail!(unexpected(other)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore { file } => {
+            let at = crate::config::Locations::load(&cli.config)?;
+            if rt
+                .block_on(control::ask(&at.control_socket, &Query::Stats))?
+                .is_some()
+            {
+                bail!("the daemon is running on this store: stop it before restoring");
+            }
+            let holds_files = std::fs::read_dir(&at.storage)
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .any(|e| e.file_name() != "control.sock")
+                })
+                .unwrap_or(false);
+            if holds_files {
+                bail!(
+                    "{} is not empty: restore only into an empty state directory (move the old one aside first)",
+                    at.storage.display()
+                );
+            }
+            let summary = Store::restore(&at.storage, &file)?;
+            println!(
+                "restored {} keys from {} into {}",
+                summary.keys,
+                file.display(),
+                at.storage.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Ignored { json } => {
             match rt.block_on(ask(&cli.config, cli.any_user, Query::Ignored))? {
                 Answer::Ignored { entries } if json => print_json(&entries)?,
@@ -397,7 +457,8 @@ async fn ask(path: &std::path::Path, any_user: bool, q: Query) -> Result<Answer>
     let policy = Policy::from_config(&config)?;
     // The store is blocking; keep it off the async workers.
     tokio::task::spawn_blocking(move || {
-        let store = Store::open(&config.desk.storage)?;
+        let options = crate::daemon::store_options(&config);
+        let store = Store::open_with(&config.desk.storage, options)?;
         let engine = Engine::new(store, Arc::new(SystemClock), policy);
         Ok(queries::answer(&engine, &q))
     })
@@ -405,7 +466,7 @@ async fn ask(path: &std::path::Path, any_user: bool, q: Query) -> Result<Answer>
     .context("cannot read the store")?
 }
 
-/// Opening the store writes to it (journal, recovery), and what it writes
+/// Opening the store writes to it (a format conversion, the reply key), and what it writes
 /// belongs to whoever runs the command: root's files in the daemon's state
 /// folder would lock the daemon out. So only the store's owner opens it.
 fn check_owner(storage: &std::path::Path) -> Result<()> {

@@ -12,7 +12,8 @@ fn fmt_time(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-pub fn render_ticket_list(tickets: &[Ticket]) -> String {
+/// `more`: the list was cut at the limit.
+pub fn render_ticket_list(tickets: &[Ticket], more: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -31,7 +32,15 @@ pub fn render_ticket_list(tickets: &[Ticket]) -> String {
             t.subject
         );
     }
-    let _ = writeln!(out, "{} ticket(s)", tickets.len());
+    if more {
+        let _ = writeln!(
+            out,
+            "the newest {} ticket(s); more match (--limit N or --all for more)",
+            tickets.len()
+        );
+    } else {
+        let _ = writeln!(out, "{} ticket(s)", tickets.len());
+    }
     safe(&out)
 }
 
@@ -305,7 +314,7 @@ mod tests {
 
     #[test]
     fn ticket_list_shows_no_control_or_bidi_characters() {
-        let out = render_ticket_list(&[evil_ticket()]);
+        let out = render_ticket_list(&[evil_ticket()], false);
         assert_eq!(hostile(&out), Vec::<char>::new(), "{out:?}");
         // What was there is still visible, escaped.
         assert!(out.contains("Invoice \\u{1b}[2J"), "{out}");

@@ -10,6 +10,11 @@ use super::error::Problem;
 use super::raw::*;
 use crate::mail::address::EmailAddress;
 
+/// sled's page cache unless `[store] cache` says otherwise.
+const DEFAULT_STORE_CACHE: u64 = 32 * 1024 * 1024;
+const MIN_STORE_CACHE: u64 = 1024 * 1024;
+const MAX_STORE_CACHE: u64 = 64 * 1024 * 1024 * 1024;
+
 /// Collects every problem in the file (not only the first), each with its key.
 pub(super) struct Validator {
     pub(super) problems: Vec<Problem>,
@@ -266,6 +271,13 @@ impl Validator {
             self.problem("outbox.max_attempts", "must be at least 1");
         }
 
+        let cache_bytes = raw.store.cache.map_or(DEFAULT_STORE_CACHE, |c| c.as_u64());
+        if !(MIN_STORE_CACHE..=MAX_STORE_CACHE).contains(&cache_bytes) {
+            self.problem(
+                "store.cache",
+                "must be between 1 MiB and 64 GiB (sled keeps this much of the store in memory)",
+            );
+        }
         Some(Config {
             warnings: std::mem::take(&mut self.warnings),
             path: path.to_path_buf(),
@@ -280,6 +292,7 @@ impl Validator {
                 comment_address,
                 default_sla: raw.desk.default_sla.clone(),
             },
+            store: StoreConfig { cache_bytes },
             mailboxes,
             smtp: SmtpConfig {
                 host: s.host,

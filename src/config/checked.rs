@@ -33,6 +33,13 @@ pub struct Config {
     /// password file others can read): check-config prints them, the
     /// daemon logs them at start and on reload.
     pub warnings: Vec<String>,
+    pub store: StoreConfig,
+}
+
+/// How the store is opened: the sled cache is most of the daemon's memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub cache_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

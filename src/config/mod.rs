@@ -31,7 +31,7 @@ mod values;
 use check::Validator;
 pub use checked::{
     AfterProcessing, Agent, Config, Desk, Limits, MailboxConfig, OutboxConfig, SmtpConfig,
-    SubjectTag, Team, Tier, TlsMode, Trust,
+    StoreConfig, SubjectTag, Team, Tier, TlsMode, Trust,
 };
 pub use error::{ConfigError, Problem};
 use lines::{line_of_offset, KeyLines};
@@ -174,6 +174,21 @@ mod tests {
         assert_eq!(c.desk.subject_tag.render(7), "[#7]");
         assert_eq!(c.smtp.envelope_from.as_str(), "help@desk.test");
         assert_eq!(c.desk.storage, dir.path().join("state"));
+    }
+
+    #[test]
+    fn the_store_cache_is_set_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        write_env(dir.path());
+        let at = dir.path().join("d.toml");
+        let c = Config::from_str_at(&good().render(), &at).unwrap();
+        assert_eq!(c.store.cache_bytes, 32 * 1024 * 1024);
+        let text = good().table("[store]\ncache = \"8 MiB\"").render();
+        let c = Config::from_str_at(&text, &at).unwrap();
+        assert_eq!(c.store.cache_bytes, 8 * 1024 * 1024);
+        let text = good().table("[store]\ncache = \"100 KiB\"").render();
+        let err = Config::from_str_at(&text, &at).unwrap_err().to_string();
+        assert!(err.contains("store.cache: must be between 1 MiB"), "{err}");
     }
 
     #[test]

@@ -35,6 +35,15 @@ pub(super) struct RawConfig {
     pub(super) slas: Vec<RawSla>,
     #[serde(default)]
     pub(super) timers: RawTimers,
+    #[serde(default)]
+    pub(super) store: RawStore,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStore {
+    /// sled's page cache, e.g. "32 MiB".
+    pub(super) cache: Option<bytesize::ByteSize>,
 }
 
 #[derive(Debug, Deserialize)]

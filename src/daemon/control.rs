@@ -251,9 +251,10 @@ pub async fn ask(path: &Path, q: &Query) -> Result<Option<Answer>, ControlError>
         }
         Ok::<_, ControlError>(serde_json::from_str(&line)?)
     };
-    match tokio::time::timeout(IO_TIMEOUT, work).await {
+    let limit = q.answer_timeout();
+    match tokio::time::timeout(limit, work).await {
         Ok(r) => r.map(Some),
-        Err(_) => Err(ControlError::Timeout(IO_TIMEOUT)),
+        Err(_) => Err(ControlError::Timeout(limit)),
     }
 }
 

@@ -40,7 +40,7 @@ use crate::desk::policy::Policy;
 use crate::desk::templates::TemplateError;
 use crate::engine::clock::{Clock, SystemClock};
 use crate::engine::Engine;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreOptions};
 
 /// How long tasks get to finish the mail in hand after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -158,6 +158,13 @@ pub(crate) fn injected_fault(task: &str) {
     let _ = task;
 }
 
+/// The store's options from the checked config.
+pub fn store_options(config: &Config) -> StoreOptions {
+    StoreOptions {
+        cache_bytes: config.store.cache_bytes,
+    }
+}
+
 /// Opens the store, waiting out a CLI that has it open for a moment (the CLI
 /// opens it directly when no daemon answers on the control socket). Opening
 /// reads and may recover files, so it runs off the async workers.
@@ -165,7 +172,8 @@ async fn open_store(config: &Config) -> Result<Store, StoreError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let dir = config.desk.storage.clone();
-        let opened = tokio::task::spawn_blocking(move || Store::open(&dir))
+        let options = store_options(config);
+        let opened = tokio::task::spawn_blocking(move || Store::open_with(&dir, options))
             .await
             .map_err(|e| StoreError::Aborted(format!("the store opening task failed: {e}")))?;
         match opened {
@@ -356,12 +364,9 @@ impl HealthWatch {
         if self.counted.is_none_or(|t| t.elapsed() >= COUNT_EVERY) {
             self.counted = Some(tokio::time::Instant::now());
             let store = self.store.clone();
-            if let Ok((journal, (pending, failed))) = tokio::task::spawn_blocking(move || {
-                (store.journal_backlog().0, store.outbox_counts())
-            })
-            .await
+            if let Ok((pending, failed)) =
+                tokio::task::spawn_blocking(move || store.outbox_counts()).await
             {
-                self.health.journal_backlog = journal;
                 self.health.outbox_pending = pending;
                 self.health.outbox_failed = failed;
             }

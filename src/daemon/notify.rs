@@ -18,8 +18,6 @@ use tracing::debug;
 pub struct Health {
     pub mailboxes: usize,
     pub connected: usize,
-    /// Commits not yet copied from the journal into the trees.
-    pub journal_backlog: usize,
     pub outbox_pending: usize,
     pub outbox_failed: usize,
 }
@@ -31,12 +29,8 @@ impl Health {
 
     pub fn status_line(&self) -> String {
         format!(
-            "{}/{} mailboxes connected, journal backlog {}, outbox {} pending, {} failed",
-            self.connected,
-            self.mailboxes,
-            self.journal_backlog,
-            self.outbox_pending,
-            self.outbox_failed
+            "{}/{} mailboxes connected, outbox {} pending, {} failed",
+            self.connected, self.mailboxes, self.outbox_pending, self.outbox_failed
         )
     }
 }
@@ -119,7 +113,7 @@ mod tests {
         assert!(h.all_connected());
         assert_eq!(
             h.status_line(),
-            "2/2 mailboxes connected, journal backlog 0, outbox 0 pending, 0 failed"
+            "2/2 mailboxes connected, outbox 0 pending, 0 failed"
         );
     }
 }

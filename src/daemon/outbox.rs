@@ -493,14 +493,15 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-            s.apply_journal().unwrap();
             s.flush_blocking().unwrap();
         }
         {
             let db = sled::open(dir).unwrap();
-            let t = db.open_tree("tickets").unwrap();
-            t.insert(13u64.to_be_bytes(), b"{not a ticket".to_vec())
-                .unwrap();
+            // Table 1 (tickets) of the store's one tree, ticket 13.
+            let mut key = vec![1u8];
+            key.extend_from_slice(&13u64.to_be_bytes());
+            let t = db.open_tree("data").unwrap();
+            t.insert(key, b"{not a ticket".to_vec()).unwrap();
             db.flush().unwrap();
         }
         Store::open(dir).unwrap()

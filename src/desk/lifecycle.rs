@@ -79,6 +79,28 @@ fn close(tx: &Tx<'_>, t: &mut Ticket, reason: &str, now: DateTime<Utc>) -> TxRes
     tx.add_event(t, &event(now, "deskgate", changed))
 }
 
+/// Files the ticket's next timer in the timer index, from its stored state:
+/// called for every ticket a transaction wrote, and after every timer pass
+/// over a ticket, so the index never points at a ticket with nothing due.
+pub fn reindex(tx: &Tx<'_>, policy: &Policy, id: TicketId) -> TxResult<()> {
+    let due = match tx.ticket(id)? {
+        Some(t) => sla::next_due(&t, policy.sla(t.sla.as_deref()), &policy.timers),
+        None => None,
+    };
+    tx.set_timer_due(id, due)
+}
+
+/// What the timer index depends on: another SLA or timer configuration
+/// means other due times, and the index is rebuilt once.
+pub fn timer_fingerprint(policy: &Policy) -> String {
+    use sha2::{Digest, Sha256};
+    let described = format!(
+        "{:?}|{:?}|{:?}",
+        policy.slas, policy.timers, policy.default_sla
+    );
+    hex::encode(&Sha256::digest(described.as_bytes())[..12])
+}
+
 /// Fires what is due on ticket `id`; returns how many actions fired.
 pub fn fire(tx: &Tx<'_>, policy: &Policy, id: TicketId, now: DateTime<Utc>) -> TxResult<usize> {
     let Some(mut t) = tx.ticket(id)? else {

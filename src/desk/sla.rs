@@ -198,6 +198,48 @@ pub fn due_actions(
     acts
 }
 
+/// The earliest time at which [`due_actions`] will have something to do for
+/// this ticket (a warning, a breach, a reminder, a closing not yet fired);
+/// `None` when nothing will ever be due unless the ticket changes. The timer
+/// index is keyed by this, so a timer pass reads only the tickets due.
+pub fn next_due(t: &Ticket, policy: Option<&SlaPolicy>, timers: &Timers) -> Option<DateTime<Utc>> {
+    if t.status == Status::Closed || t.merged_into.is_some() {
+        return None;
+    }
+    let unfired = |a: Action| !t.fired.contains(&a.mark());
+    let mut times: Vec<DateTime<Utc>> = Vec::new();
+    if let Some(p) = policy {
+        // The state as of the ticket's own last change: whatever is met or
+        // paused then stays so until the ticket changes (and is re-indexed).
+        for s in status(t, p, t.updated_at) {
+            if matches!(s.state, TargetState::Met { .. } | TargetState::Paused) {
+                continue;
+            }
+            if let Some(w) = s.warn_at.filter(|_| unfired(Action::Warn(s.target))) {
+                times.push(w);
+            }
+            if let Some(d) = s.due.filter(|_| unfired(Action::Breach(s.target))) {
+                times.push(d);
+            }
+        }
+    }
+    match (t.status, t.waiting_since, t.resolved_at) {
+        (Status::Waiting, Some(since), _) => {
+            if unfired(Action::RemindWaiting) {
+                times.push(after(since, timers.waiting_reminder_after));
+            }
+            if unfired(Action::CloseWaiting) {
+                times.push(after(since, timers.waiting_close_after));
+            }
+        }
+        (Status::Resolved, _, Some(at)) if unfired(Action::CloseResolved) => {
+            times.push(after(at, timers.resolved_close_after))
+        }
+        _ => {}
+    }
+    times.into_iter().min()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,13 +20,14 @@ use thiserror::Error;
 use tracing::{debug, warn};
 
 use crate::desk::dispatch::apply;
+use crate::desk::lifecycle;
 use crate::desk::outcome::Outcome;
 use crate::desk::policy::Policy;
 use crate::desk::prepare::Prepared;
 use crate::desk::quarantine::quarantine_in_tx;
 use crate::engine::clock::Clock;
 use crate::mail::parse::sha256_hex;
-use crate::store::{KeyRing, Store, StoreError, TxResult};
+use crate::store::{KeyRing, Store, StoreError, Tx, TxResult};
 
 #[derive(Debug, Error)]
 pub enum EngineError {
@@ -52,6 +53,10 @@ pub struct Engine {
 const PARALLEL_PARSE_MIN: usize = 64;
 /// How far the parser may run ahead of the transaction.
 const PARSE_AHEAD: usize = 64;
+/// Tickets taken from the timer index per read.
+const TIMER_ROUND: usize = 256;
+/// Tickets re-indexed per transaction when the index is rebuilt.
+const REINDEX_BATCH: usize = 1000;
 
 impl Engine {
     pub fn new(store: Store, clock: Arc<dyn Clock>, mut policy: Policy) -> Engine {
@@ -131,7 +136,7 @@ impl Engine {
                 .iter()
                 .map(|raw| Prepared::new(raw, &policy, now))
                 .collect();
-            let outcomes = self.store.transact(|tx| {
+            let outcomes = self.transact(&policy, |tx| {
                 prepared
                     .iter()
                     .map(|p| apply(tx, p, &policy, mailbox, now))
@@ -169,7 +174,7 @@ impl Engine {
                 }
             });
             let mut prepared = Vec::with_capacity(raws.len());
-            let outcomes = self.store.transact(|tx| {
+            let outcomes = self.transact(policy, |tx| {
                 // Owned by the transaction: when it ends, however it ends,
                 // the receiver goes and a parser blocked on a full channel
                 // stops, so the join below cannot hang.
@@ -214,22 +219,65 @@ impl Engine {
     pub fn run_timers(&self) -> Result<usize, EngineError> {
         let policy = self.policy();
         let now = self.clock.now();
-        let mut due = Vec::new();
-        for t in self.store.tickets() {
-            let t = t?;
-            if !crate::desk::sla::due_actions(&t, policy.sla(t.sla.as_deref()), &policy.timers, now)
-                .is_empty()
-            {
-                due.push(t.id);
+        self.rebuild_timer_index_if_stale(&policy)?;
+        let mut fired = 0;
+        loop {
+            let due = self.store.timers_due(now, TIMER_ROUND)?;
+            let round = due.len();
+            for id in due {
+                fired += self.transact(&policy, |tx| {
+                    let n = lifecycle::fire(tx, &policy, id, now)?;
+                    lifecycle::reindex(tx, &policy, id)?;
+                    Ok(n)
+                })?;
+            }
+            if round < TIMER_ROUND {
+                return Ok(fired);
             }
         }
-        let mut fired = 0;
-        for id in due {
-            fired += self
-                .store
-                .transact(|tx| crate::desk::lifecycle::fire(tx, &policy, id, now))?;
+    }
+
+    /// The timer index is built from the SLA and timer configuration; when
+    /// that changed (or the store predates the index) it is rebuilt, in
+    /// batches, once.
+    fn rebuild_timer_index_if_stale(&self, policy: &Policy) -> Result<(), EngineError> {
+        let fingerprint = lifecycle::timer_fingerprint(policy);
+        if self.store.timer_policy()?.as_deref() == Some(fingerprint.as_str()) {
+            return Ok(());
         }
-        Ok(fired)
+        let mut after = None;
+        loop {
+            let ids = self.store.ticket_ids_after(after, REINDEX_BATCH)?;
+            let Some(&last) = ids.last() else { break };
+            self.store.transact(|tx| {
+                for &id in &ids {
+                    lifecycle::reindex(tx, policy, id)?;
+                }
+                Ok(())
+            })?;
+            after = Some(last);
+        }
+        self.store.transact(|tx| {
+            tx.set_timer_policy(&fingerprint);
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// A store transaction that also re-files the timers of every ticket it
+    /// wrote, before it commits: the index is always as new as the tickets.
+    fn transact<R>(
+        &self,
+        policy: &Policy,
+        f: impl FnOnce(&Tx<'_>) -> TxResult<R>,
+    ) -> Result<R, StoreError> {
+        self.store.transact(|tx| {
+            let r = f(tx)?;
+            for id in tx.touched_tickets() {
+                lifecycle::reindex(tx, policy, id)?;
+            }
+            Ok(r)
+        })
     }
 
     /// Processes a quarantined mail again. On success the quarantine entry goes
@@ -247,7 +295,7 @@ impl Engine {
         let policy = self.policy();
         let now = self.clock.now();
         let p = Prepared::new(&raw, &policy, now);
-        let result = self.store.transact(|tx| {
+        let result = self.transact(&policy, |tx| {
             tx.remove_quarantine(id)?;
             tx.remove_disposition(&p.dedupe_key)?;
             tx.remove_disposition(&format!("sha256:{}", entry.raw_key))?;
@@ -1122,6 +1170,21 @@ equals = "desk.test"
     }
 
     fn sla_engine(dir: &std::path::Path, clock: Arc<ManualClock>) -> Engine {
+        let cfg = sla_config(dir);
+        let mut tries = 0;
+        let store = loop {
+            match Store::open(&dir.join("state")) {
+                Err(StoreError::Locked { .. }) if tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other.unwrap(),
+            }
+        };
+        Engine::new(store, clock, Policy::from_config(&cfg).unwrap())
+    }
+
+    fn sla_config(dir: &std::path::Path) -> Config {
         let config = it_desk()
             .desk("default_sla", "\"standard\"")
             .table(
@@ -1142,18 +1205,7 @@ first_response = { normal = "4h" }
 resolution = { normal = "2d" }
 "#,
             );
-        let cfg = load_config(dir, &config);
-        let mut tries = 0;
-        let store = loop {
-            match Store::open(&dir.join("state")) {
-                Err(StoreError::Locked { .. }) if tries < 100 => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                other => break other.unwrap(),
-            }
-        };
-        Engine::new(store, clock, Policy::from_config(&cfg).unwrap())
+        load_config(dir, &config)
     }
 
     fn count(e: &Engine, kind: &str) -> Vec<String> {
@@ -1163,6 +1215,60 @@ resolution = { normal = "2d" }
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn a_timer_pass_reads_only_the_tickets_that_are_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let clock = Arc::new(ManualClock::new(t0));
+        let e = sla_engine(dir.path(), clock.clone());
+        for i in 0..30 {
+            let id = format!("many{i}@c");
+            e.ingest(&mail(&format!("u{i}@c.test"), "Printer", &id, ""), "it")
+                .unwrap();
+        }
+        e.run_timers().unwrap();
+        // Every ticket is filed under its first warning (75% of 4 h), none earlier.
+        assert!(e.store().timers_due(t0, 100).unwrap().is_empty());
+        let warn_at = t0 + chrono::Duration::hours(3);
+        assert_eq!(e.store().timers_due(warn_at, 100).unwrap().len(), 30);
+        assert_eq!(e.store().timers_due(warn_at, 7).unwrap().len(), 7);
+        clock.advance(chrono::Duration::hours(3));
+        assert_eq!(e.run_timers().unwrap(), 30);
+        // Each moved on to its next timer (the breach at 4 h).
+        assert!(e.store().timers_due(warn_at, 100).unwrap().is_empty());
+        let breach_at = t0 + chrono::Duration::hours(4);
+        assert_eq!(e.store().timers_due(breach_at, 100).unwrap().len(), 30);
+    }
+
+    #[test]
+    fn another_sla_configuration_rebuilds_the_timer_index_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let clock = Arc::new(ManualClock::new(t0));
+        let e = sla_engine(dir.path(), clock.clone());
+        e.ingest(&mail("carol@c.test", "VPN down", "v1@c", ""), "it")
+            .unwrap();
+        e.run_timers().unwrap();
+        let warn_at = t0 + chrono::Duration::hours(3);
+        assert_eq!(e.store().timers_due(warn_at, 10).unwrap(), vec![1000]);
+        // The same desk with a 1 h first-response target: warned at 45 min.
+        let mut p = Policy::from_config(&sla_config(dir.path())).unwrap();
+        for sla in &mut p.slas {
+            sla.first_response.insert(
+                crate::store::records::Priority::Normal,
+                chrono::Duration::hours(1),
+            );
+        }
+        e.set_policy(p);
+        e.run_timers().unwrap();
+        let sooner = t0 + chrono::Duration::minutes(45);
+        assert_eq!(e.store().timers_due(sooner, 10).unwrap(), vec![1000]);
     }
 
     #[test]
@@ -1202,9 +1308,10 @@ resolution = { normal = "2d" }
                 status: None,
                 overdue: true,
                 due_within_secs: None,
+                limit: None,
             },
         );
-        let crate::engine::queries::Answer::Tickets { tickets } = overdue else {
+        let crate::engine::queries::Answer::Tickets { tickets, .. } = overdue else {
             panic!()
         };
         assert_eq!(tickets.len(), 1);
@@ -1214,9 +1321,10 @@ resolution = { normal = "2d" }
                 status: None,
                 overdue: false,
                 due_within_secs: Some(3600),
+                limit: None,
             },
         );
-        let crate::engine::queries::Answer::Tickets { tickets } = soon else {
+        let crate::engine::queries::Answer::Tickets { tickets, .. } = soon else {
             panic!()
         };
         assert!(

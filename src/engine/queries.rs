@@ -22,6 +22,9 @@ pub enum Query {
         /// Only tickets with a running target due within this many seconds.
         #[serde(default)]
         due_within_secs: Option<u64>,
+        /// At most this many, newest first; `None` for every ticket.
+        #[serde(default)]
+        limit: Option<usize>,
     },
     ShowTicket {
         id: TicketId,
@@ -47,6 +50,11 @@ pub enum Query {
         #[serde(default)]
         grace_secs: Option<u64>,
     },
+    /// A consistent copy of the whole store, written to `path` by whoever
+    /// holds the store (the daemon's user when it runs).
+    Backup {
+        path: std::path::PathBuf,
+    },
 }
 
 impl Query {
@@ -54,13 +62,28 @@ impl Query {
     pub fn mutates(&self) -> bool {
         matches!(self, Query::QuarantineRetry { .. })
     }
+
+    /// How long the asker waits for the answer: a backup of a large store
+    /// takes a while, everything else is quick.
+    pub fn answer_timeout(&self) -> std::time::Duration {
+        match self {
+            Query::Backup { .. } => std::time::Duration::from_secs(3600),
+            _ => std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "answer", rename_all = "snake_case")]
 pub enum Answer {
+    BackedUp {
+        summary: crate::store::backup::BackupSummary,
+    },
     Tickets {
         tickets: Vec<Ticket>,
+        /// More tickets match than the limit let through.
+        #[serde(default)]
+        more: bool,
     },
     Ticket {
         view: Option<Box<TicketView>>,
@@ -112,10 +135,6 @@ pub struct Stats {
     pub outbox_failed: usize,
     pub delivered: usize,
     pub quarantined: usize,
-    /// Committed transactions the store has not yet copied from its journal
-    /// into its indexed trees (see `kv`); normally 0 a moment after a burst.
-    #[serde(default)]
-    pub journal_pending: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,13 +217,21 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
             status,
             overdue,
             due_within_secs,
+            limit,
         } => {
             let now = engine.now();
             let horizon = due_within_secs
                 .map(|s| now + chrono::Duration::seconds(s.min(i64::MAX as u64 / 2) as i64));
             let mut tickets = Vec::new();
-            for t in store.tickets() {
+            let mut more = false;
+            // Newest first, and only as far as the page: a page costs its own
+            // size, not the size of the desk.
+            for t in store.tickets_newest_first() {
                 let t = t?;
+                if limit.is_some_and(|n| tickets.len() >= n) {
+                    more = true;
+                    break;
+                }
                 if !status.is_none_or(|s| s == t.status) {
                     continue;
                 }
@@ -225,7 +252,7 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
                 }
                 tickets.push(t);
             }
-            Answer::Tickets { tickets }
+            Answer::Tickets { tickets, more }
         }
         Query::ShowTicket { id } => Answer::Ticket {
             view: match store.ticket(*id)? {
@@ -280,6 +307,9 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
         Query::QuarantineRetry { .. } | Query::RotateReplyKey { .. } => Answer::Error {
             message: "this change needs the engine".into(),
         },
+        Query::Backup { path } => Answer::BackedUp {
+            summary: store.backup(path)?,
+        },
         Query::Stats => {
             let (pending, failed) = store.outbox_counts();
             Answer::Stats {
@@ -289,9 +319,72 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
                     outbox_failed: failed,
                     delivered: store.delivery_count(),
                     quarantined: store.quarantine_count(),
-                    journal_pending: store.journal_backlog().0,
                 },
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::desk::policy::Policy;
+    use crate::desk::templates::Templates;
+    use crate::engine::clock::SystemClock;
+    use crate::mail::address::{EmailAddress, Party};
+    use crate::store::Store;
+
+    fn engine_with_tickets(n: usize) -> Engine {
+        let policy = Policy::new(
+            Party {
+                name: None,
+                address: EmailAddress::parse("help@desk.test").unwrap(),
+            },
+            Templates::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"))
+                .unwrap(),
+        );
+        let e = Engine::new(Store::temporary().unwrap(), Arc::new(SystemClock), policy);
+        for i in 0..n {
+            let raw = format!(
+                "From: u{i}@c.test\r\nTo: help@desk.test\r\nSubject: s{i}\r\nMessage-ID: <p{i}@c.test>\r\n\r\nx\r\n"
+            );
+            e.ingest(raw.as_bytes(), "help").unwrap();
+        }
+        e
+    }
+
+    fn list(e: &Engine, limit: Option<usize>) -> (Vec<TicketId>, bool) {
+        let q = Query::ListTickets {
+            status: None,
+            overdue: false,
+            due_within_secs: None,
+            limit,
+        };
+        match answer(e, &q) {
+            Answer::Tickets { tickets, more } => (tickets.iter().map(|t| t.id).collect(), more),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_page_is_the_newest_tickets_and_says_when_there_are_more() {
+        let e = engine_with_tickets(5);
+        assert_eq!(list(&e, Some(2)), (vec![1004, 1003], true));
+        assert_eq!(
+            list(&e, Some(5)),
+            (vec![1004, 1003, 1002, 1001, 1000], false)
+        );
+        assert_eq!(list(&e, None).0.len(), 5);
+    }
+
+    #[test]
+    fn stats_are_counted_not_scanned() {
+        let e = engine_with_tickets(3);
+        let Answer::Stats { stats } = answer(&e, &Query::Stats) else {
+            panic!()
+        };
+        assert_eq!((stats.tickets, stats.outbox_pending), (3, 3));
+    }
 }

@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use super::kv::KvError;
+use super::db::DbError;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -17,7 +17,17 @@ pub enum StoreError {
     #[error("cannot access the store: {0}")]
     Sled(#[from] sled::Error),
     #[error(transparent)]
-    Kv(#[from] KvError),
+    Db(#[from] DbError),
+    #[error("cannot open the store at {path}: it was written by a newer deskgate (store format {found}; this release reads formats up to {supported}); run the newer release, or restore a backup made by this one")]
+    NewerFormat {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
+    #[error("{0}")]
+    Backup(String),
+    #[error("cannot convert the store from format {from}: {why}")]
+    Migrate { from: u32, why: String },
     #[error("cannot decode stored {what}: {source}")]
     Decode {
         what: &'static str,

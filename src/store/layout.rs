@@ -1,5 +1,32 @@
-//! The key layout: which sled tree holds what, how keys are built, and how
-//! records are encoded.
+//! The key layout. Everything lives in one sled tree, `data`; the first byte
+//! of a key names its table (the number of [`T`]), the rest is the table's
+//! own key. Values are JSON records (see `records`), except where noted.
+//!
+//! | table | key | value | why |
+//! |---|---|---|---|
+//! | `Meta` (0) | `next_ticket`, `reply_key`, `format`, `count`+table | u64 / bytes / u32 / u64 | ticket numbers, the signing key, the store format, key counts of counted tables |
+//! | `Tickets` (1) | ticket number, u64 BE | `Ticket` | the ticket, one key, rewritten on every change |
+//! | `Messages` (2) | ticket u64 BE + seq u32 BE | `MessageRecord` | a ticket's history in order, read by prefix |
+//! | `Events` (3) | ticket u64 BE + seq u32 BE | `Event` | the audit trail in order |
+//! | `MessageIds` (4) | Message-ID | ticket u64 BE | threading by In-Reply-To/References |
+//! | `Dedupe` (5) | `mid:<id>` or `sha256:<hex>` | `Disposition` | a mail already processed is a no-op when refetched |
+//! | `Outbox` (6) | outbox id u64 BE | `OutboxEntry` | mail to send, with the composed value |
+//! | `Deliveries` (7) | outbox id u64 BE | `Delivery` | what was handed to SMTP, and when |
+//! | `Raw` (8) | SHA-256 hex | raw bytes | the mail as received |
+//! | `Blobs` (9) | SHA-256 hex | bytes | attachments, once per content |
+//! | `Quarantine` (10) | id u64 BE | `QuarantineEntry` | mail that could not be filed |
+//! | `Checkpoints` (11) | mailbox name | `Checkpoint` | UIDVALIDITY and last UID per mailbox |
+//! | `OutboxDue` (12) | due ms u64 BE + outbox id | empty | the key order is the due order: the sender reads only what is due |
+//! | `Addresses` (13) | address | `AddressState` | hard bounces per address |
+//! | `AutoSent` (14) | address | times | rate limits of automatic mail |
+//! | `Ignored` (15) | id u64 BE | `IgnoredEntry` | mail kept but not filed |
+//! | `SentIds` (16) | Message-ID | recipients | our own mail coming back; whom a bounce may count against |
+//! | `TimerDue` (17) | due ms u64 BE + ticket u64 BE | empty | the next SLA/lifecycle timer of each ticket, in due order: a timer pass costs what is due |
+//! | `TimerOf` (18) | ticket u64 BE | its `TimerDue` key | moves the entry when the ticket changes |
+//!
+//! Counted tables ([`COUNTED`]) keep their number of keys in `Meta` under
+//! `count`+table, moved in the same batch as the keys, so `stats` reads
+//! counters instead of scanning.
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -8,8 +35,8 @@ use serde::Serialize;
 use super::error::{StoreError, TxResult};
 use super::records::TicketId;
 
-/// Trees, in the order they are opened; the index is the tree's number in
-/// the journal.
+/// Tables: the number is the first byte of every key of the table (and was
+/// the tree's number in the journal of format 1 stores).
 #[derive(Debug, Clone, Copy)]
 pub(super) enum T {
     Meta,
@@ -35,8 +62,14 @@ pub(super) enum T {
     /// Message-IDs of mail deskgate sent, with their recipients: recognises
     /// our own mail coming back, and which addresses a bounce may count against.
     SentIds,
+    /// (next timer due ms u64 BE, ticket u64 BE) → empty: the key order is
+    /// the due order, so a timer pass reads only the tickets due.
+    TimerDue,
+    /// ticket u64 BE → its key in `TimerDue`, to move it when the ticket changes.
+    TimerOf,
 }
 
+/// The tree names of format 1 stores, by table number.
 pub(super) const TREES: [(&str, T); 17] = [
     ("meta", T::Meta),
     ("tickets", T::Tickets),
@@ -57,6 +90,23 @@ pub(super) const TREES: [(&str, T); 17] = [
     ("sent_ids", T::SentIds),
 ];
 
+/// Tables whose keys are counted.
+pub(super) const COUNTED: &[u8] = &[
+    T::Tickets as u8,
+    T::Outbox as u8,
+    T::Deliveries as u8,
+    T::Quarantine as u8,
+    T::OutboxDue as u8,
+    T::Ignored as u8,
+];
+
+/// The store format this release writes: 1 was one sled tree per table plus
+/// a write-ahead journal; 2 is one tree with prefixed keys.
+pub(super) const FORMAT: u32 = 2;
+pub(super) const FORMAT_KEY: &[u8] = b"format";
+/// A fingerprint of the SLA policies and timers the timer index was built
+/// with: another configuration means other due times.
+pub(super) const TIMER_POLICY_KEY: &[u8] = b"timer_policy";
 pub(super) const NEXT_TICKET: &[u8] = b"next_ticket";
 pub(super) const REPLY_KEY: &[u8] = b"reply_key";
 

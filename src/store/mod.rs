@@ -5,12 +5,13 @@
 //! May import `mail` (records hold addresses and outgoing mail) and nothing
 //! else of deskgate's.
 //!
-//! Every change to tickets goes through [`Store::transact`]: one atomic
-//! transaction over all trees (one journal record, see [`crate::store::kv`]), so a
-//! ticket, its messages, its audit trail, the Message-ID index, the dedupe
-//! record and the outbox entries it queues land together or not at all.
-//! [`Store::flush`] makes them durable; callers flush before telling the IMAP
-//! server a mail is done.
+//! Every change to tickets goes through [`Store::transact`]: one atomic sled
+//! batch on the store's one tree (see [`db`]), so a ticket, its messages, its
+//! audit trail, the Message-ID index, the dedupe record and the outbox entries
+//! it queues land together or not at all. [`Store::flush`] makes them
+//! durable; callers flush before telling the IMAP server a mail is done.
+//! The key layout is written down in `layout.rs`; stores of older releases are
+//! converted on first open (`migrate.rs`).
 
 use std::ops::Bound;
 use std::path::Path;
@@ -19,9 +20,11 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use sled::IVec;
 
+pub mod backup;
+pub mod db;
 mod error;
-pub mod kv;
 mod layout;
+mod migrate;
 pub mod records;
 mod reply_keys;
 mod tx;
@@ -32,7 +35,7 @@ pub use tx::Tx;
 
 use layout::*;
 
-use kv::Kv;
+use db::Db;
 
 use crate::store::records::{
     AddressState, Checkpoint, Delivery, Disposition, Event, IgnoredEntry, MessageRecord,
@@ -42,7 +45,7 @@ use crate::store::records::{
 /// A handle on the store; cheap to clone (sled trees are reference-counted).
 #[derive(Clone)]
 pub struct Store {
-    kv: Kv,
+    db: Db,
 }
 
 impl std::fmt::Debug for Store {
@@ -51,13 +54,33 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// How the store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// sled's page cache, in bytes: the biggest share of the daemon's memory.
+    pub cache_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            cache_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
 impl Store {
-    /// Opens (creating if needed) the store in `path`.
+    /// Opens (creating if needed) the store in `path`, with the default cache.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(path, StoreOptions::default())
+    }
+
+    /// Opens (creating if needed) the store in `path`; a store written by an
+    /// older release is converted first, one written by a newer one refused.
+    pub fn open_with(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(path)
-            // sled's default cache is 1 GiB; a help desk's working set is far smaller.
-            .cache_capacity(64 * 1024 * 1024)
+            .cache_capacity(options.cache_bytes)
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|source| {
@@ -74,21 +97,36 @@ impl Store {
                     }
                 }
             })?;
-        Store::on(db)
+        Store::on(db, &path.display().to_string())
     }
 
-    fn on(db: sled::Db) -> Result<Store, StoreError> {
-        let names: Vec<&str> = TREES
-            .iter()
-            .enumerate()
-            .map(|(i, (name, t))| {
-                debug_assert_eq!(i, *t as usize);
-                *name
-            })
-            .collect();
+    fn on(db: sled::Db, path: &str) -> Result<Store, StoreError> {
+        migrate::to_current(&db, path)?;
         Ok(Store {
-            kv: Kv::open(db, &names)?,
+            db: Db::open(db, COUNTED)?,
         })
+    }
+
+    /// Writes a consistent copy of the whole store to `file` (see
+    /// [`backup`]); commits wait while it runs.
+    pub fn backup(&self, file: &Path) -> Result<backup::BackupSummary, StoreError> {
+        backup::write(&self.db, file)
+    }
+
+    /// Restores a backup into the store at `path`, which must be new: a
+    /// restore never mixes with what a store already holds.
+    pub fn restore(path: &Path, file: &Path) -> Result<backup::BackupSummary, StoreError> {
+        let store = Store::open(path)?;
+        let format_key = db::full_key(T::Meta as u8, FORMAT_KEY);
+        if store.db.holds_more_than(&[format_key])? {
+            return Err(StoreError::Backup(format!(
+                "cannot restore into {}: it already holds a store; restore into an empty state directory",
+                path.display()
+            )));
+        }
+        let summary = backup::read(file, |run| Ok(store.db.put_raw_run(run)?))?;
+        store.db.sync()?;
+        Ok(summary)
     }
 
     /// A throwaway store in a temporary file, deleted on drop: lets the dry run
@@ -101,11 +139,11 @@ impl Store {
                 path: "(temporary)".into(),
                 source,
             })?;
-        Store::on(db)
+        Store::on(db, "(temporary)")
     }
 
     fn get(&self, t: T, key: &[u8]) -> Result<Option<IVec>, StoreError> {
-        Ok(self.kv.get(t as u8, key)?)
+        Ok(self.db.get(t as u8, key)?)
     }
 
     fn values<V: DeserializeOwned>(
@@ -113,7 +151,7 @@ impl Store {
         t: T,
         what: &'static str,
     ) -> impl Iterator<Item = Result<V, StoreError>> + '_ {
-        self.kv.iter(t as u8).map(move |r| decode(what, &r?.1))
+        self.db.iter(t as u8).map(move |r| decode(what, &r?.1))
     }
 
     fn prefixed<V: DeserializeOwned>(
@@ -122,40 +160,34 @@ impl Store {
         prefix: &[u8],
         what: &'static str,
     ) -> Result<Vec<V>, StoreError> {
-        self.kv
+        self.db
             .scan_prefix(t as u8, prefix)
             .map(move |r| decode(what, &r?.1))
             .collect()
     }
 
-    /// Runs `f` as one atomic transaction over every tree: all its writes
-    /// become one journal record (see [`crate::store::kv`]), or none when it fails.
-    /// Transactions run one at a time.
+    /// Runs `f` as one atomic unit: all its writes become one sled batch, or
+    /// nothing when it fails. Transactions run one at a time.
     pub fn transact<R>(&self, f: impl FnOnce(&Tx<'_>) -> TxResult<R>) -> Result<R, StoreError> {
-        self.kv.transact(|ws| f(&Tx { ws }))?
+        self.db.transact(|ws| {
+            f(&Tx {
+                ws,
+                touched: Default::default(),
+            })
+        })
     }
 
     /// Makes everything committed so far durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let kv = self.kv.clone();
-        tokio::task::spawn_blocking(move || kv.sync())
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.sync())
             .await
             .map_err(|e| StoreError::Aborted(format!("the flush task failed: {e}")))??;
         Ok(())
     }
 
-    /// Copies every committed change from the journal into the trees now.
-    pub fn apply_journal(&self) -> Result<(), StoreError> {
-        Ok(self.kv.apply_all()?)
-    }
-
-    /// (commits not yet copied from the journal, their bytes).
-    pub fn journal_backlog(&self) -> (usize, usize) {
-        self.kv.backlog()
-    }
-
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
-        Ok(self.kv.sync()?)
+        Ok(self.db.sync()?)
     }
 
     // ----- reads outside transactions -----
@@ -170,16 +202,29 @@ impl Store {
         self.values(T::Tickets, "ticket")
     }
 
+    /// Tickets by number, highest (newest) first.
+    pub fn tickets_newest_first(&self) -> impl Iterator<Item = Result<Ticket, StoreError>> + '_ {
+        self.db
+            .iter(T::Tickets as u8)
+            .rev()
+            .map(|r| decode("ticket", &r?.1))
+    }
+
+    /// Counted in the transactions that add and remove tickets: one read.
     pub fn ticket_count(&self) -> usize {
-        self.kv.len(T::Tickets as u8)
+        self.count(T::Tickets)
     }
 
     pub fn delivery_count(&self) -> usize {
-        self.kv.len(T::Deliveries as u8)
+        self.count(T::Deliveries)
     }
 
     pub fn quarantine_count(&self) -> usize {
-        self.kv.len(T::Quarantine as u8)
+        self.count(T::Quarantine)
+    }
+
+    fn count(&self, t: T) -> usize {
+        self.db.count(t as u8).unwrap_or(0) as usize
     }
 
     pub fn messages(&self, id: TicketId) -> Result<Vec<MessageRecord>, StoreError> {
@@ -236,7 +281,7 @@ impl Store {
         limit: usize,
     ) -> Result<(Vec<OutboxEntry>, Option<DateTime<Utc>>), StoreError> {
         let mut due = Vec::new();
-        for item in self.kv.range(T::OutboxDue as u8, from, Bound::Unbounded) {
+        for item in self.db.range(T::OutboxDue as u8, from, Bound::Unbounded) {
             let (key, _) = item?;
             let (at_ms, id) = match (u64_of(&key[..8]), u64_of(&key[8..])) {
                 (Some(a), Some(i)) => (a as i64, i),
@@ -258,7 +303,7 @@ impl Store {
     pub fn retry_waiting_outbox(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let now_ms = now.timestamp_millis().max(0) as u64;
         let ids: Vec<u64> = self
-            .kv
+            .db
             .iter(T::OutboxDue as u8)
             .filter_map(|item| item.ok())
             .filter_map(|(key, _)| Some((u64_of(key.get(..8)?)?, u64_of(key.get(8..)?)?)))
@@ -280,13 +325,54 @@ impl Store {
         Ok(ids.len())
     }
 
+    /// Tickets whose next timer is due at `now`, soonest first, at most `limit`.
+    pub fn timers_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<TicketId>, StoreError> {
+        let mut due = Vec::new();
+        for item in self.db.iter(T::TimerDue as u8) {
+            let (key, _) = item?;
+            let (Some(at_ms), Some(id)) = (u64_of(&key[..8]), u64_of(&key[8..])) else {
+                continue;
+            };
+            if at_ms as i64 > now.timestamp_millis() || due.len() >= limit {
+                break;
+            }
+            due.push(id);
+        }
+        Ok(due)
+    }
+
+    /// The fingerprint the timer index was last built with.
+    pub fn timer_policy(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get(T::Meta, TIMER_POLICY_KEY)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Ticket numbers from `after` (exclusive) upwards, at most `limit`.
+    pub fn ticket_ids_after(
+        &self,
+        after: Option<TicketId>,
+        limit: usize,
+    ) -> Result<Vec<TicketId>, StoreError> {
+        let from = match after {
+            Some(id) => std::ops::Bound::Excluded(ticket_key(id).to_vec()),
+            None => std::ops::Bound::Unbounded,
+        };
+        self.db
+            .range(T::Tickets as u8, from, std::ops::Bound::Unbounded)
+            .take(limit)
+            .map(|r| Ok(u64_of(&r?.0).unwrap_or(0)))
+            .collect()
+    }
+
     /// (entries still to be tried, entries that gave up), without decoding any.
     pub fn outbox_counts(&self) -> (usize, usize) {
-        let pending = self.kv.len(T::OutboxDue as u8);
-        (
-            pending,
-            self.kv.len(T::Outbox as u8).saturating_sub(pending),
-        )
+        let pending = self.count(T::OutboxDue);
+        (pending, self.count(T::Outbox).saturating_sub(pending))
     }
 
     pub fn outbox_entry(&self, id: u64) -> Result<Option<OutboxEntry>, StoreError> {
@@ -328,9 +414,7 @@ impl Store {
     }
 
     pub fn checkpoint(&self, mailbox: &str) -> Result<Option<Checkpoint>, StoreError> {
-        self.kv
-            .raw_tree(T::Checkpoints as u8)
-            .get(mailbox.as_bytes())?
+        self.get(T::Checkpoints, mailbox.as_bytes())?
             .map(|v| decode("checkpoint", &v))
             .transpose()
     }
@@ -338,10 +422,10 @@ impl Store {
     /// Checkpoints are advisory (dedupe makes a refetch harmless), so they are
     /// written outside ticket transactions, straight to their tree.
     pub fn set_checkpoint(&self, mailbox: &str, cp: Checkpoint) -> Result<(), StoreError> {
-        self.kv
-            .raw_tree(T::Checkpoints as u8)
-            .insert(mailbox.as_bytes(), encode("checkpoint", &cp)?)?;
-        Ok(())
+        let value = encode("checkpoint", &cp)?;
+        Ok(self
+            .db
+            .put_direct(T::Checkpoints as u8, mailbox.as_bytes(), &value)?)
     }
 }
 

@@ -83,11 +83,11 @@ impl Store {
     /// The reply keys, oldest first, the current (signing) one last. Made on
     /// first use; a store from before epochs keeps its single key as epoch 1.
     pub fn reply_keys(&self) -> Result<Vec<ReplyKey>, StoreError> {
-        let meta = self.kv.raw_tree(T::Meta as u8);
-        if let Some(v) = meta.get(REPLY_KEYS)? {
+        let meta = T::Meta as u8;
+        if let Some(v) = self.db.get(meta, REPLY_KEYS)? {
             return decode(&v);
         }
-        let key = match meta.get(REPLY_KEY)? {
+        let key = match self.db.get(meta, REPLY_KEY)? {
             Some(k) => k.to_vec(),
             None => fresh_key()?,
         };
@@ -97,9 +97,9 @@ impl Store {
             valid_until: None,
         }])?;
         // Two processes racing here: the first write wins and both read it back.
-        let _ = meta.compare_and_swap(REPLY_KEYS, None as Option<&[u8]>, Some(ring))?;
-        self.kv.db().flush()?;
-        match meta.get(REPLY_KEYS)? {
+        let kept = self.db.put_if_absent(meta, REPLY_KEYS, &ring)?;
+        self.db.sync()?;
+        match Some(kept) {
             Some(v) => decode(&v),
             None => Err(StoreError::Aborted("the reply keys vanished".into())),
         }
@@ -112,7 +112,7 @@ impl Store {
         now: DateTime<Utc>,
         grace: std::time::Duration,
     ) -> Result<Vec<ReplyKey>, StoreError> {
-        let meta = self.kv.raw_tree(T::Meta as u8);
+        let meta = T::Meta as u8;
         let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::days(365));
         loop {
             let old = self.reply_keys()?;
@@ -132,10 +132,12 @@ impl Store {
             });
             let drop = ring.len().saturating_sub(MAX_KEYS);
             ring.drain(..drop);
-            let swapped =
-                meta.compare_and_swap(REPLY_KEYS, Some(encode(&old)?), Some(encode(&ring)?))?;
-            if swapped.is_ok() {
-                self.kv.db().flush()?;
+            let (old_bytes, new_bytes) = (encode(&old)?, encode(&ring)?);
+            if self
+                .db
+                .compare_and_swap(meta, REPLY_KEYS, Some(&old_bytes), Some(&new_bytes))?
+            {
+                self.db.sync()?;
                 return Ok(ring);
             }
         }
@@ -173,8 +175,8 @@ mod tests {
     #[test]
     fn a_store_from_before_epochs_keeps_its_key() {
         let s = Store::temporary().unwrap();
-        let meta = s.kv.raw_tree(T::Meta as u8);
-        meta.insert(REPLY_KEY, &b"old key"[..]).unwrap();
+        s.db.put_direct(T::Meta as u8, REPLY_KEY, b"old key")
+            .unwrap();
         let ring = s.reply_keys().unwrap();
         assert_eq!(ring[0].key, b"old key");
         assert_eq!(ring[0].epoch, 1);

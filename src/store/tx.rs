@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 
+use super::db::WriteSet;
 use super::error::{StoreError, TxResult};
-use super::kv::WriteSet;
 use super::layout::*;
 use super::records::{
     AddressState, Delivery, Disposition, Event, IgnoredEntry, MessageRecord, OutboxEntry,
@@ -16,6 +16,9 @@ use crate::mail::address::EmailAddress;
 /// The view of the store inside one transaction.
 pub struct Tx<'a> {
     pub(super) ws: &'a WriteSet<'a>,
+    /// Tickets written in this transaction, in order: their timers are
+    /// re-indexed before it commits.
+    pub(super) touched: std::cell::RefCell<Vec<TicketId>>,
 }
 
 impl Tx<'_> {
@@ -61,6 +64,10 @@ impl Tx<'_> {
 
     pub fn put_ticket(&self, t: &Ticket) -> TxResult<()> {
         self.insert(T::Tickets, &ticket_key(t.id), tx_encode("ticket", t)?);
+        let mut touched = self.touched.borrow_mut();
+        if !touched.contains(&t.id) {
+            touched.push(t.id);
+        }
         Ok(())
     }
 
@@ -258,5 +265,30 @@ impl Tx<'_> {
             tx_encode("quarantine entry", q)?,
         );
         Ok(())
+    }
+
+    /// Tickets written so far in this transaction.
+    pub fn touched_tickets(&self) -> Vec<TicketId> {
+        self.touched.borrow().clone()
+    }
+
+    /// Files the ticket's next timer under `due`, or nowhere.
+    pub fn set_timer_due(&self, id: TicketId, due: Option<DateTime<Utc>>) -> TxResult<()> {
+        if let Some(old) = self.get(T::TimerOf, &ticket_key(id))? {
+            self.remove(T::TimerDue, &old);
+        }
+        match due {
+            Some(at) => {
+                let key = due_key(at, id);
+                self.insert(T::TimerDue, &key, &[]);
+                self.insert(T::TimerOf, &ticket_key(id), &key);
+            }
+            None => self.remove(T::TimerOf, &ticket_key(id)),
+        }
+        Ok(())
+    }
+
+    pub fn set_timer_policy(&self, fingerprint: &str) {
+        self.insert(T::Meta, TIMER_POLICY_KEY, fingerprint.as_bytes());
     }
 }

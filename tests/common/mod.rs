@@ -551,7 +551,7 @@ impl Deskgate {
     }
 
     pub fn tickets(&self) -> Vec<serde_json::Value> {
-        self.json(&["tickets", "list", "--json"])
+        self.json(&["tickets", "list", "--all", "--json"])
             .as_array()
             .cloned()
             .unwrap_or_default()

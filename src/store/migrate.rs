@@ -1,0 +1,318 @@
+//! Converting a store written by an older release, once, when it is opened.
+//!
+//! Format 1 kept one sled tree per table plus a write-ahead `journal` tree
+//! of commits not yet copied into the tables. Conversion to format 2 (one
+//! tree, prefixed keys):
+//! 1. reads the journal's records and keeps, per key, the newest value they
+//!    hold (records hold final values, so this is what replaying them gave);
+//! 2. copies every table into `data` under its prefix, the journal's values
+//!    winning, in batches, counting the keys of counted tables;
+//! 3. writes the counters and, in the very last batch, the format key, then
+//!    flushes;
+//! 4. drops the old trees.
+//!
+//! Every step writes final values, so a crash at any point is harmless: the
+//! next open either converts again from the untouched old trees (no format
+//! key yet) or only drops what step 4 did not finish.
+//!
+//! A journal record whose first chunk is gone was being cleared by format 1
+//! after it had been applied and flushed; it is skipped. (Format 1 refused to
+//! start on such a journal, forever.)
+
+use std::collections::{BTreeMap, HashMap};
+
+use sled::{IVec, Tree};
+
+use super::db::{counter_key, full_key};
+use super::error::StoreError;
+use super::layout::{COUNTED, FORMAT, FORMAT_KEY, T, TREES};
+
+/// Keys per batch while copying: bounds the memory of the conversion.
+const COPY_BATCH: usize = 10_000;
+
+fn format_of(data: &Tree) -> Result<Option<u32>, StoreError> {
+    Ok(data
+        .get(full_key(T::Meta as u8, FORMAT_KEY))?
+        .and_then(|v| Some(u32::from_be_bytes(v.as_ref().try_into().ok()?))))
+}
+
+fn has_format_1_trees(db: &sled::Db) -> bool {
+    let names = db.tree_names();
+    TREES
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(["journal"])
+        .any(|n| names.iter().any(|t| t.as_ref() == n.as_bytes()))
+}
+
+/// Brings the store in `db` to the current format, or refuses a newer one.
+pub fn to_current(db: &sled::Db, path: &str) -> Result<(), StoreError> {
+    let data = db.open_tree("data")?;
+    match format_of(&data)? {
+        Some(f) if f == FORMAT => {
+            if has_format_1_trees(db) {
+                drop_format_1(db)?;
+            }
+            Ok(())
+        }
+        Some(f) if f > FORMAT => Err(StoreError::NewerFormat {
+            path: path.to_string(),
+            found: f,
+            supported: FORMAT,
+        }),
+        Some(f) => Err(StoreError::Migrate {
+            from: f,
+            why: "no such format was ever written".into(),
+        }),
+        None if has_format_1_trees(db) => {
+            let copied = convert_format_1(db, &data)?;
+            tracing::info!(keys = copied, "converted the store to format {FORMAT}");
+            drop_format_1(db)
+        }
+        None => {
+            data.insert(full_key(T::Meta as u8, FORMAT_KEY), &FORMAT.to_be_bytes())?;
+            db.flush()?;
+            Ok(())
+        }
+    }
+}
+
+/// Copies the format 1 trees and journal into `data`; returns how many keys.
+fn convert_format_1(db: &sled::Db, data: &Tree) -> Result<usize, StoreError> {
+    let journal = journal_finals(&db.open_tree("journal")?)?;
+    let mut counts: HashMap<u8, u64> = HashMap::new();
+    let mut batch = sled::Batch::default();
+    let mut in_batch = 0;
+    let mut copied = 0;
+    let mut put = |batch: &mut sled::Batch, table: u8, key: &[u8], value: &[u8]| {
+        if COUNTED.contains(&table) {
+            *counts.entry(table).or_default() += 1;
+        }
+        batch.insert(full_key(table, key), value);
+    };
+    for (name, t) in TREES {
+        let table = t as u8;
+        let tree = db.open_tree(name)?;
+        for item in tree.iter() {
+            let (k, v) = item?;
+            if journal.contains_key(&(table, k.clone())) {
+                continue;
+            }
+            put(&mut batch, table, &k, &v);
+            in_batch += 1;
+            copied += 1;
+            if in_batch >= COPY_BATCH {
+                data.apply_batch(std::mem::take(&mut batch))?;
+                in_batch = 0;
+            }
+        }
+    }
+    for ((table, k), v) in &journal {
+        if let Some(v) = v {
+            put(&mut batch, *table, k, v);
+            copied += 1;
+        }
+    }
+    for (table, n) in counts {
+        batch.insert(&counter_key(table), &n.to_be_bytes());
+    }
+    batch.insert(full_key(T::Meta as u8, FORMAT_KEY), &FORMAT.to_be_bytes());
+    data.apply_batch(batch)?;
+    db.flush()?;
+    Ok(copied)
+}
+
+fn drop_format_1(db: &sled::Db) -> Result<(), StoreError> {
+    for name in TREES.iter().map(|(n, _)| *n).chain(["journal"]) {
+        db.drop_tree(name)?;
+    }
+    db.flush()?;
+    Ok(())
+}
+
+type Finals = BTreeMap<(u8, IVec), Option<IVec>>;
+
+/// The newest value per key in the journal's whole records, oldest first.
+fn journal_finals(journal: &Tree) -> Result<Finals, StoreError> {
+    let corrupt = |seq: u64| StoreError::Migrate {
+        from: 1,
+        why: format!("journal record {seq} is truncated or corrupt"),
+    };
+    // Chunks come in key order: by record (u64), then by chunk (u32).
+    let mut records: Vec<(u64, u32, Vec<u8>)> = Vec::new();
+    for item in journal.iter() {
+        let (k, v) = item?;
+        let seq = k
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| corrupt(0))?;
+        let chunk = k
+            .get(8..12)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_be_bytes)
+            .ok_or_else(|| corrupt(seq))?;
+        match records.last_mut() {
+            Some((s, _, bytes)) if *s == seq => bytes.extend_from_slice(&v),
+            _ => records.push((seq, chunk, v.to_vec())),
+        }
+    }
+    let mut finals = Finals::new();
+    for (seq, first_chunk, bytes) in records {
+        if first_chunk != 0 {
+            // Half cleared: it was applied and flushed before the clear began.
+            continue;
+        }
+        let ops = decode_record(&bytes).ok_or_else(|| corrupt(seq))?;
+        for (t, k, v) in ops {
+            if t as usize >= TREES.len() {
+                return Err(corrupt(seq));
+            }
+            finals.insert((t, k), v);
+        }
+    }
+    Ok(finals)
+}
+
+/// Format 1's journal record: per change, tree u8, key length u32, key,
+/// present u8, [value length u32, value].
+fn decode_record(mut bytes: &[u8]) -> Option<Vec<(u8, IVec, Option<IVec>)>> {
+    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        if bytes.len() < n {
+            return None;
+        }
+        let (head, tail) = bytes.split_at(n);
+        *bytes = tail;
+        Some(head)
+    }
+    fn len(bytes: &mut &[u8]) -> Option<usize> {
+        Some(u32::from_be_bytes(take(bytes, 4)?.try_into().ok()?) as usize)
+    }
+    let mut ops = Vec::new();
+    while !bytes.is_empty() {
+        let t = take(&mut bytes, 1)?[0];
+        let klen = len(&mut bytes)?;
+        let key = IVec::from(take(&mut bytes, klen)?);
+        let value = match take(&mut bytes, 1)?[0] {
+            0 => None,
+            1 => {
+                let vlen = len(&mut bytes)?;
+                Some(IVec::from(take(&mut bytes, vlen)?))
+            }
+            _ => return None,
+        };
+        ops.push((t, key, value));
+    }
+    Some(ops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::records::TicketId;
+    use crate::store::Store;
+
+    /// A store written by the release before this one (format 1): 15 tickets
+    /// with their acknowledgements, a reply on ticket 1003, one quarantined
+    /// mail and a checkpoint, the last commits still in the journal, as a
+    /// kill -9 leaves them. Made by ingesting through that release's engine.
+    fn format_1_fixture() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/store/format1.tar.gz");
+        let ok = std::process::Command::new("tar")
+            .arg("-xzf")
+            .arg(&fixture)
+            .arg("-C")
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot unpack {}", fixture.display());
+        dir
+    }
+
+    #[test]
+    fn a_format_1_store_with_a_journal_is_converted_whole() {
+        let dir = format_1_fixture();
+        let path = dir.path().join("f1store");
+        {
+            let db = sled::open(&path).unwrap();
+            assert!(
+                !db.open_tree("journal").unwrap().is_empty(),
+                "the fixture must hold unapplied journal records"
+            );
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.ticket_count(), 15);
+        assert_eq!(store.tickets().count(), 15);
+        assert_eq!(store.outbox().unwrap().len(), 15);
+        assert_eq!(store.outbox_counts(), (15, 0));
+        assert_eq!(store.quarantine_count(), 1);
+        let t: TicketId = 1003;
+        // Its mail, its acknowledgement and the reply.
+        assert_eq!(store.messages(t).unwrap().len(), 3);
+        assert_eq!(store.ticket(1014).unwrap().unwrap().id, 1014);
+        let cp = store.checkpoint("help").unwrap().unwrap();
+        assert_eq!((cp.uid_validity, cp.last_uid), (7, 11));
+        assert!(store
+            .disposition("mid:f14@outside.example")
+            .unwrap()
+            .is_some());
+        let key = store.reply_keys().unwrap();
+        drop(store);
+        // Converted once: the old trees are gone, a second open changes nothing.
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.reply_keys().unwrap(), key);
+        assert_eq!(store.ticket_count(), 15);
+        let next = store.transact(|tx| tx.next_ticket_id(1000)).unwrap();
+        assert_eq!(next, 1015, "ticket numbers go on where they were");
+        drop(store);
+        let db = sled::open(&path).unwrap();
+        assert!(!db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == b"journal" || n.as_ref() == b"tickets"));
+    }
+
+    #[test]
+    fn a_store_of_a_newer_format_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("data")
+                .unwrap()
+                .insert(
+                    full_key(T::Meta as u8, FORMAT_KEY),
+                    &(FORMAT + 1).to_be_bytes(),
+                )
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let err = Store::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("written by a newer deskgate"), "{err}");
+        assert!(err.contains(&format!("format {}", FORMAT + 1)), "{err}");
+    }
+
+    #[test]
+    fn a_half_cleared_journal_record_is_skipped_not_fatal() {
+        // Format 1 cleared an applied record key by key; a kill in between
+        // left its later chunks without the first.
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("tickets")
+                .unwrap()
+                .insert(1000u64.to_be_bytes(), &b"{}"[..])
+                .unwrap();
+            let journal = db.open_tree("journal").unwrap();
+            let mut key = [0u8; 12];
+            key[..8].copy_from_slice(&5u64.to_be_bytes());
+            key[8..].copy_from_slice(&1u32.to_be_bytes());
+            journal.insert(key, &b"\x01garbage tail"[..]).unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.ticket_count(), 1);
+    }
+}
