@@ -359,3 +359,83 @@ async fn move_mode_reconnects_and_uidvalidity_rescan() {
     );
     assert!(desk2.stop());
 }
+
+/// Three mails, the middle one poisoned with a debug-build test fault
+/// (`X-Deskgate-Test-Fault`, honoured only with `DESKGATE_TEST_FAULTS=1`).
+async fn poisoned_inbox(servers: &MailServers, fault: &str) {
+    // Inherited by the daemon; harmless to other tests, whose mail has no fault header.
+    std::env::set_var("DESKGATE_TEST_FAULTS", "1");
+    let imap = servers.imap();
+    for (i, extra) in ["", &format!("X-Deskgate-Test-Fault: {fault}\r\n"), ""]
+        .iter()
+        .enumerate()
+    {
+        let m = mail(
+            ALICE,
+            HELP,
+            &format!("Poison {i}"),
+            &format!("poison{i}-{fault}@customer.test"),
+            extra,
+            "hello",
+        );
+        imap.append(HELP, "INBOX", &m).await;
+    }
+}
+
+fn quarantined(desk: &Deskgate) -> Vec<serde_json::Value> {
+    desk.json(&["quarantine", "list", "--json"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_mail_that_kills_the_daemon_every_time_is_quarantined_after_three_tries() {
+    let servers = MailServers::start(&[HELP, ALICE]);
+    poisoned_inbox(&servers, "stall").await;
+    let mut desk = Deskgate::new(&servers, DeskOptions::default());
+    // The poison mail stalls the engine each time; kill -9 it there, as an
+    // OOM killer or an impatient admin would.
+    for _ in 0..3 {
+        desk.start();
+        desk.wait_log("test fault: stalling", T);
+        desk.kill9();
+    }
+    desk.start();
+    let tickets = desk.wait_tickets(2, T);
+    eventually("the poison mail is quarantined", T, || {
+        quarantined(&desk).len() == 1
+    })
+    .await;
+    let q = quarantined(&desk);
+    assert!(
+        q[0].to_string().contains("failed 3 times"),
+        "{q:?}\n{}",
+        desk.logs()
+    );
+    assert_eq!(tickets.len(), 2);
+    // The mailbox moved on: a new mail after it is filed too.
+    let later = mail(ALICE, HELP, "After", "after@customer.test", "", "next");
+    servers.imap().append(HELP, "INBOX", &later).await;
+    desk.wait_tickets(3, T);
+    desk.stop();
+}
+
+#[tokio::test]
+async fn a_mail_whose_processing_fails_is_quarantined_and_the_rest_go_on() {
+    let servers = MailServers::start(&[HELP, ALICE]);
+    poisoned_inbox(&servers, "error").await;
+    let mut desk = Deskgate::new(&servers, DeskOptions::default());
+    desk.start();
+    let tickets = desk.wait_tickets(2, T);
+    eventually("the failing mail is quarantined", T, || {
+        quarantined(&desk).len() == 1
+    })
+    .await;
+    assert_eq!(tickets.len(), 2);
+    let later = mail(ALICE, HELP, "After", "after2@customer.test", "", "next");
+    servers.imap().append(HELP, "INBOX", &later).await;
+    desk.wait_tickets(3, T);
+    assert_eq!(desk.tickets().len(), 3);
+    desk.stop();
+}

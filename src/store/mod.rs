@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use sled::IVec;
 
+mod attempts;
 mod error;
 pub mod kv;
 mod layout;
