@@ -214,6 +214,32 @@ where
     }
 }
 
+/// Collects a FETCH response expected to carry about `bytes` bytes: like
+/// [`collect_bounded`], plus one second per [`MIN_RATE`] bytes, so a large
+/// batch on a slow link is not cut off (and refetched forever).
+pub async fn collect_sized<S, T>(
+    cfg: &MailboxConfig,
+    what: &str,
+    bytes: u64,
+    stream: S,
+) -> Result<Vec<T>, ImapError>
+where
+    S: futures::Stream<Item = Result<T, async_imap::error::Error>>,
+{
+    let overall = cfg.timeout * RESPONSE_TIMEOUTS + Duration::from_secs(bytes / MIN_RATE);
+    match collect_within(cfg.timeout, overall, stream).await {
+        Ok(v) => Ok(v),
+        Err(Some(source)) => Err(ImapError::Command {
+            what: what.to_string(),
+            source,
+        }),
+        Err(None) => Err(timeout_error(cfg, what)),
+    }
+}
+
+/// The slowest transfer (bytes per second) a whole FETCH response is allowed.
+pub const MIN_RATE: u64 = 64 * 1024;
+
 /// Collects `stream`; `Err(None)` when an item or the whole takes too long.
 async fn collect_within<S, T, E>(
     per_item: Duration,

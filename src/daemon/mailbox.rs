@@ -14,8 +14,8 @@ use tracing::{debug, info, warn};
 
 use crate::config::{AfterProcessing, MailboxConfig};
 use crate::daemon::imap::{
-    self, bounded, collect_bounded, quoted, search_after, uid_set, ImapError, ImapSession,
-    IDLE_REFRESH,
+    self, bounded, collect_bounded, collect_sized, quoted, search_after, uid_set, ImapError,
+    ImapSession, IDLE_REFRESH,
 };
 use crate::desk::outcome::Outcome;
 use crate::engine::{Engine, EngineError};
@@ -208,22 +208,23 @@ fn forget_attempts(engine: &Engine, at: &Place<'_>, uids: &[u32]) {
 
 /// Splits UIDs (with their RFC822.SIZE, when the server said) into batches
 /// of at most `count` mails and `bytes` bytes; a mail larger than `bytes`
-/// (or of unknown size) is a batch of its own.
-fn plan_batches(uids: &[(u32, Option<u32>)], count: usize, bytes: u64) -> Vec<Vec<u32>> {
-    let mut batches: Vec<Vec<u32>> = Vec::new();
+/// (or of unknown size) is a batch of its own. Each batch comes with its
+/// expected size.
+fn plan_batches(uids: &[(u32, Option<u32>)], count: usize, bytes: u64) -> Vec<(Vec<u32>, u64)> {
+    let mut batches: Vec<(Vec<u32>, u64)> = Vec::new();
     let mut current: Vec<u32> = Vec::new();
     let mut size = 0u64;
     for &(uid, len) in uids {
         let len = len.map_or(bytes, u64::from);
         if !current.is_empty() && (current.len() >= count || size + len > bytes) {
-            batches.push(std::mem::take(&mut current));
+            batches.push((std::mem::take(&mut current), size));
             size = 0;
         }
         current.push(uid);
         size += len;
     }
     if !current.is_empty() {
-        batches.push(current);
+        batches.push((current, size));
     }
     batches
 }
@@ -384,7 +385,7 @@ impl MailboxTask {
                 let (fetched, durable) = tokio::join!(
                     async {
                         match next {
-                            Some(chunk) => Some(self.fetch_batch(s, chunk).await),
+                            Some((chunk, bytes)) => Some(self.fetch_batch(s, chunk, *bytes).await),
                             None => None,
                         }
                     },
@@ -485,7 +486,12 @@ impl MailboxTask {
         Ok(uids.iter().map(|u| (*u, known.get(u).copied())).collect())
     }
 
-    async fn fetch_batch(&self, s: &mut ImapSession, uids: &[u32]) -> Result<Fetched, IngestError> {
+    async fn fetch_batch(
+        &self,
+        s: &mut ImapSession,
+        uids: &[u32],
+        bytes: u64,
+    ) -> Result<Fetched, IngestError> {
         let cfg = &self.cfg;
         let started = std::time::Instant::now();
         let fetches = {
@@ -495,7 +501,7 @@ impl MailboxTask {
                 s.uid_fetch(uid_set(uids), "(UID BODY.PEEK[])"),
             )
             .await?;
-            collect_bounded(cfg, "fetch mail", stream).await?
+            collect_sized(cfg, "fetch mail", bytes, stream).await?
         };
         let asked: std::collections::BTreeSet<u32> = uids.iter().copied().collect();
         let mut mails: Vec<(u32, Vec<u8>)> = Vec::with_capacity(uids.len());
@@ -675,11 +681,17 @@ mod plan_tests {
         ];
         assert_eq!(
             plan_batches(&sizes, 2, 40),
-            vec![vec![1, 2], vec![3], vec![4], vec![5], vec![6]]
+            vec![
+                (vec![1, 2], 20),
+                (vec![3], 10),
+                (vec![4], 50),
+                (vec![5], 40),
+                (vec![6], 1)
+            ]
         );
         assert_eq!(
             plan_batches(&sizes, 10, 1000),
-            vec![vec![1, 2, 3, 4], vec![5], vec![6]]
+            vec![(vec![1, 2, 3, 4], 80), (vec![5], 1000), (vec![6], 1)]
         );
         assert!(plan_batches(&[], 10, 10).is_empty());
     }
