@@ -439,3 +439,68 @@ async fn a_mail_whose_processing_fails_is_quarantined_and_the_rest_go_on() {
     assert_eq!(desk.tickets().len(), 3);
     desk.stop();
 }
+
+/// A server without MOVE (Dovecot told to advertise only IDLE and UIDPLUS):
+/// moving is COPY, `\Deleted` and `UID EXPUNGE` of just the processed UIDs,
+/// so a mail another client flagged `\Deleted` stays until that client expunges.
+#[tokio::test]
+async fn move_without_move_expunges_only_the_processed_uids() {
+    use futures::TryStreamExt;
+    let servers = MailServers::start(&[HELP, ALICE]);
+    let mut conf = std::fs::read_to_string(servers.dovecot_conf()).unwrap();
+    conf.push_str("\nimap_capability = IMAP4rev1 LITERAL+ IDLE UIDPLUS\n");
+    std::fs::write(servers.dovecot_conf(), conf).unwrap();
+    let reload = std::process::Command::new("doveadm")
+        .arg("-c")
+        .arg(servers.dovecot_conf())
+        .arg("reload")
+        .status()
+        .unwrap();
+    assert!(reload.success());
+    let imap = servers.imap();
+    {
+        let mut s = imap.login(HELP).await;
+        let caps = s.capabilities().await.unwrap();
+        assert!(!caps.has_str("MOVE") && caps.has_str("UIDPLUS"));
+        s.logout().await.ok();
+    }
+    // Run 1 files a mail and leaves it in INBOX, flagged \Seen.
+    let mut desk = Deskgate::new(&servers, DeskOptions::default());
+    desk.start();
+    let kept = mail(ALICE, HELP, "Kept", "kept@customer.test", "", "one");
+    imap.append(HELP, "INBOX", &kept).await;
+    desk.wait_tickets(1, T);
+    assert!(desk.stop());
+    // Someone deletes it in their mail client, without expunging yet.
+    {
+        let mut s = imap.login(HELP).await;
+        s.select("INBOX").await.unwrap();
+        let _: Vec<_> = s
+            .store("1", "+FLAGS (\\Deleted)")
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        s.logout().await.ok();
+    }
+    // Run 2 moves new mail out.
+    let cfg = std::fs::read_to_string(&desk.config).unwrap().replace(
+        "after_processing = \"seen\"",
+        "after_processing = \"move\"\nmove_to = \"Processed\"",
+    );
+    std::fs::write(&desk.config, cfg).unwrap();
+    desk.start();
+    let moved = mail(ALICE, HELP, "Moved", "moved@customer.test", "", "two");
+    imap.append(HELP, "INBOX", &moved).await;
+    desk.wait_tickets(2, T);
+    imap.wait_for(HELP, "Processed", 1, T).await;
+    let deadline = std::time::Instant::now() + T;
+    while imap.count(HELP, "INBOX").await > 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let left = imap.fetch_all(HELP, "INBOX").await;
+    assert_eq!(left.len(), 1, "{}", desk.logs());
+    assert_eq!(subject(&left[0]), "Kept");
+    desk.stop();
+}
