@@ -504,3 +504,51 @@ async fn move_without_move_expunges_only_the_processed_uids() {
     assert_eq!(subject(&left[0]), "Kept");
     desk.stop();
 }
+
+/// Batches are bounded by bytes (the servers' RFC822.SIZE, read before any
+/// body is fetched) as well as by count.
+#[tokio::test]
+async fn batches_are_bounded_by_bytes() {
+    let servers = MailServers::start(&[HELP, ALICE]);
+    let imap = servers.imap();
+    let body = "word ".repeat(140_000); // 700 KB each
+    for i in 0..3 {
+        let m = mail(
+            ALICE,
+            HELP,
+            &format!("Big {i}"),
+            &format!("big{i}@customer.test"),
+            "",
+            &body,
+        );
+        imap.append(HELP, "INBOX", &m).await;
+    }
+    let mut desk = Deskgate::new(
+        &servers,
+        DeskOptions {
+            after_processing: "after_processing = \"seen\"\nbatch_bytes = \"1 MiB\"",
+            ..DeskOptions::default()
+        },
+    );
+    desk.start();
+    desk.wait_tickets(3, T);
+    // Each batch logs its line once it is marked processed on the server.
+    let batch_lines = |logs: &str| {
+        logs.lines()
+            .filter(|l| l.contains("batch committed"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    eventually("every mail's batch is marked", T, || {
+        let all = batch_lines(&desk.logs());
+        all.iter().filter(|l| l.contains("mails=1")).count() >= 3 || all.len() >= 3
+    })
+    .await;
+    let batches = batch_lines(&desk.logs());
+    assert_eq!(batches.len(), 3, "{batches:#?}");
+    assert!(
+        batches.iter().all(|l| l.contains("mails=1")),
+        "{batches:#?}"
+    );
+    desk.stop();
+}
