@@ -359,3 +359,196 @@ async fn move_mode_reconnects_and_uidvalidity_rescan() {
     );
     assert!(desk2.stop());
 }
+
+/// Three mails, the middle one poisoned with a debug-build test fault
+/// (`X-Deskgate-Test-Fault`, honoured only with `DESKGATE_TEST_FAULTS=1`).
+async fn poisoned_inbox(servers: &MailServers, fault: &str) {
+    // Inherited by the daemon; harmless to other tests, whose mail has no fault header.
+    std::env::set_var("DESKGATE_TEST_FAULTS", "1");
+    let imap = servers.imap();
+    for (i, extra) in ["", &format!("X-Deskgate-Test-Fault: {fault}\r\n"), ""]
+        .iter()
+        .enumerate()
+    {
+        let m = mail(
+            ALICE,
+            HELP,
+            &format!("Poison {i}"),
+            &format!("poison{i}-{fault}@customer.test"),
+            extra,
+            "hello",
+        );
+        imap.append(HELP, "INBOX", &m).await;
+    }
+}
+
+fn quarantined(desk: &Deskgate) -> Vec<serde_json::Value> {
+    desk.json(&["quarantine", "list", "--json"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_mail_that_kills_the_daemon_every_time_is_quarantined_after_three_tries() {
+    let servers = MailServers::start(&[HELP, ALICE]);
+    poisoned_inbox(&servers, "stall").await;
+    let mut desk = Deskgate::new(&servers, DeskOptions::default());
+    // The poison mail stalls the engine each time; kill -9 it there, as an
+    // OOM killer or an impatient admin would.
+    for _ in 0..3 {
+        desk.start();
+        desk.wait_log("test fault: stalling", T);
+        desk.kill9();
+    }
+    desk.start();
+    let tickets = desk.wait_tickets(2, T);
+    eventually("the poison mail is quarantined", T, || {
+        quarantined(&desk).len() == 1
+    })
+    .await;
+    let q = quarantined(&desk);
+    assert!(
+        q[0].to_string().contains("failed 3 times"),
+        "{q:?}\n{}",
+        desk.logs()
+    );
+    assert_eq!(tickets.len(), 2);
+    // The mailbox moved on: a new mail after it is filed too.
+    let later = mail(ALICE, HELP, "After", "after@customer.test", "", "next");
+    servers.imap().append(HELP, "INBOX", &later).await;
+    desk.wait_tickets(3, T);
+    desk.stop();
+}
+
+#[tokio::test]
+async fn a_mail_whose_processing_fails_is_quarantined_and_the_rest_go_on() {
+    let servers = MailServers::start(&[HELP, ALICE]);
+    poisoned_inbox(&servers, "error").await;
+    let mut desk = Deskgate::new(&servers, DeskOptions::default());
+    desk.start();
+    let tickets = desk.wait_tickets(2, T);
+    eventually("the failing mail is quarantined", T, || {
+        quarantined(&desk).len() == 1
+    })
+    .await;
+    assert_eq!(tickets.len(), 2);
+    let later = mail(ALICE, HELP, "After", "after2@customer.test", "", "next");
+    servers.imap().append(HELP, "INBOX", &later).await;
+    desk.wait_tickets(3, T);
+    assert_eq!(desk.tickets().len(), 3);
+    desk.stop();
+}
+
+/// A server without MOVE (Dovecot told to advertise only IDLE and UIDPLUS):
+/// moving is COPY, `\Deleted` and `UID EXPUNGE` of just the processed UIDs,
+/// so a mail another client flagged `\Deleted` stays until that client expunges.
+#[tokio::test]
+async fn move_without_move_expunges_only_the_processed_uids() {
+    use futures::TryStreamExt;
+    let servers = MailServers::start(&[HELP, ALICE]);
+    let mut conf = std::fs::read_to_string(servers.dovecot_conf()).unwrap();
+    conf.push_str("\nimap_capability = IMAP4rev1 LITERAL+ IDLE UIDPLUS\n");
+    std::fs::write(servers.dovecot_conf(), conf).unwrap();
+    let reload = std::process::Command::new("doveadm")
+        .arg("-c")
+        .arg(servers.dovecot_conf())
+        .arg("reload")
+        .status()
+        .unwrap();
+    assert!(reload.success());
+    let imap = servers.imap();
+    {
+        let mut s = imap.login(HELP).await;
+        let caps = s.capabilities().await.unwrap();
+        assert!(!caps.has_str("MOVE") && caps.has_str("UIDPLUS"));
+        s.logout().await.ok();
+    }
+    // Run 1 files a mail and leaves it in INBOX, flagged \Seen.
+    let mut desk = Deskgate::new(&servers, DeskOptions::default());
+    desk.start();
+    let kept = mail(ALICE, HELP, "Kept", "kept@customer.test", "", "one");
+    imap.append(HELP, "INBOX", &kept).await;
+    desk.wait_tickets(1, T);
+    assert!(desk.stop());
+    // Someone deletes it in their mail client, without expunging yet.
+    {
+        let mut s = imap.login(HELP).await;
+        s.select("INBOX").await.unwrap();
+        let _: Vec<_> = s
+            .store("1", "+FLAGS (\\Deleted)")
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        s.logout().await.ok();
+    }
+    // Run 2 moves new mail out.
+    let cfg = std::fs::read_to_string(&desk.config).unwrap().replace(
+        "after_processing = \"seen\"",
+        "after_processing = \"move\"\nmove_to = \"Processed\"",
+    );
+    std::fs::write(&desk.config, cfg).unwrap();
+    desk.start();
+    let moved = mail(ALICE, HELP, "Moved", "moved@customer.test", "", "two");
+    imap.append(HELP, "INBOX", &moved).await;
+    desk.wait_tickets(2, T);
+    imap.wait_for(HELP, "Processed", 1, T).await;
+    let deadline = std::time::Instant::now() + T;
+    while imap.count(HELP, "INBOX").await > 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let left = imap.fetch_all(HELP, "INBOX").await;
+    assert_eq!(left.len(), 1, "{}", desk.logs());
+    assert_eq!(subject(&left[0]), "Kept");
+    desk.stop();
+}
+
+/// Batches are bounded by bytes (the servers' RFC822.SIZE, read before any
+/// body is fetched) as well as by count.
+#[tokio::test]
+async fn batches_are_bounded_by_bytes() {
+    let servers = MailServers::start(&[HELP, ALICE]);
+    let imap = servers.imap();
+    let body = "word ".repeat(140_000); // 700 KB each
+    for i in 0..3 {
+        let m = mail(
+            ALICE,
+            HELP,
+            &format!("Big {i}"),
+            &format!("big{i}@customer.test"),
+            "",
+            &body,
+        );
+        imap.append(HELP, "INBOX", &m).await;
+    }
+    let mut desk = Deskgate::new(
+        &servers,
+        DeskOptions {
+            after_processing: "after_processing = \"seen\"\nbatch_bytes = \"1 MiB\"",
+            ..DeskOptions::default()
+        },
+    );
+    desk.start();
+    desk.wait_tickets(3, T);
+    // Each batch logs its line once it is marked processed on the server.
+    let batch_lines = |logs: &str| {
+        logs.lines()
+            .filter(|l| l.contains("batch committed"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    eventually("every mail's batch is marked", T, || {
+        let all = batch_lines(&desk.logs());
+        all.iter().filter(|l| l.contains("mails=1")).count() >= 3 || all.len() >= 3
+    })
+    .await;
+    let batches = batch_lines(&desk.logs());
+    assert_eq!(batches.len(), 3, "{batches:#?}");
+    assert!(
+        batches.iter().all(|l| l.contains("mails=1")),
+        "{batches:#?}"
+    );
+    desk.stop();
+}

@@ -119,6 +119,9 @@ impl Validator {
             if m.batch_size == 0 || m.batch_size > 10_000 {
                 self.problem(format!("{key}.batch_size"), "must be between 1 and 10000");
             }
+            if m.batch_bytes.as_u64() < 1024 * 1024 {
+                self.problem(format!("{key}.batch_bytes"), "must be at least 1 MiB");
+            }
             if m.timeout.is_zero() {
                 self.problem(format!("{key}.timeout"), "must be more than zero");
             }
@@ -156,6 +159,7 @@ impl Validator {
                 poll_interval: m.poll_interval,
                 timeout: m.timeout,
                 batch_size: m.batch_size,
+                batch_bytes: m.batch_bytes.as_u64(),
                 default_team: m.default_team,
             });
         }

@@ -155,6 +155,8 @@ pub struct MailboxConfig {
     pub poll_interval: Duration,
     pub timeout: Duration,
     pub batch_size: u32,
+    /// Bytes (by RFC822.SIZE) per batch; a larger mail is a batch of its own.
+    pub batch_bytes: u64,
     pub default_team: Option<String>,
 }
 

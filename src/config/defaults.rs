@@ -79,6 +79,10 @@ pub(super) fn default_batch_size() -> u32 {
     500
 }
 
+pub(super) fn default_batch_bytes() -> bytesize::ByteSize {
+    bytesize::ByteSize::mib(64)
+}
+
 pub(super) fn default_smtp_tls() -> TlsMode {
     TlsMode::Starttls
 }

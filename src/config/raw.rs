@@ -241,6 +241,9 @@ pub(super) struct RawMailbox {
     pub(super) timeout: Duration,
     #[serde(default = "default_batch_size")]
     pub(super) batch_size: u32,
+    /// The most mail (by RFC822.SIZE) fetched and committed as one batch.
+    #[serde(default = "default_batch_bytes")]
+    pub(super) batch_bytes: bytesize::ByteSize,
     /// Team that owns tickets from this mailbox unless a rule says otherwise.
     pub(super) default_team: Option<String>,
 }

@@ -146,6 +146,7 @@ pub async fn connect(cfg: &MailboxConfig) -> Result<ImapSession, ImapError> {
         Err(_) => return Err(timeout_error(cfg, "connect")),
     };
     let _ = tcp.set_nodelay(true);
+    keep_alive(&tcp);
     let stream: ImapStream = match cfg.tls {
         TlsMode::None => Either::Left(tcp),
         TlsMode::Implicit => Either::Right(start_tls(cfg, tcp).await?),
@@ -176,7 +177,25 @@ pub async fn connect(cfg: &MailboxConfig) -> Result<ImapSession, ImapError> {
     }
 }
 
-/// Collects a FETCH/STORE response stream, bounding the wait for each item.
+/// TCP keepalive on the IMAP socket: first probe after a minute of silence.
+const KEEPALIVE: socket2::TcpKeepalive = socket2::TcpKeepalive::new()
+    .with_time(Duration::from_secs(60))
+    .with_interval(Duration::from_secs(15));
+
+/// A silently dead peer (NAT timeout, pulled cable) shows up as an error
+/// within minutes instead of a read that waits forever in IDLE. Best effort:
+/// a socket that refuses keeps the per-command timeouts.
+fn keep_alive(tcp: &TcpStream) {
+    let _ = socket2::SockRef::from(tcp).set_tcp_keepalive(&KEEPALIVE);
+}
+
+/// A whole response may take this many network timeouts: a server that
+/// drips one item just inside each timeout cannot hold the mailbox forever.
+pub const RESPONSE_TIMEOUTS: u32 = 10;
+
+/// Collects a FETCH/STORE response stream, bounding the wait for each item
+/// by the mailbox's timeout and the whole response by
+/// [`RESPONSE_TIMEOUTS`] of them.
 pub async fn collect_bounded<S, T>(
     cfg: &MailboxConfig,
     what: &str,
@@ -185,21 +204,69 @@ pub async fn collect_bounded<S, T>(
 where
     S: futures::Stream<Item = Result<T, async_imap::error::Error>>,
 {
+    match collect_within(cfg.timeout, cfg.timeout * RESPONSE_TIMEOUTS, stream).await {
+        Ok(v) => Ok(v),
+        Err(Some(source)) => Err(ImapError::Command {
+            what: what.to_string(),
+            source,
+        }),
+        Err(None) => Err(timeout_error(cfg, what)),
+    }
+}
+
+/// Collects a FETCH response expected to carry about `bytes` bytes: like
+/// [`collect_bounded`], plus one second per [`MIN_RATE`] bytes, so a large
+/// batch on a slow link is not cut off (and refetched forever).
+pub async fn collect_sized<S, T>(
+    cfg: &MailboxConfig,
+    what: &str,
+    bytes: u64,
+    stream: S,
+) -> Result<Vec<T>, ImapError>
+where
+    S: futures::Stream<Item = Result<T, async_imap::error::Error>>,
+{
+    let overall = cfg.timeout * RESPONSE_TIMEOUTS + Duration::from_secs(bytes / MIN_RATE);
+    match collect_within(cfg.timeout, overall, stream).await {
+        Ok(v) => Ok(v),
+        Err(Some(source)) => Err(ImapError::Command {
+            what: what.to_string(),
+            source,
+        }),
+        Err(None) => Err(timeout_error(cfg, what)),
+    }
+}
+
+/// The slowest transfer (bytes per second) a whole FETCH response is allowed.
+pub const MIN_RATE: u64 = 64 * 1024;
+
+/// Collects `stream`; `Err(None)` when an item or the whole takes too long.
+async fn collect_within<S, T, E>(
+    per_item: Duration,
+    overall: Duration,
+    stream: S,
+) -> Result<Vec<T>, Option<E>>
+where
+    S: futures::Stream<Item = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + overall;
     let mut stream = std::pin::pin!(stream);
     let mut out = Vec::new();
     loop {
-        match tokio::time::timeout(cfg.timeout, stream.try_next()).await {
+        let until = deadline.min(tokio::time::Instant::now() + per_item);
+        match tokio::time::timeout_at(until, stream.try_next()).await {
             Ok(Ok(Some(v))) => out.push(v),
             Ok(Ok(None)) => return Ok(out),
-            Ok(Err(source)) => {
-                return Err(ImapError::Command {
-                    what: what.to_string(),
-                    source,
-                })
-            }
-            Err(_) => return Err(timeout_error(cfg, what)),
+            Ok(Err(source)) => return Err(Some(source)),
+            Err(_) => return Err(None),
         }
     }
+}
+
+/// The search for mail past `last_uid`, or None when no UID can follow it
+/// (4294967295 is the last one IMAP has).
+pub fn search_after(last_uid: u32) -> Option<String> {
+    Some(format!("UID {}:*", last_uid.checked_add(1)?))
 }
 
 /// Formats UIDs as a compact IMAP sequence set: `1:5,7,9:10`.
@@ -212,7 +279,7 @@ pub fn uid_set(uids: &[u32]) -> String {
     };
     let mut end = start;
     for u in iter {
-        if u == end + 1 {
+        if end.checked_add(1) == Some(u) {
             end = u;
         } else {
             parts.push(range(start, end));
@@ -251,5 +318,49 @@ mod tests {
         assert_eq!(uid_set(&[]), "");
         assert_eq!(uid_set(&[3]), "3");
         assert_eq!(uid_set(&[5, 1, 2, 3, 7, 9, 10]), "1:3,5,7,9:10");
+        assert_eq!(uid_set(&[u32::MAX, u32::MAX - 1]), "4294967294:4294967295");
+    }
+
+    #[test]
+    fn no_search_past_the_last_uid() {
+        assert_eq!(search_after(0).as_deref(), Some("UID 1:*"));
+        assert_eq!(
+            search_after(u32::MAX - 1).as_deref(),
+            Some("UID 4294967295:*")
+        );
+        assert_eq!(search_after(u32::MAX), None);
+    }
+
+    /// A server dripping one item just inside the per-item timeout is cut
+    /// off by the overall deadline (virtual time: the test does not sleep).
+    #[tokio::test(start_paused = true)]
+    async fn a_dripping_response_meets_the_overall_deadline() {
+        let drip = futures::stream::unfold(0u32, |n| async move {
+            tokio::time::sleep(Duration::from_secs(9)).await;
+            Some((Ok::<u32, std::io::Error>(n), n + 1))
+        });
+        let started = tokio::time::Instant::now();
+        let r = collect_within(Duration::from_secs(10), Duration::from_secs(100), drip).await;
+        assert!(matches!(r, Err(None)), "{:?}", r.map(|v| v.len()));
+        assert_eq!(started.elapsed(), Duration::from_secs(100));
+        let short = futures::stream::iter([Ok::<u32, std::io::Error>(1), Ok(2)]);
+        assert_eq!(
+            collect_within(Duration::from_secs(1), Duration::from_secs(2), short)
+                .await
+                .unwrap(),
+            [1, 2]
+        );
+    }
+
+    #[tokio::test]
+    async fn imap_sockets_keep_alive() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tcp = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        keep_alive(&tcp);
+        let sock = socket2::SockRef::from(&tcp);
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(60));
     }
 }

@@ -14,7 +14,8 @@ use tracing::{debug, info, warn};
 
 use crate::config::{AfterProcessing, MailboxConfig};
 use crate::daemon::imap::{
-    self, bounded, collect_bounded, quoted, uid_set, ImapError, ImapSession, IDLE_REFRESH,
+    self, bounded, collect_bounded, collect_sized, quoted, search_after, uid_set, ImapError,
+    ImapSession, IDLE_REFRESH,
 };
 use crate::desk::outcome::Outcome;
 use crate::engine::{Engine, EngineError};
@@ -43,19 +44,21 @@ pub struct MailboxTask {
     pub shutdown: CancellationToken,
 }
 
+mod poison;
+
+use poison::{ingest_guarded, Place};
+
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// A batch as fetched from the server.
 struct Fetched {
     mails: Vec<(u32, Vec<u8>)>,
-    max_uid: u32,
     fetch: Duration,
 }
 
 /// A committed batch, not yet durable.
 struct Committed<'a> {
     handled: Vec<u32>,
-    max_uid: u32,
     outcomes: Vec<(u32, Outcome)>,
     fetch: Duration,
     commit: Duration,
@@ -65,7 +68,6 @@ struct Committed<'a> {
 /// A committed, durable batch not yet marked processed on the server.
 struct Settled {
     handled: Vec<u32>,
-    max_uid: u32,
     queued: usize,
     fetch: Duration,
     commit: Duration,
@@ -74,54 +76,62 @@ struct Settled {
 
 /// A batch being committed while the next one is fetched.
 struct InFlight<'a> {
-    handled: Vec<u32>,
-    max_uid: u32,
     fetch: Duration,
     started: std::time::Instant,
     /// Keeps the sender deferring while bulk mail is in hand.
     _bulk: Option<crate::daemon::backlog::BulkGuard<'a>>,
+    /// Closed when this batch's task ends: the next batch parses meanwhile
+    /// and waits for it before its own transaction, so batches commit in order.
+    done: Option<std::sync::mpsc::Receiver<()>>,
     task: tokio::task::JoinHandle<Result<Vec<(u32, Outcome)>, EngineError>>,
 }
 
-/// Ingests a batch; if that panics (a bug in a parser meeting a hostile mail),
-/// goes mail by mail and quarantines the one that panics, so one poison mail
-/// can never wedge the mailbox in a refetch loop.
-fn ingest_guarded(
-    engine: &Engine,
-    mails: &[(u32, Vec<u8>)],
-    mailbox: &str,
-) -> Result<Vec<(u32, Outcome)>, EngineError> {
-    use std::panic::{catch_unwind, AssertUnwindSafe};
-    let raws: Vec<&[u8]> = mails.iter().map(|(_, raw)| raw.as_slice()).collect();
-    match catch_unwind(AssertUnwindSafe(|| engine.ingest_batch(&raws, mailbox))) {
-        Ok(outcomes) => Ok(mails.iter().map(|(uid, _)| *uid).zip(outcomes?).collect()),
-        Err(_) => {
-            warn!(
-                mailbox,
-                "processing a batch panicked; retrying mail by mail"
-            );
-            let mut out = Vec::with_capacity(mails.len());
-            for (uid, raw) in mails {
-                let outcome = match catch_unwind(AssertUnwindSafe(|| engine.ingest(raw, mailbox))) {
-                    Ok(o) => o?,
-                    Err(panic) => {
-                        let what = panic
-                            .downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                            .unwrap_or_else(|| "unknown panic".into());
-                        engine.quarantine_raw(
-                            raw,
-                            mailbox,
-                            &format!("internal error while processing: {what}"),
-                        )?
-                    }
-                };
-                out.push((*uid, outcome));
-            }
-            Ok(out)
+/// Splits UIDs (with their RFC822.SIZE, when the server said) into batches
+/// of at most `count` mails and `bytes` bytes; a mail larger than `bytes`
+/// (or of unknown size) is a batch of its own. Each batch comes with its
+/// expected size.
+fn plan_batches(uids: &[(u32, Option<u32>)], count: usize, bytes: u64) -> Vec<(Vec<u32>, u64)> {
+    let mut batches: Vec<(Vec<u32>, u64)> = Vec::new();
+    let mut current: Vec<u32> = Vec::new();
+    let mut size = 0u64;
+    for &(uid, len) in uids {
+        let len = len.map_or(bytes, u64::from);
+        if !current.is_empty() && (current.len() >= count || size + len > bytes) {
+            batches.push((std::mem::take(&mut current), size));
+            size = 0;
         }
+        current.push(uid);
+        size += len;
     }
+    if !current.is_empty() {
+        batches.push((current, size));
+    }
+    batches
+}
+
+/// The new checkpoint: the highest searched UID below which every searched
+/// UID was processed. Mail the server did not deliver (a FETCH item without
+/// its UID or body) or that failed holds it back, so it is fetched again.
+fn checkpoint_after(
+    last_uid: u32,
+    searched: &[u32],
+    done: &std::collections::BTreeSet<u32>,
+) -> u32 {
+    let mut cp = last_uid;
+    for &uid in searched {
+        if !done.contains(&uid) {
+            break;
+        }
+        cp = cp.max(uid);
+    }
+    cp
+}
+
+/// Runs a store call off the async worker threads.
+async fn blocking<R: Send + 'static>(
+    f: impl FnOnce() -> Result<R, StoreError> + Send + 'static,
+) -> Result<R, IngestError> {
+    Ok(tokio::task::spawn_blocking(f).await??)
 }
 
 impl MailboxTask {
@@ -153,10 +163,16 @@ impl MailboxTask {
         };
         let caps = bounded(cfg, "read capabilities", s.capabilities()).await?;
         let use_idle = cfg.idle && caps.has_str("IDLE");
-        let has_move = caps.has_str("MOVE");
+        let server = Server {
+            has_move: caps.has_str("MOVE"),
+            has_uidplus: caps.has_str("UIDPLUS"),
+        };
         if let AfterProcessing::MoveTo(folder) = &cfg.after_processing {
             // Creating an existing folder fails harmlessly; a real problem shows at the first move.
             let _ = bounded(cfg, "create folder", s.create(folder)).await;
+            if !server.has_move && !server.has_uidplus {
+                warn!(mailbox = %cfg.name, "the server has neither MOVE nor UIDPLUS: processed mail is copied and flagged \\Deleted but not expunged (a plain EXPUNGE would also remove other clients' deleted mail)");
+            }
         }
         let mailbox = bounded(cfg, "select folder", s.select(&cfg.folder)).await?;
         let validity = mailbox.uid_validity.unwrap_or(0);
@@ -165,12 +181,14 @@ impl MailboxTask {
         *backoff = Duration::from_secs(1);
 
         loop {
-            self.drain(&mut s, validity, has_move).await?;
+            let retry_soon = self.drain(&mut s, validity, server).await?;
             if self.shutdown.is_cancelled() {
                 let _ = bounded(cfg, "log out", s.logout()).await;
                 return Ok(());
             }
-            s = if use_idle {
+            // Mail left unprocessed is tried again after the poll interval,
+            // not only when new mail wakes IDLE.
+            s = if use_idle && !retry_soon {
                 self.idle(s).await?
             } else {
                 tokio::select! {
@@ -202,16 +220,19 @@ impl MailboxTask {
         Ok(bounded(cfg, "end IDLE", handle.done()).await?)
     }
 
-    /// Ingests everything past the checkpoint, batch by batch.
+    /// Ingests everything past the checkpoint, batch by batch. Returns
+    /// whether some mail was left unprocessed (to be tried again soon).
     async fn drain(
         &self,
         s: &mut ImapSession,
         validity: u32,
-        has_move: bool,
-    ) -> Result<(), IngestError> {
+        server: Server,
+    ) -> Result<bool, IngestError> {
         let cfg = &self.cfg;
         let store = self.engine.store().clone();
-        let mut last_uid = match store.checkpoint(&cfg.name)? {
+        let name = cfg.name.clone();
+        let stored = blocking(move || store.checkpoint(&name)).await?;
+        let mut last_uid = match stored {
             Some(cp) if cp.uid_validity == validity => cp.last_uid,
             Some(cp) => {
                 warn!(mailbox = %cfg.name, old = cp.uid_validity, new = validity,
@@ -222,31 +243,32 @@ impl MailboxTask {
         };
         loop {
             bounded(cfg, "poll for new mail", s.noop()).await?;
-            let found = bounded(
-                cfg,
-                "search for new mail",
-                s.uid_search(format!("UID {}:*", last_uid + 1)),
-            )
-            .await?;
+            let Some(search) = search_after(last_uid) else {
+                return Ok(false);
+            };
+            let found = bounded(cfg, "search for new mail", s.uid_search(search)).await?;
             // "n:*" always includes the highest UID, even when it is below n.
             let mut uids: Vec<u32> = found.into_iter().filter(|&u| u > last_uid).collect();
             if uids.is_empty() {
-                return Ok(());
+                return Ok(false);
             }
             uids.sort_unstable();
+            let sizes = self.fetch_sizes(s, &uids).await?;
+            let batches = plan_batches(&sizes, cfg.batch_size as usize, cfg.batch_bytes);
+            let mut done = std::collections::BTreeSet::new();
             // Pipelined: while batch k is committed on a blocking thread,
-            // batch k+1 is fetched, batch k-1 is flushed and then marked
-            // processed, so neither the IMAP round trips nor the disk stand
-            // in the way of the next commit.
+            // batch k+1 is fetched and parsed, batch k-1 is flushed and then
+            // marked processed, so neither the IMAP round trips nor the disk
+            // nor the parser stand in the way of the next commit.
             let mut in_flight: Option<InFlight> = None;
             let mut unflushed: Option<Committed> = None;
-            let mut chunks = uids.chunks(cfg.batch_size as usize);
+            let mut batches = batches.iter();
             loop {
-                let next = chunks.next();
+                let next = batches.next();
                 let (fetched, durable) = tokio::join!(
                     async {
                         match next {
-                            Some(chunk) => Some(self.fetch_batch(s, chunk).await),
+                            Some((chunk, bytes)) => Some(self.fetch_batch(s, chunk, *bytes).await),
                             None => None,
                         }
                     },
@@ -269,45 +291,90 @@ impl MailboxTask {
                         return Err(e);
                     }
                 };
-                if let Some(prev) = in_flight.take() {
-                    unflushed = Some(self.await_commit(prev).await?);
-                }
+                let mut prev = in_flight.take();
                 if let Some(fetched) = fetched {
                     if !self.shutdown.is_cancelled() {
-                        in_flight = Some(self.start_batch(fetched));
+                        let after = prev.as_mut().and_then(|p| p.done.take());
+                        in_flight = Some(self.start_batch(fetched, validity, after));
                     }
                 }
-                if let Some(done) = durable {
-                    let marked = self.mark_batch(s, done, has_move).await;
-                    let max = match marked {
-                        Ok(max) => max,
+                if let Some(prev) = prev {
+                    match self.await_commit(prev).await {
+                        Ok(c) => unflushed = Some(c),
                         Err(e) => {
-                            if let Some(prev) = in_flight.take() {
-                                let _ = prev.task.await;
+                            if let Some(next) = in_flight.take() {
+                                let _ = next.task.await;
                             }
                             return Err(e);
                         }
-                    };
-                    last_uid = last_uid.max(max);
-                    store.set_checkpoint(
-                        &cfg.name,
-                        Checkpoint {
+                    }
+                }
+                if let Some(settled) = durable {
+                    let marked = self.mark_batch(s, settled, server).await;
+                    match marked {
+                        Ok(handled) => done.extend(handled),
+                        Err(e) => {
+                            if let Some(next) = in_flight.take() {
+                                let _ = next.task.await;
+                            }
+                            return Err(e);
+                        }
+                    }
+                    let cp = checkpoint_after(last_uid, &uids, &done);
+                    if cp > last_uid {
+                        last_uid = cp;
+                        let store = self.engine.store().clone();
+                        let name = cfg.name.clone();
+                        let checkpoint = Checkpoint {
                             uid_validity: validity,
                             last_uid,
-                        },
-                    )?;
+                        };
+                        blocking(move || store.set_checkpoint(&name, checkpoint)).await?;
+                    }
                 }
                 if in_flight.is_none() && unflushed.is_none() {
                     break;
                 }
             }
             if self.shutdown.is_cancelled() {
-                return Ok(());
+                return Ok(false);
+            }
+            let left = uids.iter().filter(|u| !done.contains(u)).count();
+            if left > 0 {
+                warn!(mailbox = %cfg.name, mails = left, "some mail was not processed this pass; trying again soon");
+                return Ok(true);
             }
         }
     }
 
-    async fn fetch_batch(&self, s: &mut ImapSession, uids: &[u32]) -> Result<Fetched, IngestError> {
+    /// The RFC822.SIZE of each UID, before any body is fetched, so batches
+    /// can be bounded by bytes; None where the server did not say.
+    async fn fetch_sizes(
+        &self,
+        s: &mut ImapSession,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, Option<u32>)>, IngestError> {
+        let cfg = &self.cfg;
+        let stream = bounded(
+            cfg,
+            "fetch mail sizes",
+            s.uid_fetch(uid_set(uids), "(UID RFC822.SIZE)"),
+        )
+        .await?;
+        let fetches = collect_bounded(cfg, "fetch mail sizes", stream).await?;
+        let known: std::collections::HashMap<u32, u32> = fetches
+            .iter()
+            .filter_map(|f| Some((f.uid?, f.size?)))
+            .collect();
+        Ok(uids.iter().map(|u| (*u, known.get(u).copied())).collect())
+    }
+
+    async fn fetch_batch(
+        &self,
+        s: &mut ImapSession,
+        uids: &[u32],
+        bytes: u64,
+    ) -> Result<Fetched, IngestError> {
         let cfg = &self.cfg;
         let started = std::time::Instant::now();
         let fetches = {
@@ -317,33 +384,57 @@ impl MailboxTask {
                 s.uid_fetch(uid_set(uids), "(UID BODY.PEEK[])"),
             )
             .await?;
-            collect_bounded(cfg, "fetch mail", stream).await?
+            collect_sized(cfg, "fetch mail", bytes, stream).await?
         };
-        let mails: Vec<(u32, Vec<u8>)> = fetches
-            .iter()
-            .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
-            .collect();
+        let asked: std::collections::BTreeSet<u32> = uids.iter().copied().collect();
+        let mut mails: Vec<(u32, Vec<u8>)> = Vec::with_capacity(uids.len());
+        let mut incomplete = 0usize;
+        for f in &fetches {
+            match (f.uid, f.body()) {
+                (Some(uid), Some(body)) if asked.contains(&uid) => mails.push((uid, body.to_vec())),
+                _ => incomplete += 1,
+            }
+        }
+        mails.sort_unstable_by_key(|(uid, _)| *uid);
+        mails.dedup_by_key(|(uid, _)| *uid);
+        if mails.len() < uids.len() {
+            // Not processed, so the checkpoint stays below them and they are
+            // fetched again; a mail expunged meanwhile is simply not found then.
+            warn!(mailbox = %cfg.name, asked = uids.len(), got = mails.len(), incomplete,
+                "the server's FETCH answer lacked some mails' UID or body; they are fetched again later");
+        }
         Ok(Fetched {
             mails,
-            max_uid: uids.iter().copied().max().unwrap_or(0),
             fetch: started.elapsed(),
         })
     }
 
-    /// Commits a fetched batch on a blocking thread.
-    fn start_batch(&self, fetched: Fetched) -> InFlight<'_> {
-        let handled: Vec<u32> = fetched.mails.iter().map(|(u, _)| *u).collect();
-        let bulk = self.backlog.batch(handled.len());
+    /// Parses and commits a fetched batch on a blocking thread; its
+    /// transaction waits for `after` (the previous batch's task).
+    fn start_batch(
+        &self,
+        fetched: Fetched,
+        validity: u32,
+        after: Option<std::sync::mpsc::Receiver<()>>,
+    ) -> InFlight<'_> {
+        let bulk = self.backlog.batch(fetched.mails.len());
         let engine = self.engine.clone();
         let name = self.cfg.name.clone();
         let mails = fetched.mails;
+        let (finished, done) = std::sync::mpsc::channel::<()>();
         InFlight {
-            handled,
-            max_uid: fetched.max_uid,
             fetch: fetched.fetch,
             started: std::time::Instant::now(),
             _bulk: bulk,
-            task: tokio::task::spawn_blocking(move || ingest_guarded(&engine, &mails, &name)),
+            done: Some(done),
+            task: tokio::task::spawn_blocking(move || {
+                let _finished = finished;
+                let at = Place {
+                    mailbox: &name,
+                    uid_validity: validity,
+                };
+                ingest_guarded(&engine, &mails, &at, after)
+            }),
         }
     }
 
@@ -351,8 +442,7 @@ impl MailboxTask {
     async fn await_commit<'a>(&self, batch: InFlight<'a>) -> Result<Committed<'a>, IngestError> {
         let outcomes = batch.task.await??;
         Ok(Committed {
-            handled: batch.handled,
-            max_uid: batch.max_uid,
+            handled: outcomes.iter().map(|(uid, _)| *uid).collect(),
             outcomes,
             fetch: batch.fetch,
             commit: batch.started.elapsed(),
@@ -376,7 +466,6 @@ impl MailboxTask {
         }
         Ok(Settled {
             handled: batch.handled,
-            max_uid: batch.max_uid,
             queued,
             fetch: batch.fetch,
             commit: batch.commit,
@@ -384,17 +473,17 @@ impl MailboxTask {
         })
     }
 
-    /// Marks a durable batch processed on the server. Returns the highest
-    /// UID handled.
+    /// Marks a durable batch processed on the server. Returns the UIDs
+    /// handled.
     async fn mark_batch(
         &self,
         s: &mut ImapSession,
         done: Settled,
-        has_move: bool,
-    ) -> Result<u32, IngestError> {
+        server: Server,
+    ) -> Result<Vec<u32>, IngestError> {
         let started = std::time::Instant::now();
         if !done.handled.is_empty() {
-            self.mark_processed(s, &uid_set(&done.handled), has_move)
+            self.mark_processed(s, &uid_set(&done.handled), server)
                 .await?;
         }
         info!(
@@ -407,14 +496,14 @@ impl MailboxTask {
             mark_ms = started.elapsed().as_millis() as u64,
             "batch committed"
         );
-        Ok(done.max_uid)
+        Ok(done.handled)
     }
 
     async fn mark_processed(
         &self,
         s: &mut ImapSession,
         set: &str,
-        has_move: bool,
+        server: Server,
     ) -> Result<(), IngestError> {
         let cfg = &self.cfg;
         match &cfg.after_processing {
@@ -427,7 +516,7 @@ impl MailboxTask {
                 .await?;
                 collect_bounded(cfg, "flag mail seen", stream).await?;
             }
-            AfterProcessing::MoveTo(folder) if has_move => {
+            AfterProcessing::MoveTo(folder) if server.has_move => {
                 bounded(cfg, "move mail", s.uid_mv(set, folder)).await?;
             }
             AfterProcessing::MoveTo(folder) => {
@@ -439,67 +528,70 @@ impl MailboxTask {
                 )
                 .await?;
                 collect_bounded(cfg, "flag mail deleted", stream).await?;
-                let stream = bounded(cfg, "expunge", s.expunge()).await?;
-                collect_bounded(cfg, "expunge", stream).await?;
+                // Only the UIDs just copied: a plain EXPUNGE would also remove
+                // mail other clients flagged \Deleted. Without UIDPLUS the
+                // copies stay flagged in the folder (said once at connect).
+                if server.has_uidplus {
+                    let stream = bounded(cfg, "expunge moved mail", s.uid_expunge(set)).await?;
+                    collect_bounded(cfg, "expunge moved mail", stream).await?;
+                }
             }
         }
         Ok(())
     }
 }
 
-// The only test needs a mail that panics, which exists in debug builds only.
-#[cfg(test)]
-#[cfg(debug_assertions)]
-mod tests {
-    use super::*;
-    use crate::desk::policy::Policy;
-    use crate::desk::templates::Templates;
-    use crate::engine::clock::SystemClock;
-    use crate::mail::address::{EmailAddress, Party};
-    use crate::store::Store;
+/// What the server can do, from its capabilities.
+#[derive(Debug, Clone, Copy)]
+struct Server {
+    has_move: bool,
+    has_uidplus: bool,
+}
 
-    /// In debug builds this mail trips a debug assertion inside mail-parser
-    /// (found by the fuzzer): a real panic to recover from.
-    #[cfg(debug_assertions)]
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+
     #[test]
-    fn a_panicking_mail_is_quarantined_and_the_others_go_on() {
-        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let poison =
-            std::fs::read(repo.join("tests/fixtures/parser-panic-nested-rfc822.eml")).unwrap();
-        let good = |n: u32| {
-            format!("From: a@c.test\r\nSubject: ok {n}\r\nMessage-ID: <g{n}@c>\r\n\r\nhi\r\n")
-                .into_bytes()
+    fn batches_are_bounded_by_count_and_bytes() {
+        let sizes = [
+            (1, Some(10)),
+            (2, Some(10)),
+            (3, Some(10)),
+            (4, Some(50)),
+            (5, None),
+            (6, Some(1)),
+        ];
+        assert_eq!(
+            plan_batches(&sizes, 2, 40),
+            vec![
+                (vec![1, 2], 20),
+                (vec![3], 10),
+                (vec![4], 50),
+                (vec![5], 40),
+                (vec![6], 1)
+            ]
+        );
+        assert_eq!(
+            plan_batches(&sizes, 10, 1000),
+            vec![(vec![1, 2, 3, 4], 80), (vec![5], 1000), (vec![6], 1)]
+        );
+        assert!(plan_batches(&[], 10, 10).is_empty());
+    }
+
+    #[test]
+    fn the_checkpoint_passes_only_processed_uids() {
+        let done = |u: &[u32]| {
+            u.iter()
+                .copied()
+                .collect::<std::collections::BTreeSet<u32>>()
         };
-        // A small batch (parsed in line) and a large one (parsed on a helper
-        // thread while the transaction applies it).
-        for (size, poison_at) in [(3, 1), (100, 57)] {
-            let dir = tempfile::tempdir().unwrap();
-            let policy = Policy::new(
-                Party {
-                    name: None,
-                    address: EmailAddress::parse("help@desk.test").unwrap(),
-                },
-                Templates::load(&repo.join("templates")).unwrap(),
-            );
-            let engine = Engine::new(
-                Store::open(dir.path()).unwrap(),
-                Arc::new(SystemClock),
-                policy,
-            );
-            let mut mails: Vec<(u32, Vec<u8>)> = (0..size).map(|i| (i, good(i))).collect();
-            mails[poison_at as usize].1 = poison.clone();
-            let out = ingest_guarded(&engine, &mails, "help").unwrap();
-            for (uid, o) in &out {
-                if *uid == poison_at {
-                    assert!(
-                        matches!(o, Outcome::Quarantined { reason, .. } if reason.contains("internal error")),
-                        "{out:?}"
-                    );
-                } else {
-                    assert!(matches!(o, Outcome::Created { .. }), "{uid}: {o:?}");
-                }
-            }
-            assert_eq!(engine.store().quarantine().unwrap().len(), 1);
-        }
+        assert_eq!(checkpoint_after(4, &[5, 6, 7], &done(&[5, 7])), 5);
+        assert_eq!(checkpoint_after(4, &[5, 6, 7], &done(&[6, 7])), 4);
+        assert_eq!(checkpoint_after(4, &[5, 6, 7], &done(&[5, 6, 7])), 7);
+        assert_eq!(
+            checkpoint_after(u32::MAX - 1, &[u32::MAX], &done(&[u32::MAX])),
+            u32::MAX
+        );
     }
 }

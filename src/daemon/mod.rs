@@ -9,6 +9,7 @@
 
 pub mod backlog;
 pub mod control;
+pub mod fault;
 pub mod imap;
 pub mod mailbox;
 pub mod notify;
@@ -142,20 +143,6 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
             .map(|s| s.to_string())
             .unwrap_or_else(|| "(no message)".into()),
     }
-}
-
-/// A debug-build fault hook for the supervision tests: when the file named
-/// by `DESKGATE_TEST_FAULT` says `task`, that task panics. Release builds
-/// have no such hook.
-pub(crate) fn injected_fault(task: &str) {
-    #[cfg(debug_assertions)]
-    if let Some(path) = std::env::var_os("DESKGATE_TEST_FAULT") {
-        if std::fs::read_to_string(path).is_ok_and(|s| s.trim() == task) {
-            panic!("fault injected into the {task} task (DESKGATE_TEST_FAULT)");
-        }
-    }
-    #[cfg(not(debug_assertions))]
-    let _ = task;
 }
 
 /// The store's options from the checked config.

@@ -54,7 +54,7 @@ impl TimerTask {
     pub async fn run(self) -> Result<(), TimerError> {
         let mut failed = 0;
         loop {
-            crate::daemon::injected_fault("timers");
+            crate::daemon::fault::injected_fault("timers");
             // Right away at start: what fell due while the daemon was down fires now.
             let engine = self.engine.clone();
             let round = match tokio::task::spawn_blocking(move || engine.run_timers()).await {

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::desk::agent::{tell_agents, AgentMail, Tell};
+use crate::desk::agent_tell::{tell_agents, AgentMail, Tell};
 use crate::desk::audit::event;
 use crate::desk::policy::Policy;
 use crate::desk::proof::Unproven;

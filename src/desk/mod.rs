@@ -9,6 +9,7 @@
 //! import `engine`, `daemon` or `cli`.
 
 pub mod agent;
+pub mod agent_tell;
 pub mod audit;
 pub mod automail;
 pub mod bounces;

@@ -11,6 +11,8 @@
 //! or `cli`.
 
 pub mod clock;
+#[cfg(debug_assertions)]
+mod fault;
 pub mod queries;
 
 use std::sync::{Arc, RwLock};
@@ -37,6 +39,18 @@ pub enum EngineError {
     NoQuarantineEntry(u64),
     #[error("cannot retry quarantined mail {0}: its raw bytes are missing from the store")]
     RawMissing(u64),
+    /// Only from the debug-build fault hook the end-to-end tests use.
+    #[error("cannot process mail: a test fault was injected")]
+    TestFault,
+}
+
+/// A batch parsed and ready to file: everything pure is done, so the
+/// transaction that files it holds the store's writer lock only for the
+/// filing itself.
+pub struct PreparedBatch<'a> {
+    policy: Arc<Policy>,
+    now: DateTime<Utc>,
+    mails: Vec<Prepared<'a>>,
 }
 
 pub struct Engine {
@@ -47,12 +61,9 @@ pub struct Engine {
     reply_keys: KeyRing,
 }
 
-/// Batches at least this large are parsed on a helper thread while this one
-/// applies them: parsing is pure and about a third of a new mail's cost, so
-/// on two cores it hides behind the transaction.
+/// Batches at least this large are parsed on two threads: parsing is pure
+/// and about a third of a new mail's cost.
 const PARALLEL_PARSE_MIN: usize = 64;
-/// How far the parser may run ahead of the transaction.
-const PARSE_AHEAD: usize = 64;
 /// Tickets taken from the timer index per read.
 const TIMER_ROUND: usize = 256;
 /// Tickets re-indexed per transaction when the index is rebuilt.
@@ -125,26 +136,58 @@ impl Engine {
     /// atomic, and the whole batch commits (or not) together, which is what
     /// makes bulk ingest fast. Outcomes are in input order.
     pub fn ingest_batch(&self, raws: &[&[u8]], mailbox: &str) -> Result<Vec<Outcome>, EngineError> {
+        let batch = self.prepare_batch(raws)?;
+        self.commit_batch(&batch, mailbox)
+    }
+
+    /// Parses a batch (pure, no store lock), so the caller can parse batch
+    /// k+1 while batch k commits. Fails only through the test fault hook.
+    pub fn prepare_batch<'a>(&self, raws: &[&'a [u8]]) -> Result<PreparedBatch<'a>, EngineError> {
+        #[cfg(debug_assertions)]
+        fault::check(raws)?;
         let policy = self.policy();
         let now = self.clock.now();
+        let parse = |part: &[&'a [u8]]| -> Vec<Prepared<'a>> {
+            part.iter()
+                .map(|raw| Prepared::new(raw, &policy, now))
+                .collect()
+        };
         let parallel = raws.len() >= PARALLEL_PARSE_MIN
             && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
-        let (prepared, outcomes) = if parallel {
-            self.apply_streamed(raws, &policy, mailbox, now)?
+        let mails = if parallel {
+            let (first, second) = raws.split_at(raws.len() / 2);
+            std::thread::scope(|scope| {
+                let helper = scope.spawn(|| parse(second));
+                let mut mails = parse(first);
+                // A panic while parsing is re-raised here, on the caller's
+                // thread, where the mailbox task's guard catches it.
+                match helper.join() {
+                    Ok(rest) => mails.extend(rest),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+                mails
+            })
         } else {
-            let prepared: Vec<Prepared> = raws
-                .iter()
-                .map(|raw| Prepared::new(raw, &policy, now))
-                .collect();
-            let outcomes = self.transact(&policy, |tx| {
-                prepared
-                    .iter()
-                    .map(|p| apply(tx, p, &policy, mailbox, now))
-                    .collect::<TxResult<Vec<Outcome>>>()
-            })?;
-            (prepared, outcomes)
+            parse(raws)
         };
-        for (p, o) in prepared.iter().zip(&outcomes) {
+        Ok(PreparedBatch { policy, now, mails })
+    }
+
+    /// Files a parsed batch in one transaction.
+    pub fn commit_batch(
+        &self,
+        batch: &PreparedBatch<'_>,
+        mailbox: &str,
+    ) -> Result<Vec<Outcome>, EngineError> {
+        let (policy, now) = (&batch.policy, batch.now);
+        let outcomes = self.transact(policy, |tx| {
+            batch
+                .mails
+                .iter()
+                .map(|p| apply(tx, p, policy, mailbox, now))
+                .collect::<TxResult<Vec<Outcome>>>()
+        })?;
+        for (p, o) in batch.mails.iter().zip(&outcomes) {
             match o {
                 Outcome::Quarantined { reason, .. } => {
                     warn!(mailbox, key = %p.dedupe_key, reason, "quarantined mail")
@@ -153,49 +196,6 @@ impl Engine {
             }
         }
         Ok(outcomes)
-    }
-
-    /// One transaction over the batch, fed in order by a parser thread.
-    fn apply_streamed<'a>(
-        &self,
-        raws: &[&'a [u8]],
-        policy: &Policy,
-        mailbox: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(Vec<Prepared<'a>>, Vec<Outcome>), EngineError> {
-        std::thread::scope(|scope| {
-            let (to_apply, parsed) = std::sync::mpsc::sync_channel(PARSE_AHEAD);
-            let parser = scope.spawn(move || {
-                for raw in raws {
-                    // A send fails only once the transaction has given up.
-                    if to_apply.send(Prepared::new(raw, policy, now)).is_err() {
-                        break;
-                    }
-                }
-            });
-            let mut prepared = Vec::with_capacity(raws.len());
-            let outcomes = self.transact(policy, |tx| {
-                // Owned by the transaction: when it ends, however it ends,
-                // the receiver goes and a parser blocked on a full channel
-                // stops, so the join below cannot hang.
-                let parsed = parsed;
-                let mut outcomes = Vec::with_capacity(raws.len());
-                for _ in raws {
-                    let p = parsed
-                        .recv()
-                        .map_err(|_| StoreError::Aborted("the mail parser stopped".into()))?;
-                    outcomes.push(apply(tx, &p, policy, mailbox, now)?);
-                    prepared.push(p);
-                }
-                Ok(outcomes)
-            });
-            // A panic while parsing is re-raised here, on the caller's thread,
-            // where the mailbox task's guard catches it and goes mail by mail.
-            if let Err(panic) = parser.join() {
-                std::panic::resume_unwind(panic);
-            }
-            Ok((prepared, outcomes?))
-        })
     }
 
     /// Quarantines a mail that made processing fail unexpectedly (a panic in a

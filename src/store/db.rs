@@ -145,6 +145,12 @@ impl Db {
         Ok(())
     }
 
+    /// Removes one key outside any transaction.
+    pub fn remove_direct(&self, table: u8, key: &[u8]) -> Result<(), DbError> {
+        self.inner.data.remove(full_key(table, key))?;
+        Ok(())
+    }
+
     /// Sets `key` only if it is absent; returns the value it holds afterwards.
     pub fn put_if_absent(&self, table: u8, key: &[u8], value: &[u8]) -> Result<IVec, DbError> {
         let k = full_key(table, key);

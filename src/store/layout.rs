@@ -23,6 +23,7 @@
 //! | `SentIds` (16) | Message-ID | recipients | our own mail coming back; whom a bounce may count against |
 //! | `TimerDue` (17) | due ms u64 BE + ticket u64 BE | empty | the next SLA/lifecycle timer of each ticket, in due order: a timer pass costs what is due |
 //! | `TimerOf` (18) | ticket u64 BE | its `TimerDue` key | moves the entry when the ticket changes |
+//! | `Attempts` (19) | mailbox, 0, UIDVALIDITY, UID | u32 | processing attempts of a mail not yet committed (poison mail) |
 //!
 //! Counted tables ([`COUNTED`]) keep their number of keys in `Meta` under
 //! `count`+table, moved in the same batch as the keys, so `stats` reads
@@ -67,6 +68,9 @@ pub(super) enum T {
     TimerDue,
     /// ticket u64 BE → its key in `TimerDue`, to move it when the ticket changes.
     TimerOf,
+    /// mailbox + 0 + UIDVALIDITY u32 BE + UID u32 BE → attempts u32 BE: a
+    /// mail that keeps crashing the daemon is recognised (see `attempts.rs`).
+    Attempts,
 }
 
 /// The tree names of format 1 stores, by table number.

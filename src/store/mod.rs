@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use sled::IVec;
 
+mod attempts;
 pub mod backup;
 pub mod db;
 mod error;
