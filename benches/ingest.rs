@@ -31,13 +31,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use futures::TryStreamExt;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     // `cargo bench` passes --bench; nothing else is taken from the command line.
     let n = env_usize("DESKGATE_BENCH_MAILS", 10_000);
@@ -47,39 +40,6 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(run(n, m));
-}
-
-fn body_text() -> String {
-    // About 1.8 KB, like the mails in the notes' measurements.
-    let line = "The shared printer on the third floor shows error 0x42 again after the update.\r\n";
-    line.repeat(20)
-}
-
-async fn load(imap: Imap, n: usize) {
-    let body = body_text();
-    let conns = 4;
-    let mut tasks = Vec::new();
-    for c in 0..conns {
-        let body = body.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut s = imap.login(HELP).await;
-            for i in (c..n).step_by(conns) {
-                let raw = mail(
-                    &format!("user{i}@outside.example"),
-                    HELP,
-                    &format!("Printer problem number {i}"),
-                    &format!("bench{i}@outside.example"),
-                    "",
-                    &body,
-                );
-                s.append("INBOX", None, None, &raw).await.expect("append");
-            }
-            s.logout().await.ok();
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
 }
 
 /// Plain fetch of every mail, as fast as the IMAP library allows.
@@ -211,7 +171,7 @@ async fn run(n: usize, m: usize) {
 
     eprintln!("loading {n} mails over IMAP APPEND…");
     let t = Instant::now();
-    load(imap, n).await;
+    load_printer_mails(imap, n).await;
     eprintln!("loaded in {:.1}s", t.elapsed().as_secs_f64());
 
     let mut best = Duration::MAX;

@@ -26,13 +26,6 @@ use lettre::AsyncTransport;
 
 const CONNECTIONS: u32 = 4;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     let n = env_usize("DESKGATE_BENCH_MAILS", 10_000);
     let base = env_usize("DESKGATE_BENCH_BASELINE_MAILS", 2_000);
@@ -44,18 +37,13 @@ fn main() {
     rt.block_on(run(n, base, m));
 }
 
-fn body_text() -> String {
-    let line = "The shared printer on the third floor shows error 0x42 again after the update.\r\n";
-    line.repeat(20)
-}
-
 /// A plain lettre client: `n` mails over `CONNECTIONS` pooled connections.
 async fn plain_submit(port: u16, n: usize) -> Duration {
     let t = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")
         .port(port)
         .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(CONNECTIONS))
         .build();
-    let body = body_text();
+    let body = printer_body();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..CONNECTIONS as usize {
@@ -85,32 +73,6 @@ async fn plain_submit(port: u16, n: usize) -> Duration {
         task.await.unwrap();
     }
     start.elapsed()
-}
-
-async fn load(imap: Imap, n: usize) {
-    let body = body_text();
-    let mut tasks = Vec::new();
-    for c in 0..4 {
-        let body = body.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut s = imap.login(HELP).await;
-            for i in (c..n).step_by(4) {
-                let raw = mail(
-                    &format!("user{i}@outside.example"),
-                    HELP,
-                    &format!("Printer problem number {i}"),
-                    &format!("bench{i}@outside.example"),
-                    "",
-                    &body,
-                );
-                s.append("INBOX", None, None, &raw).await.expect("append");
-            }
-            s.logout().await.ok();
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
 }
 
 fn stamp(line: &str) -> Option<DateTime<Utc>> {
@@ -158,7 +120,7 @@ async fn run(n: usize, base: usize, m: usize) {
     );
 
     eprintln!("loading {n} mails over IMAP APPEND…");
-    load(imap, n).await;
+    load_printer_mails(imap, n).await;
 
     let mut desk = Deskgate::new(
         &servers,

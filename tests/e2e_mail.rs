@@ -168,18 +168,7 @@ async fn kill_9_mid_ingest_loses_and_duplicates_nothing() {
     const N: usize = 200;
     let servers = MailServers::start(&[HELP]);
     let imap = servers.imap();
-    let mails: Vec<Vec<u8>> = (0..N)
-        .map(|i| {
-            mail(
-                &format!("user{i}@outside.example"),
-                HELP,
-                &format!("Request {i}"),
-                &format!("req{i}@outside.example"),
-                "",
-                "please help",
-            )
-        })
-        .collect();
+    let mails = burst(N, "req");
     imap.append_many(HELP, "INBOX", &mails).await;
 
     let mut desk = Deskgate::new(

@@ -99,18 +99,7 @@ async fn twenty_kills_lose_and_duplicate_no_ticket_and_every_ack_goes_out() {
     const N: usize = 600;
     let servers = MailServers::start(&[HELP]);
     let imap = servers.imap();
-    let mails: Vec<Vec<u8>> = (0..N)
-        .map(|i| {
-            mail(
-                &format!("user{i}@outside.example"),
-                HELP,
-                &format!("Request {i}"),
-                &format!("kill{i}@outside.example"),
-                "",
-                "please help",
-            )
-        })
-        .collect();
+    let mails = burst(N, "kill");
     imap.append_many(HELP, "INBOX", &mails).await;
     let mut desk = Deskgate::new(
         &servers,

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod config;
+pub mod load;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -14,6 +15,8 @@ use futures::TryStreamExt;
 use tokio::net::TcpStream;
 
 pub use config::{toml_str, TestConfig};
+#[allow(unused_imports)]
+pub use load::{load_printer_mails, printer_body};
 
 pub const HELP: &str = "help@desk.test";
 pub const ALICE: &str = "alice@customer.test";
@@ -243,6 +246,31 @@ pub fn mail(
         "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\nDate: Mon, 3 Mar 2025 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n{extra_headers}\r\n{body}\r\n"
     )
     .into_bytes()
+}
+
+/// `n` requests, one per outside sender (`user{i}@outside.example`), each
+/// with its own Message-ID `{tag}{i}@outside.example`: a burst of new tickets.
+pub fn burst(n: usize, tag: &str) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            mail(
+                &format!("user{i}@outside.example"),
+                HELP,
+                &format!("Request {i}"),
+                &format!("{tag}{i}@outside.example"),
+                "",
+                "please help",
+            )
+        })
+        .collect()
+}
+
+/// A number from the environment (benchmarks' knobs), or the default.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 pub fn header(raw: &[u8], name: &str) -> Option<String> {

@@ -1,0 +1,227 @@
+//! Store benchmark at scale (not a test): builds a desk of N tickets through
+//! the real engine (no IMAP: `Engine::ingest_batch` on ~1.8 KB mails, each
+//! with its acknowledgement queued), then times what an admin and the
+//! daemon do on it.
+//!
+//! `cargo bench --bench store` (N = 100,000), `DESKGATE_BENCH_TICKETS=1000000`
+//! for a million. Reports, as a table and in `target/bench-store.json`:
+//! the build rate at the start and at the end (does ingest slow as the desk
+//! grows?), `tickets list` first page, `tickets show`, `stats`, a timer pass
+//! with 100 tickets due, reopening the store (start to ready), the store's
+//! size on disk against the raw mail it holds, and peak RSS.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use common::env_usize;
+use deskgate::desk::policy::Policy;
+use deskgate::engine::clock::ManualClock;
+use deskgate::engine::queries::{answer, Answer, Query};
+use deskgate::engine::Engine;
+use deskgate::store::Store;
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        / 1024
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| {
+                    let m = e.metadata().map(|m| m.len()).unwrap_or(0);
+                    if e.path().is_dir() {
+                        dir_size(&e.path())
+                    } else {
+                        m
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn policy(dir: &std::path::Path) -> Policy {
+    let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    let text = format!(
+        r#"
+[desk]
+address = "help@desk.test"
+storage = "state"
+templates = "{}"
+default_sla = "standard"
+[[mailbox]]
+name = "help"
+host = "127.0.0.1"
+tls = "none"
+user = "help@desk.test"
+password_file = "pw"
+[smtp]
+host = "127.0.0.1"
+tls = "none"
+[limits]
+auto_replies_per_recipient = 1000000
+[[sla]]
+name = "standard"
+first_response = {{ normal = "4h" }}
+resolution = {{ normal = "5d" }}
+"#,
+        templates.display()
+    );
+    std::fs::write(dir.join("pw"), "x").unwrap();
+    let cfg = deskgate::config::Config::from_str_at(&text, &dir.join("d.toml")).unwrap();
+    Policy::from_config(&cfg).unwrap()
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let t = Instant::now();
+    let r = f();
+    (r, t.elapsed())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn main() {
+    let n = env_usize("DESKGATE_BENCH_TICKETS", 100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let t0: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let clock = Arc::new(ManualClock::new(t0));
+    let body = "The shared printer on the third floor shows error 0x42 again after the update.\r\n"
+        .repeat(20);
+    let mut raw_bytes = 0u64;
+    let mut rates = Vec::new();
+    {
+        let engine = Engine::new(
+            Store::open(&state).unwrap(),
+            clock.clone(),
+            policy(dir.path()),
+        );
+        let batch = 500;
+        let mut done = 0;
+        let mut window = (Instant::now(), 0usize);
+        while done < n {
+            let mails: Vec<Vec<u8>> = (done..(done + batch).min(n))
+                .map(|i| {
+                    format!(
+                        "From: user{}@outside.example\r\nTo: help@desk.test\r\nSubject: Printer problem {i}\r\nMessage-ID: <s{i}@outside.example>\r\nDate: Mon, 2 Mar 2026 09:00:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}",
+                        i % 5000
+                    )
+                    .into_bytes()
+                })
+                .collect();
+            raw_bytes += mails.iter().map(|m| m.len() as u64).sum::<u64>();
+            let raws: Vec<&[u8]> = mails.iter().map(|m| m.as_slice()).collect();
+            engine.ingest_batch(&raws, "help").unwrap();
+            done += raws.len();
+            window.1 += raws.len();
+            if window.1 >= n / 10 || done == n {
+                rates.push(window.1 as f64 / window.0.elapsed().as_secs_f64());
+                eprintln!("{done} tickets, {:.0} mails/s", rates.last().unwrap());
+                window = (Instant::now(), 0);
+            }
+        }
+        engine.store().flush_blocking().unwrap();
+    }
+    let size = dir_size(&state);
+    let (engine, start) = time(|| {
+        let store = Store::open(&state).unwrap();
+        Engine::new(store, clock.clone(), policy(dir.path()))
+    });
+    // The first timer pass builds the timer index once (a new store has none).
+    let (_, index_build) = time(|| engine.run_timers().unwrap());
+    let list = Query::ListTickets {
+        status: None,
+        overdue: false,
+        due_within_secs: None,
+        limit: Some(50),
+    };
+    let (page, list_t) = time(|| answer(&engine, &list));
+    assert!(matches!(page, Answer::Tickets { ref tickets, .. } if tickets.len() == 50));
+    let id = 1000 + n as u64 / 2;
+    let (shown, show_t) = time(|| answer(&engine, &Query::ShowTicket { id }));
+    assert!(matches!(shown, Answer::Ticket { view: Some(_) }));
+    let (_, stats_t) = time(|| answer(&engine, &Query::Stats));
+    // 100 tickets due: make 100 tickets' first warning come due by creating
+    // them 3.5 h before the pass, the rest of the desk 4 days later.
+    clock.advance(chrono::Duration::days(4));
+    let later: Vec<Vec<u8>> = (0..100)
+        .map(|i| format!("From: late{i}@outside.example\r\nTo: help@desk.test\r\nSubject: Late {i}\r\nMessage-ID: <late{i}@outside.example>\r\n\r\nhelp\r\n").into_bytes())
+        .collect();
+    let raws: Vec<&[u8]> = later.iter().map(|m| m.as_slice()).collect();
+    engine.ingest_batch(&raws, "help").unwrap();
+    // Every older ticket has breached by now: fire those first (not timed),
+    // so the timed pass is the 100 warnings.
+    let (_, catch_up) = time(|| engine.run_timers().unwrap());
+    clock.advance(chrono::Duration::minutes(200));
+    let (fired, timer_t) = time(|| engine.run_timers().unwrap());
+    let (_, idle_timer_t) = time(|| engine.run_timers().unwrap());
+    let report = serde_json::json!({
+        "tickets": n,
+        "build_mails_per_s_first_tenth": rates.first(),
+        "build_mails_per_s_last_tenth": rates.last(),
+        "tickets_list_first_page_ms": ms(list_t),
+        "tickets_show_ms": ms(show_t),
+        "stats_ms": ms(stats_t),
+        "timer_pass_due": fired,
+        "timer_pass_ms": ms(timer_t),
+        "timer_pass_nothing_due_ms": ms(idle_timer_t),
+        "timer_index_build_s": index_build.as_secs_f64(),
+        "breach_catch_up_s": catch_up.as_secs_f64(),
+        "store_open_ms": ms(start),
+        "store_bytes": size,
+        "raw_mail_bytes": raw_bytes,
+        "store_to_raw": size as f64 / raw_bytes as f64,
+        "peak_rss_mib": peak_rss_mib(),
+    });
+    println!("\n| measure ({n} tickets) | value |\n|---|---|");
+    println!(
+        "| build rate, first / last tenth | {:.0} / {:.0} mails/s |",
+        rates.first().unwrap_or(&0.0),
+        rates.last().unwrap_or(&0.0)
+    );
+    println!(
+        "| `tickets list`, first page of 50 | {:.1} ms |",
+        ms(list_t)
+    );
+    println!("| `tickets show` | {:.1} ms |", ms(show_t));
+    println!("| `stats` | {:.2} ms |", ms(stats_t));
+    println!(
+        "| timer pass, {fired} tickets due | {:.1} ms |",
+        ms(timer_t)
+    );
+    println!("| timer pass, nothing due | {:.2} ms |", ms(idle_timer_t));
+    println!("| store open to engine ready | {:.0} ms |", ms(start));
+    println!(
+        "| timer index built once (new store) | {:.1} s |",
+        index_build.as_secs_f64()
+    );
+    println!(
+        "| store on disk / raw mail | {:.0} MiB / {:.0} MiB ({:.2}x) |",
+        size as f64 / 1048576.0,
+        raw_bytes as f64 / 1048576.0,
+        size as f64 / raw_bytes as f64
+    );
+    println!("| peak RSS | {} MiB |", peak_rss_mib());
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-store.json");
+    let _ = std::fs::write(out, serde_json::to_string_pretty(&report).unwrap());
+}
