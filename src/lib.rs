@@ -40,17 +40,21 @@
 //!    `desk::automail` and is rendered from `desk::templates`.
 //! 4. **Commit** — the batch's ticket changes, every mail's dedupe key and
 //!    every outgoing mail (an outbox entry holding the `mail::outgoing`
-//!    value) are written by `store::Store::transact` as one unit; mail that
-//!    cannot be understood is kept by `desk::quarantine` the same way.
+//!    value) are written by `store::Store::transact` as one atomic sled batch
+//!    (`store::db`; the timer index of every ticket written is re-filed in
+//!    the same batch); mail that cannot be understood is kept by
+//!    `desk::quarantine` the same way, and a mail that keeps failing is
+//!    quarantined after three attempts (`daemon::mailbox`'s poison guard).
 //! 5. **Acknowledge to the server** — the mailbox task flushes the store and
 //!    only then flags the batch `\Seen` (or moves it). A crash before that
 //!    refetches the mail; its dedupe key makes the second pass a no-op.
 //! 6. **Send** — `daemon::outbox` formats due entries into RFC 5322 bytes
 //!    (`mail::outgoing::build`, a pure function of the stored value) and
-//!    delivers them over SMTP with retry and backoff, recording each delivery
-//!    on the ticket in the transaction that removes the entry.
+//!    delivers them over SMTP with retry and backoff, recording each chunk of
+//!    deliveries on its tickets in the transaction that removes the entries.
 //!
-//! **Time.** `daemon::timers` asks `engine::Engine::run_timers` what is due;
+//! **Time.** `daemon::timers` asks `engine::Engine::run_timers` what is due
+//! (read from the timer index, so a pass costs what is due);
 //! `desk::lifecycle` carries it out per ticket (`desk::sla` targets in
 //! `desk::calendar` business hours, `desk::escalation` up the tiers,
 //! reminders and auto-close), each in the transaction that marks it fired.
@@ -59,7 +63,10 @@
 //! Around that: `config` loads and checks the file once (errors with file,
 //! line and key); `daemon::reload` swaps in a new `desk::policy::Policy` on
 //! SIGHUP or a change on disk; `daemon::control` answers the CLI over a Unix
-//! socket with `engine::queries`, which `cli::render` turns into text.
+//! socket with `engine::queries`, which `cli::render` turns into text;
+//! `daemon` supervises every task and tells systemd it is ready
+//! (`daemon::notify`); `store::migrate` converts stores of older releases,
+//! `store::backup` writes and restores whole-store copies.
 
 pub mod cli;
 pub mod config;
