@@ -92,10 +92,12 @@ async fn kills_while_sending_resend_at_most_the_mails_in_flight() {
     let worst = n.values().copied().max().unwrap_or(0);
     eprintln!("{KILLS} kills: {extra} extra copies, worst mail {worst} copies");
     assert_eq!(n.len(), MAILS, "every request acknowledged ({got} mails)");
-    // In flight per kill: the mails on the SMTP connections (concurrency 4)
-    // and the chunk being recorded.
+    // In flight per kill, by design: the mails on the SMTP connections
+    // (concurrency 4), the chunk waiting in the channel for the recorder, and
+    // the chunk being recorded: three times the concurrency. (An earlier
+    // bound of 8 left out the waiting chunk; a loaded run measured 84.)
     assert!(
-        extra <= KILLS * 8,
+        extra <= KILLS * 3 * 4,
         "{extra} extra copies across {KILLS} kills"
     );
     // Issue 12 asks for no mail more than twice across 10 kills. Not met:

@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 mod dry_run;
+mod event_text;
 mod render;
 mod terminal;
 mod trust;

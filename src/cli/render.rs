@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use super::terminal::{safe, safe_mail};
 
+use crate::cli::event_text::describe_event;
 use crate::engine::queries::{OutboxSummary, TicketView};
 use crate::store::records::{IgnoredEntry, QuarantineEntry, Ticket};
 
@@ -159,7 +160,7 @@ pub fn render_ticket(v: &TicketView) -> String {
             "  {}  {:<28} {}",
             fmt_time(&e.at),
             truncate(&e.actor, 28),
-            e.kind.describe()
+            describe_event(&e.kind)
         );
     }
     safe(&out)

@@ -239,7 +239,7 @@ mod tests {
         assert!(made.keys > 30, "{made:?}");
         let restored = Store::restore(&dir.path().join("b"), &file).unwrap();
         assert_eq!(restored.keys, made.keys);
-        let b = Store::open(&dir.path().join("b")).unwrap();
+        let b = Store::open_when_free(&dir.path().join("b"));
         assert_eq!(b.ticket_count(), 10);
         assert_eq!(b.ticket(1004).unwrap().unwrap().subject, "subject 1004");
         assert_eq!(b.ticket_of_message("m1007@b.c").unwrap(), Some(1007));
@@ -268,7 +268,7 @@ mod tests {
             .to_string();
         assert!(err.contains("checksum does not match"), "{err}");
         assert_eq!(
-            Store::open(&dir.path().join("b")).unwrap().ticket_count(),
+            Store::open_when_free(&dir.path().join("b")).ticket_count(),
             0
         );
         std::fs::write(&file, &bytes[..bytes.len() - 10]).unwrap();
@@ -285,6 +285,7 @@ mod tests {
         let file = dir.path().join("desk.backup");
         store.backup(&file).unwrap();
         drop(filled(&dir.path().join("b")));
+        drop(Store::open_when_free(&dir.path().join("b")));
         let err = Store::restore(&dir.path().join("b"), &file)
             .unwrap_err()
             .to_string();

@@ -243,7 +243,7 @@ mod tests {
                 "the fixture must hold unapplied journal records"
             );
         }
-        let store = Store::open(&path).unwrap();
+        let store = Store::open_when_free(&path);
         assert_eq!(store.ticket_count(), 15);
         assert_eq!(store.tickets().count(), 15);
         assert_eq!(store.outbox().unwrap().len(), 15);
@@ -262,7 +262,7 @@ mod tests {
         let key = store.reply_keys().unwrap();
         drop(store);
         // Converted once: the old trees are gone, a second open changes nothing.
-        let store = Store::open(&path).unwrap();
+        let store = Store::open_when_free(&path);
         assert_eq!(store.reply_keys().unwrap(), key);
         assert_eq!(store.ticket_count(), 15);
         let next = store.transact(|tx| tx.next_ticket_id(1000)).unwrap();
@@ -289,7 +289,9 @@ mod tests {
                 .unwrap();
             db.flush().unwrap();
         }
-        let err = Store::open(dir.path()).unwrap_err().to_string();
+        let err = Store::open_when_released(dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("written by a newer deskgate"), "{err}");
         assert!(err.contains(&format!("format {}", FORMAT + 1)), "{err}");
     }
@@ -312,7 +314,7 @@ mod tests {
             journal.insert(key, &b"\x01garbage tail"[..]).unwrap();
             db.flush().unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open_when_free(dir.path());
         assert_eq!(store.ticket_count(), 1);
     }
 }

@@ -117,7 +117,7 @@ impl Store {
     /// Restores a backup into the store at `path`, which must be new: a
     /// restore never mixes with what a store already holds.
     pub fn restore(path: &Path, file: &Path) -> Result<backup::BackupSummary, StoreError> {
-        let store = Store::open(path)?;
+        let store = Store::open_when_released(path)?;
         let format_key = db::full_key(T::Meta as u8, FORMAT_KEY);
         if store.db.holds_more_than(&[format_key])? {
             return Err(StoreError::Backup(format!(
@@ -128,6 +128,27 @@ impl Store {
         let summary = backup::read(file, |run| Ok(store.db.put_raw_run(run)?))?;
         store.db.sync()?;
         Ok(summary)
+    }
+
+    /// Opens a store this process may have just dropped: sled releases its
+    /// lock a moment after the last handle goes, so this waits for that (at
+    /// most 5 s). Only for offline work (a restore) and tests; the daemon
+    /// and the CLI say at once when another process holds the store.
+    fn open_when_released(path: &Path) -> Result<Store, StoreError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match Store::open(path) {
+                Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                other => return other,
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn open_when_free(path: &Path) -> Store {
+        Store::open_when_released(path).unwrap()
     }
 
     /// A throwaway store in a temporary file, deleted on drop: lets the dry run
