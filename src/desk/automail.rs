@@ -291,21 +291,15 @@ pub fn queue_rejection(
         return Ok(Err(e.to_string()));
     }
     let recipients = vec![to.address.clone()];
-    tx.put_outbox(&OutboxEntry {
-        id: tx.generate_id()?,
-        ticket: None,
-        kind: "rejection".into(),
-        message_id: outgoing.message_id.clone(),
-        envelope_from: policy.envelope_from.clone(),
-        recipients: recipients.clone(),
-        raw: String::new(),
-        composed: Some(outgoing.clone()),
-        created_at: now,
-        attempts: 0,
-        next_attempt_at: now,
-        last_error: None,
-        failed: false,
-    })?;
+    tx.put_outbox(&OutboxEntry::queued(
+        tx.generate_id()?,
+        None,
+        "rejection",
+        policy.envelope_from.clone(),
+        recipients.clone(),
+        &outgoing,
+        now,
+    ))?;
     tx.put_sent(&outgoing.message_id, &recipients)?;
     Ok(Ok(()))
 }
@@ -343,21 +337,15 @@ pub fn queue_mail(
     }
     let id = tx.generate_id()?;
     let recipients: Vec<EmailAddress> = outgoing.to.iter().map(|p| p.address.clone()).collect();
-    tx.put_outbox(&OutboxEntry {
+    tx.put_outbox(&OutboxEntry::queued(
         id,
-        ticket: Some(ticket.id),
-        kind: kind.to_string(),
-        message_id: outgoing.message_id.clone(),
-        envelope_from: policy.envelope_from.clone(),
+        Some(ticket.id),
+        kind,
+        policy.envelope_from.clone(),
         recipients,
-        raw: String::new(),
-        composed: Some(outgoing.clone()),
-        created_at: now,
-        attempts: 0,
-        next_attempt_at: now,
-        last_error: None,
-        failed: false,
-    })?;
+        outgoing,
+        now,
+    ))?;
     // Freshly generated and random: nobody holds it.
     tx.claim_message_id(&outgoing.message_id, ticket.id)?;
     tx.put_sent(

@@ -416,6 +416,34 @@ pub struct OutboxEntry {
 }
 
 impl OutboxEntry {
+    /// A composed mail queued now, due at once: every automatic mail enters
+    /// the outbox this one way.
+    pub fn queued(
+        id: u64,
+        ticket: Option<TicketId>,
+        kind: &str,
+        envelope_from: EmailAddress,
+        recipients: Vec<EmailAddress>,
+        composed: &Outgoing,
+        now: DateTime<Utc>,
+    ) -> OutboxEntry {
+        OutboxEntry {
+            id,
+            ticket,
+            kind: kind.to_string(),
+            message_id: composed.message_id.clone(),
+            envelope_from,
+            recipients,
+            raw: String::new(),
+            composed: Some(composed.clone()),
+            created_at: now,
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+            failed: false,
+        }
+    }
+
     /// The bytes that go on the wire.
     pub fn formatted(&self) -> Result<std::borrow::Cow<'_, str>, ComposeError> {
         match &self.composed {
