@@ -140,6 +140,34 @@ fn answer_to(mail: &InboundMail, fallback: &Party) -> Party {
     mail.reply_to.clone().unwrap_or_else(|| fallback.clone())
 }
 
+/// An automatic answer to a requester's mail (the acknowledgement, the size
+/// notice): to their Reply-To, threaded under their mail, rate-limited.
+fn answer_to_requester<'a>(
+    kind: &'a str,
+    template: &'a str,
+    mail: &'a InboundMail,
+    requester: &Party,
+    dropped_attachments: Vec<DroppedAttachment>,
+) -> AutoMail<'a> {
+    AutoMail {
+        kind,
+        template,
+        to: answer_to(mail, requester),
+        requester: requester.clone(),
+        from_name: None,
+        reply_to: None,
+        in_reply_to: mail.message_id.clone(),
+        references: references_for(mail),
+        auto_submitted: AutoSubmitted::AutoReplied,
+        message: MessageContext {
+            subject: &mail.subject,
+            text: &mail.text,
+        },
+        dropped_attachments,
+        rate_limited: true,
+    }
+}
+
 fn references_for(mail: &InboundMail) -> Vec<String> {
     let mut refs = mail.references.clone();
     if let Some(mid) = &mail.message_id {
@@ -321,23 +349,7 @@ pub fn create_ticket(
             0
         }
         (None, Some(template)) => {
-            let ack = AutoMail {
-                kind: "acknowledgement",
-                template,
-                to: answer_to(mail, from),
-                requester: from.clone(),
-                from_name: None,
-                reply_to: None,
-                in_reply_to: mail.message_id.clone(),
-                references: references_for(mail),
-                auto_submitted: AutoSubmitted::AutoReplied,
-                message: MessageContext {
-                    subject: &mail.subject,
-                    text: &mail.text,
-                },
-                dropped_attachments: dropped(record),
-                rate_limited: true,
-            };
+            let ack = answer_to_requester("acknowledgement", template, mail, from, dropped(record));
             automail::queue_automatic(tx, policy, &mut ticket, ack, now)?
         }
     };
@@ -417,23 +429,9 @@ pub fn thread_onto(
         }
         let dropped = dropped(record);
         if !dropped.is_empty() && auto_reply_refusal(mail).is_none() {
-            let notice = AutoMail {
-                kind: "size notice",
-                template: "oversized.txt",
-                to: answer_to(mail, &ticket.requester.clone()),
-                requester: ticket.requester.clone(),
-                from_name: None,
-                reply_to: None,
-                in_reply_to: mail.message_id.clone(),
-                references: references_for(mail),
-                auto_submitted: AutoSubmitted::AutoReplied,
-                message: MessageContext {
-                    subject: &mail.subject,
-                    text: &mail.text,
-                },
-                dropped_attachments: dropped,
-                rate_limited: true,
-            };
+            let requester = ticket.requester.clone();
+            let notice =
+                answer_to_requester("size notice", "oversized.txt", mail, &requester, dropped);
             queued += automail::queue_automatic(tx, policy, &mut ticket, notice, now)?;
         }
     }
