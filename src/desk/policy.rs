@@ -110,3 +110,24 @@ impl Policy {
         })
     }
 }
+
+#[cfg(test)]
+impl Policy {
+    /// The repository's templates, loaded once per test that needs a policy.
+    pub(crate) fn test_templates() -> Templates {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        Templates::load(&dir).expect("the repository's templates load")
+    }
+
+    /// The documented defaults for help@desk.test (named `name`), with the
+    /// repository's templates: the desk most unit tests run.
+    pub(crate) fn for_tests(name: Option<&str>) -> Policy {
+        Policy::new(
+            Party {
+                name: name.map(str::to_string),
+                address: EmailAddress::parse("help@desk.test").expect("a valid address"),
+            },
+            Policy::test_templates(),
+        )
+    }
+}

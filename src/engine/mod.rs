@@ -317,9 +317,8 @@ mod tests {
     use super::*;
     use crate::config::test_config::TestConfig;
     use crate::config::Config;
-    use crate::desk::templates::Templates;
     use crate::engine::clock::ManualClock;
-    use crate::mail::address::{EmailAddress, Party};
+    use crate::mail::address::EmailAddress;
     use crate::mail::parse as inbound;
     use crate::store::records::{EventKind, Status};
 
@@ -334,14 +333,7 @@ mod tests {
                 .unwrap()
                 .with_timezone(&Utc),
         ));
-        let policy = Policy::new(
-            Party {
-                name: Some("Help".into()),
-                address: EmailAddress::parse("help@desk.test").unwrap(),
-            },
-            Templates::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"))
-                .unwrap(),
-        );
+        let policy = Policy::for_tests(Some("Help"));
         (dir, Engine::new(store, clock.clone(), policy), clock)
     }
 
@@ -684,11 +676,7 @@ From: help@desk.test\r\nTo: {rcpt}\r\nMessage-ID: <{for_id}>\r\n--B--\r\n"
     #[test]
     fn oversized_mail_keeps_text_drops_attachments_and_says_so() {
         let (_d, e, _c) = engine();
-        let mut p = Policy::new(
-            e.policy().desk.clone(),
-            Templates::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"))
-                .unwrap(),
-        );
+        let mut p = Policy::new(e.policy().desk.clone(), Policy::test_templates());
         p.limits.max_message_size = 64 * 1024;
         e.set_policy(p);
         let big = "QUFB".repeat(30_000);
@@ -895,11 +883,7 @@ equals = "desk.test"
     fn a_new_policy_applies_to_the_next_mail() {
         let (_d, e) = routed_engine("");
         e.ingest(&mail("a@c.test", "one", "1@c", ""), "it").unwrap();
-        let mut p = Policy::new(
-            e.policy().desk.clone(),
-            Templates::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"))
-                .unwrap(),
-        );
+        let mut p = Policy::new(e.policy().desk.clone(), Policy::test_templates());
         p.mailbox_teams.insert("it".into(), "legal".into());
         p.teams = e.policy().teams.clone();
         e.set_policy(p);

@@ -331,20 +331,11 @@ mod tests {
 
     use super::*;
     use crate::desk::policy::Policy;
-    use crate::desk::templates::Templates;
     use crate::engine::clock::SystemClock;
-    use crate::mail::address::{EmailAddress, Party};
     use crate::store::Store;
 
     fn engine_with_tickets(n: usize) -> Engine {
-        let policy = Policy::new(
-            Party {
-                name: None,
-                address: EmailAddress::parse("help@desk.test").unwrap(),
-            },
-            Templates::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"))
-                .unwrap(),
-        );
+        let policy = Policy::for_tests(None);
         let e = Engine::new(Store::temporary().unwrap(), Arc::new(SystemClock), policy);
         for i in 0..n {
             let raw = format!(

@@ -137,9 +137,7 @@ fn forget_attempts(engine: &Engine, at: &Place<'_>, uids: &[u32]) {
 mod tests {
     use super::*;
     use crate::desk::policy::Policy;
-    use crate::desk::templates::Templates;
     use crate::engine::clock::SystemClock;
-    use crate::mail::address::{EmailAddress, Party};
     use crate::store::Store;
     use std::sync::Arc;
 
@@ -159,13 +157,7 @@ mod tests {
         // thread while the transaction applies it).
         for (size, poison_at) in [(3, 1), (100, 57)] {
             let dir = tempfile::tempdir().unwrap();
-            let policy = Policy::new(
-                Party {
-                    name: None,
-                    address: EmailAddress::parse("help@desk.test").unwrap(),
-                },
-                Templates::load(&repo.join("templates")).unwrap(),
-            );
+            let policy = Policy::for_tests(None);
             let engine = Engine::new(
                 Store::open(dir.path()).unwrap(),
                 Arc::new(SystemClock),
@@ -198,15 +190,8 @@ mod tests {
     #[test]
     fn an_erring_mail_is_quarantined_after_three_attempts() {
         std::env::set_var("DESKGATE_TEST_FAULTS", "1");
-        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let dir = tempfile::tempdir().unwrap();
-        let policy = Policy::new(
-            Party {
-                name: None,
-                address: EmailAddress::parse("help@desk.test").unwrap(),
-            },
-            Templates::load(&repo.join("templates")).unwrap(),
-        );
+        let policy = Policy::for_tests(None);
         let engine = Engine::new(
             Store::open(dir.path()).unwrap(),
             Arc::new(SystemClock),
