@@ -160,6 +160,12 @@ team = "legal"
 async fn a_broken_reload_keeps_the_old_rules_and_a_good_one_applies() {
     let servers = servers();
     let mut desk = Deskgate::with_config(&servers, &config(PRINTERS_TO_LEGAL));
+    // As under systemd: stderr is "the journal", so lines carry priorities.
+    let log = desk.next_log_path();
+    std::fs::File::create(&log).unwrap();
+    let meta = std::fs::metadata(&log).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    desk.set_env("JOURNAL_STREAM", &format!("{}:{}", meta.dev(), meta.ino()));
     desk.start();
     let send = |n: u32| {
         let m = mail(
@@ -182,8 +188,22 @@ async fn a_broken_reload_keeps_the_old_rules_and_a_good_one_applies() {
         &servers,
         &config(&PRINTERS_TO_LEGAL.replace("contains = \"printer\"", "regex = \"(printer\"")),
     );
-    desk.signal("HUP");
+    // `deskgate reload` (the unit's ExecReload) fails with the reason.
+    let out = desk.cli(&["reload"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a refused reload must fail: {err}");
+    assert!(err.contains("refused") && err.contains("regex"), "{err}");
     desk.wait_log("CONFIG RELOAD FAILED", T);
+    // journalctl -p err finds it: the line carries priority 3.
+    assert!(
+        desk.logs()
+            .lines()
+            .any(|l| l.starts_with("<3>") && l.contains("CONFIG RELOAD FAILED")),
+        "{}",
+        desk.logs()
+    );
+    assert!(desk.logs().lines().any(|l| l.starts_with("<6>")));
+    desk.signal("HUP");
     send(2).await;
     desk.wait_tickets(2, T);
     assert_eq!(team_of(&desk, 1001), "legal");
@@ -198,5 +218,15 @@ async fn a_broken_reload_keeps_the_old_rules_and_a_good_one_applies() {
         "it",
         "the rule is gone: mailbox default"
     );
+    let out = desk.cli(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("config reloaded"));
     assert!(desk.stop());
+    let out = desk.cli(&["reload"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no daemon answers"));
 }

@@ -14,6 +14,8 @@ use clap::{Parser, Subcommand};
 
 mod dry_run;
 mod event_text;
+mod logging;
+mod reload;
 mod render;
 mod terminal;
 mod trust;
@@ -98,6 +100,9 @@ enum Command {
     Backup { file: PathBuf },
     /// Restore a backup into an empty state directory (the daemon stopped).
     Restore { file: PathBuf },
+    /// Ask the running daemon to load its config again; fails (non-zero)
+    /// with the reasons when the new config is refused.
+    Reload,
 }
 
 #[derive(Subcommand)]
@@ -163,30 +168,6 @@ enum TicketsCommand {
     },
 }
 
-/// Crates whose logging shows what goes over the wire, passwords included
-/// (async-imap traces every command, `LOGIN` among them): their `log`
-/// records are dropped at any level, so no `DESKGATE_LOG` setting can write
-/// a secret to the journal.
-const WIRE_LOGGERS: &[&str] = &["async_imap"];
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DESKGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour only on a terminal: journald and log files get plain text.
-    use std::io::IsTerminal;
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .finish();
-    // Not `init()`: that installs a `log` bridge of its own, which would let
-    // the wire loggers through.
-    let _ = tracing::subscriber::set_global_default(subscriber);
-    let _ = tracing_log::LogTracer::builder()
-        .ignore_all(WIRE_LOGGERS.iter().copied())
-        .init();
-}
-
 /// Runs the command line; errors are printed in plain words.
 pub fn main() -> ExitCode {
     match real_main() {
@@ -206,7 +187,7 @@ fn real_main() -> Result<ExitCode> {
         .context("cannot start the async runtime")?;
     match cli.command {
         Command::Run => {
-            init_logging();
+            logging::init();
             let config = Config::load(&cli.config)?;
             rt.block_on(crate::daemon::run(config))?;
             Ok(ExitCode::SUCCESS)
@@ -385,6 +366,7 @@ fn real_main() -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Reload => reload::run(&rt, &cli.config),
         Command::Restore { file } => {
             let at = crate::config::Locations::load(&cli.config)?;
             if rt

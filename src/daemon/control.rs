@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, Semaphore};
 
+use crate::daemon::reload::ReloadRequest;
 use crate::engine::queries::{answer, Answer, Query};
 use crate::engine::Engine;
 
@@ -99,8 +100,15 @@ impl ControlServer {
     }
 
     /// Serves queries until shutdown. `wake` is notified after a query that may
-    /// have queued mail, so the sender picks it up at once.
-    pub async fn run(self, engine: Arc<Engine>, wake: Arc<Notify>, shutdown: CancellationToken) {
+    /// have queued mail, so the sender picks it up at once; `reload` reaches
+    /// the reload task, which answers with its verdict.
+    pub async fn run(
+        self,
+        engine: Arc<Engine>,
+        wake: Arc<Notify>,
+        reload: tokio::sync::mpsc::Sender<ReloadRequest>,
+        shutdown: CancellationToken,
+    ) {
         let tracker = TaskTracker::new();
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         // Refusals get slots of their own: a flood of them is dropped unanswered.
@@ -128,8 +136,9 @@ impl ControlServer {
                         };
                         let engine = engine.clone();
                         let wake = wake.clone();
+                        let reload = reload.clone();
                         tracker.spawn(async move {
-                            if let Err(e) = serve(stream, engine, wake).await {
+                            if let Err(e) = serve(stream, engine, wake, reload).await {
                                 debug!(error = %e, "control connection ended with an error");
                             }
                             drop(slot);
@@ -184,7 +193,12 @@ async fn refuse(stream: UnixStream, message: String) {
     let _ = tokio::time::timeout(Duration::from_secs(1), write.write_all(&bytes)).await;
 }
 
-async fn serve(stream: UnixStream, engine: Arc<Engine>, wake: Arc<Notify>) -> std::io::Result<()> {
+async fn serve(
+    stream: UnixStream,
+    engine: Arc<Engine>,
+    wake: Arc<Notify>,
+    reload: tokio::sync::mpsc::Sender<ReloadRequest>,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
     let mut line = String::new();
@@ -193,6 +207,7 @@ async fn serve(stream: UnixStream, engine: Arc<Engine>, wake: Arc<Notify>) -> st
         Err(_) => return Ok(()),
     };
     let reply = match serde_json::from_str::<Query>(&line) {
+        Ok(Query::Reload) => ask_reload(&reload).await,
         Ok(q) => {
             let mutates = q.mutates();
             let reply = tokio::task::spawn_blocking(move || answer(&engine, &q))
@@ -216,6 +231,36 @@ async fn serve(stream: UnixStream, engine: Arc<Engine>, wake: Arc<Notify>) -> st
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write"))??;
     Ok(())
+}
+
+/// Hands a reload to the reload task and waits for its verdict.
+async fn ask_reload(reload: &tokio::sync::mpsc::Sender<ReloadRequest>) -> Answer {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if reload.send(tx).await.is_err() {
+        return Answer::Error {
+            message: "the daemon's reload task is not running; see its log".into(),
+        };
+    }
+    match tokio::time::timeout(IO_TIMEOUT, rx).await {
+        Ok(Ok(Ok(report))) => Answer::Reloaded {
+            warnings: report.warnings,
+            restart: report.restart,
+        },
+        Ok(Ok(Err(message))) => Answer::Error {
+            message: format!(
+                "the new config was refused; still running with the last good one:\n{message}"
+            ),
+        },
+        Ok(Err(_)) => Answer::Error {
+            message: "the reload task stopped before answering; see the daemon's log".into(),
+        },
+        Err(_) => Answer::Error {
+            message: format!(
+                "no verdict on the reload within {}s; see the daemon's log",
+                IO_TIMEOUT.as_secs()
+            ),
+        },
+    }
 }
 
 /// Asks a running daemon. `Ok(None)` means no daemon is listening.

@@ -240,9 +240,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             .run(),
         );
     }
+    let (reload_asks, reload_requests) = reload::requests();
     tasks.spawn_unit(
         "control socket",
-        control.run(engine.clone(), wake.clone(), shutdown.clone()),
+        control.run(engine.clone(), wake.clone(), reload_asks, shutdown.clone()),
     );
     tasks.spawn(
         "timers",
@@ -260,6 +261,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             engine: engine.clone(),
             started_with: config.clone(),
             hangup,
+            requests: reload_requests,
             shutdown: shutdown.clone(),
         }
         .run(),

@@ -1,6 +1,8 @@
-//! Live reload: on SIGHUP, or when the config file or a template changes on
-//! disk, load and validate everything again and swap the engine's policy in
-//! one step. A broken edit keeps the last good config running and says why.
+//! Live reload: on SIGHUP, on `deskgate reload` (over the control socket,
+//! which waits for the verdict), or when the config file or a template
+//! changes on disk, load and validate everything again and swap the engine's
+//! policy in one step. A broken edit keeps the last good config running and
+//! says why, at ERROR, and to the `deskgate reload` that asked.
 //!
 //! The swap is atomic for mail: each batch takes the policy once, so a mail is
 //! routed wholly by the old or wholly by the new rules. Mailbox and SMTP
@@ -12,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::signal::unix::Signal;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -22,12 +25,33 @@ use crate::engine::Engine;
 /// How often the files are checked for changes.
 const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
+/// The verdict on a reload asked for over the control socket.
+pub type ReloadVerdict = Result<ReloadReport, String>;
+
+/// A `deskgate reload` waiting for its verdict.
+pub type ReloadRequest = oneshot::Sender<ReloadVerdict>;
+
+/// What an applied reload has to tell the admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadReport {
+    pub warnings: Vec<String>,
+    /// Changed sections that take effect only after a restart.
+    pub restart: Vec<String>,
+}
+
+/// Reload requests are rare; a few may wait while one is being handled.
+pub fn requests() -> (mpsc::Sender<ReloadRequest>, mpsc::Receiver<ReloadRequest>) {
+    mpsc::channel(4)
+}
+
 pub struct Reloader {
     pub path: PathBuf,
     pub engine: Arc<Engine>,
     /// The config the daemon started with (for "needs a restart" warnings).
     pub started_with: Config,
     pub hangup: Signal,
+    /// `deskgate reload` over the control socket.
+    pub requests: mpsc::Receiver<ReloadRequest>,
     pub shutdown: CancellationToken,
 }
 
@@ -56,8 +80,13 @@ impl Reloader {
         let mut templates = self.started_with.desk.templates.clone();
         let mut seen = fingerprint(&self.path, &templates);
         loop {
+            let mut asker = None;
             let why = tokio::select! {
                 _ = self.hangup.recv() => "SIGHUP",
+                Some(reply) = self.requests.recv() => {
+                    asker = Some(reply);
+                    "deskgate reload"
+                }
                 _ = tokio::time::sleep(WATCH_INTERVAL) => {
                     let now = fingerprint(&self.path, &templates);
                     if now == seen {
@@ -68,16 +97,24 @@ impl Reloader {
                 }
                 _ = self.shutdown.cancelled() => return,
             };
-            if let Some(t) = self.reload(why).await {
-                templates = t;
-                seen = fingerprint(&self.path, &templates);
+            let verdict = match self.reload(why).await {
+                Ok((t, report)) => {
+                    templates = t;
+                    seen = fingerprint(&self.path, &templates);
+                    Ok(report)
+                }
+                Err(e) => Err(e),
+            };
+            if let Some(reply) = asker {
+                // The asker may have given up waiting; the log has the verdict.
+                let _ = reply.send(verdict);
             }
         }
     }
 
     /// Returns the templates folder of the new config when it was applied.
     /// Reading and compiling the files blocks, so it runs off the async workers.
-    async fn reload(&self, why: &str) -> Option<PathBuf> {
+    async fn reload(&self, why: &str) -> Result<(PathBuf, ReloadReport), String> {
         let path = self.path.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             Config::load(&path)
@@ -99,23 +136,32 @@ impl Reloader {
                     agents = config.agents.len(),
                     "config reloaded"
                 );
-                self.warn_restart_needed(&config);
-                for w in &config.warnings {
-                    warn!("{}: {w}", config.path.display());
+                let restart = self.warn_restart_needed(&config);
+                let warnings: Vec<String> = config
+                    .warnings
+                    .iter()
+                    .map(|w| format!("{}: {w}", config.path.display()))
+                    .collect();
+                for w in &warnings {
+                    warn!("{w}");
                 }
-                Some(config.desk.templates.clone())
+                Ok((
+                    config.desk.templates.clone(),
+                    ReloadReport { warnings, restart },
+                ))
             }
             Err(e) => {
                 error!(
                     trigger = why,
                     "CONFIG RELOAD FAILED, still running with the last good config:\n{e}"
                 );
-                None
+                Err(e)
             }
         }
     }
 
-    fn warn_restart_needed(&self, new: &Config) {
+    /// Names the changed sections that need a restart (and warns about them).
+    fn warn_restart_needed(&self, new: &Config) -> Vec<String> {
         let old = &self.started_with;
         let mailboxes = |c: &Config| format!("{:?}", c.mailboxes);
         let mut changed = Vec::new();
@@ -139,5 +185,6 @@ impl Reloader {
                 "these settings changed but take effect only after a restart; routing, teams, agents, limits and templates are live"
             );
         }
+        changed.into_iter().map(String::from).collect()
     }
 }

@@ -55,6 +55,9 @@ pub enum Query {
     Backup {
         path: std::path::PathBuf,
     },
+    /// Load the config again now; only a running daemon answers it (the CLI
+    /// waits for the verdict, so `systemctl reload` fails on a broken edit).
+    Reload,
 }
 
 impl Query {
@@ -76,6 +79,12 @@ impl Query {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "answer", rename_all = "snake_case")]
 pub enum Answer {
+    /// The new config is live; `warnings` are its load warnings, `restart`
+    /// the changed sections that apply only after a restart.
+    Reloaded {
+        warnings: Vec<String>,
+        restart: Vec<String>,
+    },
     BackedUp {
         summary: crate::store::backup::BackupSummary,
     },
@@ -306,6 +315,9 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
         // Handled by `answer`, which has the engine.
         Query::QuarantineRetry { .. } | Query::RotateReplyKey { .. } => Answer::Error {
             message: "this change needs the engine".into(),
+        },
+        Query::Reload => Answer::Error {
+            message: "only the running daemon can reload its config".into(),
         },
         Query::Backup { path } => Answer::BackedUp {
             summary: store.backup(path)?,

@@ -463,6 +463,14 @@ impl Deskgate {
             .join(format!("deskgate-{}.log", self.starts))
     }
 
+    /// The log file the next `start` writes (created early, a test can
+    /// point `JOURNAL_STREAM` at it: `start` truncates, the inode stays).
+    pub fn next_log_path(&self) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("deskgate-{}.log", self.starts + 1))
+    }
+
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "already running");
         self.starts += 1;
