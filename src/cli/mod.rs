@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+mod doctor;
 mod dry_run;
 mod event_text;
 mod logging;
@@ -100,6 +101,9 @@ enum Command {
     Backup { file: PathBuf },
     /// Restore a backup into an empty state directory (the daemon stopped).
     Restore { file: PathBuf },
+    /// Check the config, templates, store, every mailbox and the SMTP server,
+    /// one line per check; sends nothing, changes nothing.
+    Doctor,
     /// Ask the running daemon to load its config again; fails (non-zero)
     /// with the reasons when the new config is refused.
     Reload,
@@ -367,6 +371,7 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Reload => reload::run(&rt, &cli.config),
+        Command::Doctor => doctor::run(&rt, &cli.config),
         Command::Restore { file } => {
             let at = crate::config::Locations::load(&cli.config)?;
             if rt

@@ -37,14 +37,14 @@ pub enum ImapError {
     },
     #[error("cannot set up TLS with {host}: {reason}")]
     Tls { host: String, reason: String },
-    #[error("cannot log in to {host} as {user}: {source}")]
+    #[error("cannot log in to {host} as {user}: {}", refusal(.source))]
     Login {
         host: String,
         user: String,
         #[source]
         source: async_imap::error::Error,
     },
-    #[error("cannot {what}: {source}")]
+    #[error("cannot {what}: {}", in_words(.source))]
     Command {
         what: String,
         #[source]
@@ -52,6 +52,38 @@ pub enum ImapError {
     },
     #[error("cannot {what}: the server closed the connection")]
     Closed { what: String },
+}
+
+/// What the server said, in its own words: async-imap hands a NO or BAD as
+/// Rust debug text (`code: None, info: Some("[AUTHENTICATIONFAILED] …")`).
+fn server_text(raw: &str) -> &str {
+    raw.split_once("info: Some(\"")
+        .and_then(|(_, rest)| rest.rsplit_once("\")"))
+        .map(|(text, _)| text)
+        .unwrap_or(raw)
+}
+
+/// An IMAP error as a person reads it.
+pub fn in_words(e: &async_imap::error::Error) -> String {
+    use async_imap::error::Error;
+    match e {
+        Error::No(raw) => format!("the server said no: {}", server_text(raw)),
+        Error::Bad(raw) => format!("the server called the command bad: {}", server_text(raw)),
+        Error::Io(io) => format!("the connection failed: {io}"),
+        Error::ConnectionLost => "the server closed the connection".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A failed login, as a person reads it.
+fn refusal(e: &async_imap::error::Error) -> String {
+    match e {
+        async_imap::error::Error::No(raw) => format!(
+            "the server refused the user name or password (it said: {})",
+            server_text(raw)
+        ),
+        other => in_words(other),
+    }
 }
 
 /// Runs one IMAP step under the mailbox's timeout.
@@ -312,6 +344,21 @@ pub const IDLE_REFRESH: Duration = Duration::from_secs(5 * 60);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_login_reads_as_plain_words() {
+        let e = async_imap::error::Error::No(
+            "code: None, info: Some(\"[AUTHENTICATIONFAILED] Authentication failed.\")".into(),
+        );
+        assert_eq!(
+            refusal(&e),
+            "the server refused the user name or password (it said: [AUTHENTICATIONFAILED] Authentication failed.)"
+        );
+        assert_eq!(
+            in_words(&async_imap::error::Error::No("plain".into())),
+            "the server said no: plain"
+        );
+    }
 
     #[test]
     fn uid_sets_are_compact() {

@@ -177,17 +177,21 @@ impl Pool {
 
     /// Whether the server answers (a NOOP on a fresh connection, kept for reuse).
     pub async fn answers(&self) -> bool {
-        let Ok(mut conn) = self.connect().await else {
-            return false;
-        };
-        let ok = matches!(
-            tokio::time::timeout(self.cfg.timeout, conn.test_connected()).await,
-            Ok(true)
-        );
-        if ok {
-            self.give_back(conn);
+        self.check().await.is_ok()
+    }
+
+    /// Connects as for a send (EHLO, STARTTLS or TLS, AUTH) and says NOOP,
+    /// sending nothing: `deskgate doctor`'s SMTP check, and `answers`.
+    pub async fn check(&self) -> Result<(), SendError> {
+        let mut conn = self.connect().await?;
+        match tokio::time::timeout(self.cfg.timeout, conn.test_connected()).await {
+            Ok(true) => {
+                self.give_back(conn);
+                Ok(())
+            }
+            Ok(false) => Err(self.unreachable("talk to", "it did not answer NOOP")),
+            Err(_) => Err(self.unreachable("talk to", "timed out")),
         }
-        ok
     }
 }
 
