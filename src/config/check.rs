@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::checked::*;
 use super::error::Problem;
 use super::raw::*;
+use super::tls::RawTlsTrust;
 use crate::mail::address::EmailAddress;
 
 /// sled's page cache unless `[store] cache` says otherwise.
@@ -87,6 +88,18 @@ impl Validator {
                 self.problem(format!("{key}.name"), format!("\"{name}\" is used twice"));
             }
             self.check_tls(&key, &m.host, m.tls, m.allow_insecure);
+            let tls_trust = self.check_tls_trust(
+                &key,
+                &m.host,
+                RawTlsTrust {
+                    tls: m.tls,
+                    allow_insecure: m.allow_insecure,
+                    ca_file: m.ca_file.as_deref(),
+                    tls_pin: m.tls_pin.as_deref(),
+                    tls_verify: m.tls_verify,
+                },
+                base,
+            );
             let password = self.secret(
                 &key,
                 m.password_file.as_deref(),
@@ -151,6 +164,7 @@ impl Validator {
                 host: m.host,
                 port,
                 tls: m.tls,
+                tls_trust,
                 user: m.user,
                 password: password.unwrap_or_default(),
                 folder: m.folder,
@@ -166,6 +180,18 @@ impl Validator {
 
         let s = raw.smtp;
         self.check_tls("smtp", &s.host, s.tls, s.allow_insecure);
+        let smtp_trust = self.check_tls_trust(
+            "smtp",
+            &s.host,
+            RawTlsTrust {
+                tls: s.tls,
+                allow_insecure: s.allow_insecure,
+                ca_file: s.ca_file.as_deref(),
+                tls_pin: s.tls_pin.as_deref(),
+                tls_verify: s.tls_verify,
+            },
+            base,
+        );
         let credentials = match &s.user {
             Some(user) => self
                 .secret(
@@ -302,6 +328,7 @@ impl Validator {
                 host: s.host,
                 port,
                 tls: s.tls,
+                tls_trust: smtp_trust,
                 credentials,
                 timeout: s.timeout,
                 envelope_from: envelope_from?,

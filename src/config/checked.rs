@@ -2,6 +2,7 @@
 //! `check`, so every value here has been validated (paths absolute, secrets
 //! loaded, names cross-checked).
 
+use super::tls::TlsTrust;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -147,6 +148,7 @@ pub struct MailboxConfig {
     pub host: String,
     pub port: u16,
     pub tls: TlsMode,
+    pub tls_trust: TlsTrust,
     pub user: String,
     pub password: String,
     pub folder: String,
@@ -167,6 +169,7 @@ impl std::fmt::Debug for MailboxConfig {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("tls", &self.tls)
+            .field("tls_trust", &self.tls_trust)
             .field("user", &self.user)
             .field("password", &"<redacted>")
             .field("folder", &self.folder)
@@ -180,6 +183,7 @@ pub struct SmtpConfig {
     pub host: String,
     pub port: u16,
     pub tls: TlsMode,
+    pub tls_trust: TlsTrust,
     pub credentials: Option<(String, String)>,
     pub timeout: Duration,
     pub envelope_from: EmailAddress,
@@ -191,6 +195,7 @@ impl std::fmt::Debug for SmtpConfig {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("tls", &self.tls)
+            .field("tls_trust", &self.tls_trust)
             .field("user", &self.credentials.as_ref().map(|c| &c.0))
             .field("envelope_from", &self.envelope_from)
             .finish_non_exhaustive()

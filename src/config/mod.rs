@@ -25,6 +25,7 @@ mod raw;
 pub mod rules;
 mod secrets;
 pub mod sla;
+pub mod tls;
 mod trust_notes;
 mod values;
 
@@ -36,6 +37,7 @@ pub use checked::{
 pub use error::{ConfigError, Problem};
 use lines::{line_of_offset, KeyLines};
 use raw::RawConfig;
+pub use tls::TlsTrust;
 pub use trust_notes::trust_notes;
 
 impl Config {

@@ -225,6 +225,12 @@ pub(super) struct RawMailbox {
     pub(super) tls: TlsMode,
     #[serde(default)]
     pub(super) allow_insecure: bool,
+    /// PEM certificates (an internal CA) trusted besides the system's.
+    pub(super) ca_file: Option<PathBuf>,
+    /// `sha256:` + the server certificate's fingerprint.
+    pub(super) tls_pin: Option<String>,
+    #[serde(default = "default_true")]
+    pub(super) tls_verify: bool,
     pub(super) user: String,
     pub(super) password_file: Option<PathBuf>,
     pub(super) password_env: Option<String>,
@@ -265,6 +271,12 @@ pub(super) struct RawSmtp {
     pub(super) tls: TlsMode,
     #[serde(default)]
     pub(super) allow_insecure: bool,
+    /// PEM certificates (an internal CA) trusted besides the system's.
+    pub(super) ca_file: Option<PathBuf>,
+    /// `sha256:` + the server certificate's fingerprint.
+    pub(super) tls_pin: Option<String>,
+    #[serde(default = "default_true")]
+    pub(super) tls_verify: bool,
     pub(super) user: Option<String>,
     pub(super) password_file: Option<PathBuf>,
     pub(super) password_env: Option<String>,

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_imap::Session;
@@ -109,31 +108,25 @@ fn timeout_error(cfg: &MailboxConfig, what: &str) -> ImapError {
     }
 }
 
-pub(crate) fn tls_connector() -> tokio_rustls::TlsConnector {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-    // ring supports the safe defaults; this cannot fail with it.
-    .expect("ring provider supports default TLS versions");
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-}
-
 async fn start_tls(cfg: &MailboxConfig, tcp: TcpStream) -> Result<TlsStream<TcpStream>, ImapError> {
     let name =
         rustls::pki_types::ServerName::try_from(cfg.host.clone()).map_err(|e| ImapError::Tls {
             host: cfg.host.clone(),
             reason: e.to_string(),
         })?;
-    match tokio::time::timeout(cfg.timeout, tls_connector().connect(name, tcp)).await {
-        Ok(Ok(s)) => Ok(s),
+    let connector = crate::daemon::tls::connector(&cfg.tls_trust);
+    match tokio::time::timeout(cfg.timeout, connector.connect(name, tcp)).await {
+        Ok(Ok(s)) => {
+            crate::daemon::tls::check_pin(&cfg.tls_trust, crate::daemon::tls::leaf_of(&s))
+                .map_err(|reason| ImapError::Tls {
+                    host: cfg.host.clone(),
+                    reason,
+                })?;
+            Ok(s)
+        }
         Ok(Err(e)) => Err(ImapError::Tls {
             host: cfg.host.clone(),
-            reason: e.to_string(),
+            reason: crate::daemon::tls::explain(&e),
         }),
         Err(_) => Err(timeout_error(cfg, "complete the TLS handshake")),
     }

@@ -16,6 +16,7 @@ pub mod notify;
 pub mod outbox;
 pub mod reload;
 pub mod timers;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::fmt::Display;

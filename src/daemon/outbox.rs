@@ -47,12 +47,12 @@ pub type SmtpTransport = smtp::Pool;
 pub fn transport(cfg: &SmtpConfig) -> Result<SmtpTransport, OutboxError> {
     if cfg.tls != TlsMode::None {
         // Checked here once, so a bad host name fails at start, not per mail.
-        lettre::transport::smtp::client::TlsParameters::new(cfg.host.clone()).map_err(
-            |source| OutboxError::Setup {
+        crate::daemon::tls::starttls_parameters(&cfg.host, &cfg.tls_trust).map_err(|source| {
+            OutboxError::Setup {
                 host: cfg.host.clone(),
                 source,
-            },
-        )?;
+            }
+        })?;
     }
     Ok(smtp::Pool::new(cfg, MAX_CONNECTIONS))
 }

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod load;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

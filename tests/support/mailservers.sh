@@ -15,7 +15,12 @@
 # one of the users' domains goes to the IMAP user CATCHALL, never off the box.
 # A `ghost:` address is accepted by Postfix but unknown to Dovecot: delivery
 # fails after acceptance, so Postfix sends a real bounce (DSN) to the sender.
+#
+# MAILSERVERS_TLS=1 adds TLS with a CA made for the run (see tls.sh): STARTTLS
+# on both ports, implicit TLS on IMAPS_PORT and SMTPS_PORT.
 set -euo pipefail
+# shellcheck source=tests/support/tls.sh
+source "$(dirname "${BASH_SOURCE[0]}")/tls.sh"
 
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${PATH}"
 
@@ -512,13 +517,24 @@ cmd_start() {
 
     # A picked port can be grabbed by someone else before the daemons bind it
     # (parallel tests); then retry with fresh ports.
-    local attempt ports imap_port smtp_port
+    local attempt ports imap_port smtp_port tls_env="" imaps_port smtps_port
+    [[ -z "${MAILSERVERS_TLS:-}" ]] || make_test_tls "$D"
     for attempt in 1 2 3; do
         ports="$(pick_ports)"
         read -r imap_port smtp_port <<<"$ports"
         [[ -n "$imap_port" && -n "$smtp_port" ]] || die "could not pick free ports"
         write_dovecot_conf "$imap_port"
         write_postfix_conf "$smtp_port" "${domains[@]}"
+        if [[ -n "${MAILSERVERS_TLS:-}" ]]; then
+            read -r imaps_port smtps_port <<<"$(pick_ports)"
+            tls_dovecot_conf "$D" "$imaps_port"
+            tls_postfix_conf "$D" "$smtps_port"
+            tls_env="IMAPS_PORT=$imaps_port
+SMTPS_PORT=$smtps_port
+TLS_CA=$D/tls/ca.crt
+TLS_WRONG_CA=$D/tls/wrong-ca.crt
+TLS_CERT_SHA256=$TLS_CERT_SHA256"
+        fi
         start_servers "$imap_port" "$smtp_port" && break
         stop_all
         if ((attempt < 3)) && grep -qs 'ddress already in use' \
@@ -545,6 +561,7 @@ POSTFIX_CONF_DIR=$PF_CONF
 MAIL_ROOT=$MAIL_ROOT
 CATCHALL=$CATCHALL
 EOF
+    [[ -z "$tls_env" ]] || printf '%s\n' "$tls_env" >>"$ENV_FILE.tmp"
     mv -f "$ENV_FILE.tmp" "$ENV_FILE"
 }
 

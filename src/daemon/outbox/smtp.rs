@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
 use lettre::transport::smtp::extension::ClientId;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 
 use crate::config::{SmtpConfig, TlsMode};
+use crate::daemon::tls;
 
 /// An idle connection older than this is closed rather than reused (Postfix
 /// drops idle clients after `smtpd_timeout`, 300 s by default).
@@ -122,10 +123,12 @@ impl Pool {
                 TlsMode::Implicit => {
                     let name = rustls::pki_types::ServerName::try_from(host.to_string())
                         .map_err(|e| self.unreachable("start TLS with", e))?;
-                    let tls = crate::daemon::imap::tls_connector()
+                    let tls = crate::daemon::tls::connector(&self.cfg.tls_trust)
                         .connect(name, tcp)
                         .await
-                        .map_err(|e| self.unreachable("start TLS with", e))?;
+                        .map_err(|e| self.unreachable("start TLS with", tls::explain(&e)))?;
+                    tls::check_pin(&self.cfg.tls_trust, tls::leaf_of(&tls))
+                        .map_err(|e| self.unreachable("trust", e))?;
                     AsyncSmtpConnection::connect_with_transport(Box::new(Tls(tls)), &self.hello)
                         .await
                         .map_err(smtp)?
@@ -137,8 +140,13 @@ impl Pool {
                 }
             };
             if self.cfg.tls == TlsMode::Starttls {
-                let params = TlsParameters::new(host.to_string()).map_err(smtp)?;
-                conn.starttls(params, &self.hello).await.map_err(smtp)?;
+                let params = tls::starttls_parameters(host, &self.cfg.tls_trust).map_err(smtp)?;
+                conn.starttls(params, &self.hello)
+                    .await
+                    .map_err(|e| self.unreachable("start TLS with", e))?;
+                let leaf = conn.peer_certificate().ok();
+                tls::check_pin(&self.cfg.tls_trust, leaf.as_deref())
+                    .map_err(|e| self.unreachable("trust", e))?;
             }
             if let Some((user, pass)) = &self.cfg.credentials {
                 let creds = Credentials::new(user.clone(), pass.clone());
