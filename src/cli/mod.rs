@@ -16,6 +16,7 @@ mod doctor;
 mod dry_run;
 mod event_text;
 mod logging;
+mod recurring;
 mod reload;
 mod render;
 mod terminal;
@@ -101,6 +102,18 @@ enum Command {
     Backup { file: PathBuf },
     /// Restore a backup into an empty state directory (the daemon stopped).
     Restore { file: PathBuf },
+    /// Issues that keep coming back: tickets of the period grouped by what
+    /// their subject and first mail say (for problem management).
+    Recurring {
+        /// The period, back from now (e.g. 7d, 30d).
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        last: std::time::Duration,
+        /// Smallest group shown.
+        #[arg(long, default_value_t = 3)]
+        min: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the config, templates, store, every mailbox and the SMTP server,
     /// one line per check; sends nothing, changes nothing.
     Doctor,
@@ -372,6 +385,27 @@ fn real_main() -> Result<ExitCode> {
         }
         Command::Reload => reload::run(&rt, &cli.config),
         Command::Doctor => doctor::run(&rt, &cli.config),
+        Command::Recurring { last, min, json } => {
+            let q = Query::Recurring {
+                since_secs: last.as_secs(),
+                min,
+            };
+            match rt.block_on(ask(&cli.config, cli.any_user, q))? {
+                a @ Answer::Recurring { .. } if json => print_json(&a)?,
+                Answer::Recurring {
+                    clusters,
+                    since,
+                    until,
+                    tickets_read,
+                    truncated,
+                } => print!(
+                    "{}",
+                    recurring::render(&clusters, since, until, tickets_read, truncated)
+                ),
+                other => bail!(unexpected(other)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Restore { file } => {
             let at = crate::config::Locations::load(&cli.config)?;
             if rt

@@ -24,6 +24,7 @@ pub mod policy;
 pub mod prepare;
 pub mod proof;
 pub mod quarantine;
+pub mod recurring;
 pub mod requester;
 pub mod routing;
 pub mod sla;

@@ -55,6 +55,12 @@ pub enum Query {
     Backup {
         path: std::path::PathBuf,
     },
+    /// Groups of tickets created in the last `since_secs` about the same
+    /// issue, each of at least `min` tickets.
+    Recurring {
+        since_secs: u64,
+        min: usize,
+    },
     /// Load the config again now; only a running daemon answers it (the CLI
     /// waits for the verdict, so `systemctl reload` fails on a broken edit).
     Reload,
@@ -79,6 +85,14 @@ impl Query {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "answer", rename_all = "snake_case")]
 pub enum Answer {
+    Recurring {
+        clusters: Vec<crate::desk::recurring::Cluster>,
+        since: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+        tickets_read: usize,
+        /// The period held more tickets than one report reads.
+        truncated: bool,
+    },
     /// The new config is live; `warnings` are its load warnings, `restart`
     /// the changed sections that apply only after a restart.
     Reloaded {
@@ -316,6 +330,19 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
         Query::QuarantineRetry { .. } | Query::RotateReplyKey { .. } => Answer::Error {
             message: "this change needs the engine".into(),
         },
+        Query::Recurring { since_secs, min } => {
+            let until = engine.now();
+            let since =
+                until - chrono::Duration::seconds((*since_secs).min(100 * 366 * 86_400) as i64);
+            let r = crate::engine::recurring::recurring(store, since, until, *min)?;
+            Answer::Recurring {
+                clusters: r.clusters,
+                since,
+                until,
+                tickets_read: r.tickets_read,
+                truncated: r.truncated,
+            }
+        }
         Query::Reload => Answer::Error {
             message: "only the running daemon can reload its config".into(),
         },
