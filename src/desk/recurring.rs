@@ -484,7 +484,7 @@ mod tests {
             for b in &ids[i + 1..] {
                 let same_truth = truth[a].is_some() && truth[a] == truth[b];
                 let same_found =
-                    cluster_of.get(a).is_some() && cluster_of.get(a) == cluster_of.get(b);
+                    cluster_of.contains_key(a) && cluster_of.get(a) == cluster_of.get(b);
                 should += same_truth as usize;
                 together += same_found as usize;
                 right += (same_truth && same_found) as usize;
