@@ -206,3 +206,71 @@ fn help_commands_address_answers_proven_agents_only() {
     assert_eq!(outbox_of(&e, "help").len(), 1);
     assert_eq!(e.store().ticket_count(), 0, "no ticket");
 }
+
+#[test]
+fn a_closed_ticket_is_never_breached_or_overdue_afterwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let clock = Arc::new(ManualClock::new(t0));
+    let e = sla_engine(dir.path(), clock.clone());
+    e.ingest(&mail("carol@c.test", "VPN down", "v1@c", ""), "it")
+        .unwrap();
+    e.ingest(&mail("dan@c.test", "Mouse", "m1@c", ""), "it")
+        .unwrap();
+    // Ticket 1001 is closed within the hour, unanswered; 1000 breaches first.
+    clock.advance(chrono::Duration::minutes(30));
+    e.store()
+        .transact(|tx| {
+            let mut t = tx.ticket(1001)?.unwrap();
+            t.set_status(Status::Closed, t0 + chrono::Duration::minutes(30));
+            tx.put_ticket(&t)
+        })
+        .unwrap();
+    clock.advance(chrono::Duration::hours(5));
+    e.run_timers().unwrap();
+    // Now 1000 (breached) is closed too.
+    e.store()
+        .transact(|tx| {
+            let mut t = tx.ticket(1000)?.unwrap();
+            t.set_status(Status::Closed, t0 + chrono::Duration::hours(6));
+            tx.put_ticket(&t)
+        })
+        .unwrap();
+    clock.advance(chrono::Duration::days(5));
+    e.run_timers().unwrap();
+    let evs = e.store().events(1001).unwrap();
+    assert!(
+        !evs.iter()
+            .any(|ev| matches!(ev.kind, EventKind::SlaBreached { .. })),
+        "{evs:?}"
+    );
+    let overdue = crate::engine::queries::answer(
+        &e,
+        &crate::engine::queries::Query::ListTickets {
+            status: None,
+            overdue: true,
+            due_within_secs: None,
+            limit: None,
+        },
+    );
+    let crate::engine::queries::Answer::Tickets { tickets, .. } = overdue else {
+        panic!()
+    };
+    assert!(tickets.is_empty(), "closed tickets are not overdue");
+    for id in [1000, 1001] {
+        let view =
+            crate::engine::queries::answer(&e, &crate::engine::queries::Query::ShowTicket { id });
+        let crate::engine::queries::Answer::Ticket { view: Some(v) } = view else {
+            panic!()
+        };
+        assert!(
+            v.sla
+                .iter()
+                .all(|x| !matches!(x.state, crate::desk::sla::TargetState::Breached)),
+            "#{id}: {:?}",
+            v.sla
+        );
+    }
+}
