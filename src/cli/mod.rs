@@ -156,6 +156,17 @@ enum QuarantineCommand {
     Retry { id: u64 },
 }
 
+/// A `--due-within` horizon: a duration, at most 100 years (further out no
+/// date can be computed, and no SLA target is that long).
+fn parse_horizon(s: &str) -> Result<std::time::Duration, String> {
+    const MAX: std::time::Duration = std::time::Duration::from_secs(100 * 31_557_600);
+    let d = humantime::parse_duration(s).map_err(|e| format!("\"{s}\" is not a duration: {e}"))?;
+    if d > MAX {
+        return Err(format!("\"{s}\" is too long: at most 100 years"));
+    }
+    Ok(d)
+}
+
 #[derive(Subcommand)]
 enum TicketsCommand {
     /// List tickets.
@@ -166,7 +177,7 @@ enum TicketsCommand {
         #[arg(long)]
         overdue: bool,
         /// Only tickets with an SLA target due within this time (e.g. 1h, 30m).
-        #[arg(long, value_parser = humantime::parse_duration)]
+        #[arg(long, value_parser = parse_horizon)]
         due_within: Option<std::time::Duration>,
         /// At most this many tickets, newest first.
         #[arg(long, default_value_t = 50, conflicts_with = "all")]

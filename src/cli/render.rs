@@ -94,6 +94,11 @@ pub fn render_ticket(v: &TicketView) -> String {
             crate::desk::sla::TargetState::Running => "running".into(),
             crate::desk::sla::TargetState::Paused => "paused (waiting on the customer)".into(),
             crate::desk::sla::TargetState::Breached => "BREACHED".into(),
+            crate::desk::sla::TargetState::Stopped { at, late } => format!(
+                "stopped at {} (ticket finished){}",
+                fmt_time(at),
+                if *late { " (LATE)" } else { "" }
+            ),
         };
         let _ = writeln!(
             out,

@@ -28,7 +28,17 @@ impl Validator {
                 match std::fs::read_to_string(&p) {
                     Ok(s) => {
                         self.warn_if_shared(key, &p);
-                        Some(s.trim_end_matches(['\r', '\n']).to_string())
+                        let password = s.trim_end_matches(['\r', '\n']);
+                        if password.is_empty() {
+                            // A login with an empty password fails at the
+                            // server, long after start-up: say it now.
+                            self.problem(
+                                format!("{key}.password_file"),
+                                format!("{} is empty: put the password in it", p.display()),
+                            );
+                            return None;
+                        }
+                        Some(password.to_string())
                     }
                     Err(e) => {
                         self.problem(
@@ -121,5 +131,28 @@ mod tests {
     fn a_private_password_file_is_not() {
         assert!(load_with_mode(0o600).warnings.is_empty());
         assert!(load_with_mode(0o400).warnings.is_empty());
+    }
+
+    #[test]
+    fn an_empty_password_file_is_refused() {
+        for content in ["", "\n", "\r\n"] {
+            let dir = tempfile::tempdir().unwrap();
+            let pw = dir.path().join("pw");
+            std::fs::write(&pw, content).unwrap();
+            std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let text = TestConfig::new()
+                .mailbox("port", "1143")
+                .mailbox("password_file", "\"pw\"")
+                .smtp("port", "2525")
+                .render();
+            let err = Config::from_str_at(&text, &dir.path().join("deskgate.toml"))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                err.contains("mailbox[0].password_file") && err.contains("is empty"),
+                "{content:?}: {err}"
+            );
+        }
     }
 }

@@ -195,6 +195,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         path: config.desk.storage.display().to_string(),
         source,
     })?;
+    // A second daemon on this store is refused at once; only a CLI command
+    // holding the store for a moment is waited out (open_store).
+    let dir = config.desk.storage.clone();
+    let _daemon_lock = tokio::task::spawn_blocking(move || Store::lock_for_daemon(&dir))
+        .await
+        .map_err(|e| StoreError::Aborted(format!("the store locking task failed: {e}")))??;
     let store = open_store(&config).await?;
     let engine =
         Arc::new(new_engine(store.clone(), clock.clone(), Policy::from_config(&config)?).await?);

@@ -95,7 +95,10 @@ fn signed_reply_missing(
     proof: &Proof,
     parsed: &commands::Parsed,
 ) -> Option<String> {
-    let changes = parsed.commands.iter().any(|c| *c != Command::Comment);
+    let changes = parsed
+        .commands
+        .iter()
+        .any(|c| !matches!(c, Command::Comment | Command::Help));
     (changes && !proof.signed_reply && commands_need_signed_reply(policy, me)).then(|| {
         "commands are only accepted in a reply to a notification (sent to the ticket's signed reply address); a DKIM/DMARC pass proves the domain, not you".to_string()
     })
@@ -243,15 +246,31 @@ fn apply_commands(
                 )?;
             }
             Command::Time(minutes) => {
-                t.effort.push(Effort {
+                let effort = Effort {
                     agent: me.to_string(),
                     minutes: *minutes,
                     at: now,
-                });
-                tx.add_event(
-                    t,
-                    &event(now, actor, EventKind::EffortLogged { minutes: *minutes }),
-                )?;
+                };
+                // After a #merge in the same mail the work belongs to the
+                // ticket merged into, with the rest of the effort.
+                match t.merged_into {
+                    Some(n) => {
+                        let mut target = tx.ticket_required(n)?;
+                        target.effort.push(effort);
+                        tx.add_event(
+                            &mut target,
+                            &event(now, actor, EventKind::EffortLogged { minutes: *minutes }),
+                        )?;
+                        tx.put_ticket(&target)?;
+                    }
+                    None => {
+                        t.effort.push(effort);
+                        tx.add_event(
+                            t,
+                            &event(now, actor, EventKind::EffortLogged { minutes: *minutes }),
+                        )?;
+                    }
+                }
             }
             Command::Tag(tag) => {
                 if !t.tags.contains(tag) {
@@ -312,7 +331,7 @@ fn apply_commands(
                     ),
                 )?;
             }
-            Command::Comment => {}
+            Command::Comment | Command::Help => {}
         }
     }
     Ok(status_set)
@@ -424,6 +443,9 @@ pub fn handle(
     );
     tx.add_message(&mut t, record)?;
     let mut queued = 0;
+    if parsed.commands.contains(&Command::Help) {
+        queued += crate::desk::help::on_ticket(tx, policy, &mut t, &a, now)?;
+    }
     if !text.is_empty() && is_comment {
         tx.add_event(&mut t, &event(now, me.as_str(), EventKind::CommentAdded))?;
         let members = team_members(policy, &t, Some(&me));
@@ -491,10 +513,10 @@ fn relay(
     if to.is_empty() {
         return Ok(0);
     }
-    let mut references: Vec<String> = t.last_inbound_id.iter().cloned().collect();
-    if let Some(mid) = &a.mail.message_id {
-        references.push(mid.clone());
-    }
+    // Only ids the requester's side already knows: their own mail's and
+    // those deskgate issued. The agent's Message-ID can name the agent's
+    // host, and the requester never saw that mail anyway.
+    let references: Vec<String> = t.last_inbound_id.iter().cloned().collect();
     let outgoing = Outgoing {
         from: Party {
             name: Some(format!(

@@ -47,7 +47,10 @@ pub fn tell_agents(
         text,
     } = what;
     let mut queued = 0;
-    for agent in to {
+    for mut agent in to {
+        // Greeted by the name the admin configured, not whatever their
+        // mail client put in From ("a.smith (laptop)").
+        agent.name = Some(agent_name(policy, &agent));
         let m = AutoMail {
             kind,
             template,

@@ -24,6 +24,8 @@ pub enum Command {
     Merge(TicketId),
     /// Keep this mail internal: recorded and shared with the team only.
     Comment,
+    /// Send me the full list of commands (changes nothing).
+    Help,
 }
 
 /// A line that is not a valid command.
@@ -148,9 +150,10 @@ fn parse_one(body: &str) -> Result<Command, String> {
             }
             Command::Comment
         }
+        "help" => Command::Help,
         other => {
             return Err(format!(
-                "unknown command #{other}: use #status, #assign, #priority, #team, #escalate, #time, #tag, #link, #parent, #merge or #comment"
+                "unknown command #{other}: use #status, #assign, #priority, #team, #escalate, #time, #tag, #link, #parent, #merge, #comment or #help (the full list)"
             ))
         }
     })
@@ -206,6 +209,7 @@ mod tests {
     #[test]
     fn time_bounds() {
         assert!(parse("#time 0m").errors.len() == 1);
+        assert_eq!(parse("#help").commands, vec![Command::Help]);
         assert!(parse("#time 25h").errors.len() == 1);
         assert_eq!(parse("#time 45m").commands, vec![Command::Time(45)]);
         assert_eq!(parse("#time 90s").commands, vec![Command::Time(2)]);

@@ -11,7 +11,7 @@ use crate::desk::prepare::{ParsedParts, Prepared};
 use crate::desk::proof::{address_signals, agent_proof, AddressSignals};
 use crate::desk::quarantine::quarantine_in_tx;
 use crate::desk::threading::{follow_merges, resolve};
-use crate::desk::{agent, bounces, requester};
+use crate::desk::{agent, bounces, help, requester};
 use crate::mail::classify::Class;
 use crate::mail::parse::InboundMail;
 use crate::store::records::{Disposition, IgnoredEntry, TicketId};
@@ -124,6 +124,11 @@ fn file_person_or_automatic(
         bounces::clear_bounce_state(tx, mail)?;
     }
     let signals = address_signals(policy, mail);
+    if signals.commands_help {
+        return Ok(Some(help::on_address(
+            tx, policy, mail, class, &signals, now,
+        )?));
+    }
     let existing = existing_ticket(tx, parts, &signals)?;
     let agent = mail
         .from

@@ -18,6 +18,7 @@ pub mod commands;
 pub mod dispatch;
 pub mod escalation;
 pub mod forgery;
+pub mod help;
 pub mod lifecycle;
 pub mod outcome;
 pub mod policy;

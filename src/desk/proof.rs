@@ -16,6 +16,8 @@ use crate::store::records::TicketId;
 pub struct AddressSignals {
     pub signed_ticket: Option<(TicketId, String)>,
     pub comment: bool,
+    /// Sent to `help+commands@`: the sender asks for the command list.
+    pub commands_help: bool,
 }
 
 pub fn address_signals(policy: &Policy, mail: &InboundMail) -> AddressSignals {
@@ -31,6 +33,7 @@ pub fn address_signals(policy: &Policy, mail: &InboundMail) -> AddressSignals {
         }
         match trust::plus_tag(&policy.desk.address, a) {
             Some(trust::PlusTag::Comment) => s.comment = true,
+            Some(trust::PlusTag::Commands) => s.commands_help = true,
             Some(trust::PlusTag::Ticket { ticket, sig }) if s.signed_ticket.is_none() => {
                 s.signed_ticket = Some((ticket, sig))
             }

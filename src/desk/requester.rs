@@ -358,6 +358,18 @@ pub fn create_ticket(
     Ok(Outcome::Created { ticket: id, queued })
 }
 
+/// How automatic mail stored on a ticket is labelled, with why it counts as
+/// automatic (`automatic mail: Auto-Submitted: auto-replied (vacation)`),
+/// so nobody takes an out-of-office for the requester's own words.
+fn automatic_label(class: &Class) -> Option<String> {
+    match class {
+        Class::Human => None,
+        Class::Automatic(why) => Some(format!("automatic mail: {why}")),
+        Class::Bounce(why) => Some(format!("automatic mail (delivery report): {why}")),
+        Class::OwnLoop(why) => Some(format!("automatic mail (our own mail looping): {why}")),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn thread_onto(
     tx: &Tx<'_>,
@@ -375,7 +387,11 @@ pub fn thread_onto(
         .as_ref()
         .map(|p| p.address.to_string())
         .unwrap_or_else(|| "unknown sender".into());
-    tx.add_message(&mut ticket, record.clone())?;
+    let mut stored = record.clone();
+    if let Some(label) = automatic_label(class) {
+        stored.kind = Some(label);
+    }
+    tx.add_message(&mut ticket, stored)?;
     if let Some(mid) = &mail.message_id {
         tx.claim_message_id(mid, id)?;
     }
@@ -399,12 +415,10 @@ pub fn thread_onto(
     }
     let from_requester = mail.from.as_ref().map(|p| &p.address) == Some(&ticket.requester.address);
     let mut queued = 0;
-    if from_requester && mail.message_id.is_some() {
+    // Relays answer the requester's own words: an out-of-office or any
+    // other automatic mail must never be what the next reply threads to.
+    if from_requester && mail.message_id.is_some() && *class == Class::Human {
         ticket.last_inbound_id = mail.message_id.clone();
-    }
-    if *class == Class::Human {
-        // The requester (or a watcher) wrote: whoever works the ticket should know.
-        queued += notify_agents(tx, policy, &mut ticket, mail, now)?;
     }
     if from_requester && class.may_auto_reply() {
         let reopen = match ticket.status {
@@ -427,6 +441,13 @@ pub fn thread_onto(
                 ),
             )?;
         }
+    }
+    if *class == Class::Human {
+        // The requester (or a watcher) wrote: whoever works the ticket
+        // should know, and see the ticket as this mail left it (reopened).
+        queued += notify_agents(tx, policy, &mut ticket, mail, now)?;
+    }
+    if from_requester && class.may_auto_reply() {
         let dropped = dropped(record);
         if !dropped.is_empty() && auto_reply_refusal(mail).is_none() {
             let requester = ticket.requester.clone();

@@ -44,6 +44,13 @@ pub enum TargetState {
     /// The clock stands still: the ticket waits on the customer.
     Paused,
     Breached,
+    /// The ticket was resolved, closed or merged before this target was
+    /// met: its clock stopped then, so it can never breach afterwards;
+    /// `late` when it stopped after the due time.
+    Stopped {
+        at: DateTime<Utc>,
+        late: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +92,12 @@ fn deadline(
     cal.add_business(cursor, left)
 }
 
+/// A resolved, closed or merged ticket: its clocks have stopped, whatever
+/// was not met by then never breaches later.
+fn finished(t: &Ticket) -> bool {
+    t.status.is_finished() || t.merged_into.is_some()
+}
+
 /// The state of each target this ticket has under `policy`.
 pub fn status(t: &Ticket, policy: &SlaPolicy, now: DateTime<Utc>) -> Vec<TargetStatus> {
     let mut out = Vec::new();
@@ -112,6 +125,13 @@ pub fn status(t: &Ticket, policy: &SlaPolicy, now: DateTime<Utc>) -> Vec<TargetS
                 at,
                 late: due.is_some_and(|d| at > d),
             },
+            (None, due) if finished(t) => {
+                let at = t.resolved_at.unwrap_or(t.updated_at);
+                TargetState::Stopped {
+                    at,
+                    late: due.is_some_and(|d| at > d),
+                }
+            }
             (None, None) => TargetState::Paused,
             (None, Some(d)) if now >= d => TargetState::Breached,
             (None, Some(_)) if t.status == Status::Waiting => TargetState::Paused,
@@ -169,7 +189,7 @@ pub fn due_actions(
     let mut acts = Vec::new();
     if let Some(p) = policy {
         for s in status(t, p, now) {
-            if matches!(s.state, TargetState::Met { .. } | TargetState::Paused) {
+            if !matches!(s.state, TargetState::Running | TargetState::Breached) {
                 continue;
             }
             if s.warn_at.is_some_and(|w| now >= w) {
@@ -212,7 +232,7 @@ pub fn next_due(t: &Ticket, policy: Option<&SlaPolicy>, timers: &Timers) -> Opti
         // The state as of the ticket's own last change: whatever is met or
         // paused then stays so until the ticket changes (and is re-indexed).
         for s in status(t, p, t.updated_at) {
-            if matches!(s.state, TargetState::Met { .. } | TargetState::Paused) {
+            if !matches!(s.state, TargetState::Running | TargetState::Breached) {
                 continue;
             }
             if let Some(w) = s.warn_at.filter(|_| unfired(Action::Warn(s.target))) {
@@ -383,5 +403,48 @@ mod tests {
         );
         t.set_status(Status::Closed, utc("2026-03-06T10:00:00Z"));
         assert!(due_actions(&t, None, &timers, utc("2026-04-01T10:00:00Z")).is_empty());
+    }
+
+    #[test]
+    fn finished_and_merged_tickets_stop_their_clocks() {
+        let p = policy(Calendar::Always);
+        let much_later = utc("2026-03-09T09:00:00Z");
+        // Closed within the hour, never answered: no target may breach later.
+        let mut closed = ticket("2026-03-02T09:00:00Z");
+        closed.set_status(Status::Closed, utc("2026-03-02T10:00:00Z"));
+        let mut resolved = ticket("2026-03-02T09:00:00Z");
+        resolved.set_status(Status::Resolved, utc("2026-03-02T10:00:00Z"));
+        let mut merged = ticket("2026-03-02T09:00:00Z");
+        merged.merged_into = Some(7);
+        merged.set_status(Status::Closed, utc("2026-03-02T10:00:00Z"));
+        for t in [&closed, &resolved, &merged] {
+            for s in status(t, &p, much_later) {
+                assert!(
+                    matches!(
+                        s.state,
+                        TargetState::Met { late: false, .. }
+                            | TargetState::Stopped { late: false, .. }
+                    ),
+                    "{:?} {:?}: {:?}",
+                    t.status,
+                    s.target,
+                    s.state
+                );
+            }
+            assert!(due_actions(t, Some(&p), &Timers::default(), much_later)
+                .iter()
+                .all(|a| !matches!(a, Action::Warn(_) | Action::Breach(_))));
+        }
+        // Closed after the first response was due: stopped, and late.
+        let mut late = ticket("2026-03-02T09:00:00Z");
+        late.set_status(Status::Closed, utc("2026-03-02T15:00:00Z"));
+        let s = status(&late, &p, much_later);
+        assert_eq!(
+            s[0].state,
+            TargetState::Stopped {
+                at: utc("2026-03-02T15:00:00Z"),
+                late: true
+            }
+        );
     }
 }

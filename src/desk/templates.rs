@@ -24,6 +24,29 @@ pub const TEMPLATE_NAMES: &[&str] = &[
     "escalation.txt",
     "reminder.txt",
     "closed.txt",
+    "cheat_sheet.txt",
+    "commands.txt",
+];
+
+/// Templates added after the first release: a templates folder from before
+/// them still loads, with the built-in text.
+const BUILT_IN: &[(&str, &str)] = &[
+    (
+        "cheat_sheet.txt",
+        include_str!("../../templates/cheat_sheet.txt"),
+    ),
+    ("commands.txt", include_str!("../../templates/commands.txt")),
+];
+
+/// Mail to agents, which ends with the command cheat sheet
+/// (`cheat_sheet.txt`, a body without a Subject line; empty it to send none).
+const TO_AGENTS: &[&str] = &[
+    "notification.txt",
+    "command_error.txt",
+    "comment.txt",
+    "forgery.txt",
+    "sla_warning.txt",
+    "escalation.txt",
 ];
 
 #[derive(Debug, Error)]
@@ -74,14 +97,23 @@ impl Templates {
         env.set_keep_trailing_newline(true);
         for name in TEMPLATE_NAMES {
             let path = dir.join(name);
-            let source = std::fs::read_to_string(&path).map_err(|e| TemplateError::Load {
-                name: name.to_string(),
-                dir: dir.display().to_string(),
-                source: minijinja::Error::new(
-                    minijinja::ErrorKind::TemplateNotFound,
-                    e.to_string(),
-                ),
-            })?;
+            let built_in = BUILT_IN.iter().find(|(n, _)| n == name).map(|(_, t)| *t);
+            let source = match (std::fs::read_to_string(&path), built_in) {
+                (Ok(s), _) => s,
+                (Err(e), Some(text)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    text.to_string()
+                }
+                (Err(e), _) => {
+                    return Err(TemplateError::Load {
+                        name: name.to_string(),
+                        dir: dir.display().to_string(),
+                        source: minijinja::Error::new(
+                            minijinja::ErrorKind::TemplateNotFound,
+                            e.to_string(),
+                        ),
+                    })
+                }
+            };
             env.add_template_owned(name.to_string(), source)
                 .map_err(|source| TemplateError::Load {
                     name: name.to_string(),
@@ -104,7 +136,30 @@ impl Templates {
             name: name.to_string(),
             source,
         })?;
-        split_subject(name, &text)
+        let mut rendered = split_subject(name, &text)?;
+        if TO_AGENTS.contains(&name) {
+            let sheet = self.render_body("cheat_sheet.txt", ctx)?;
+            if !sheet.trim().is_empty() {
+                if !rendered.body.ends_with('\n') {
+                    rendered.body.push('\n');
+                }
+                rendered.body.push_str(&sheet);
+            }
+        }
+        Ok(rendered)
+    }
+
+    /// A template that is only a body (no Subject line), e.g. the cheat sheet.
+    fn render_body(&self, name: &str, ctx: &impl Serialize) -> Result<String, TemplateError> {
+        let err = |source| TemplateError::Render {
+            name: name.to_string(),
+            source,
+        };
+        self.env
+            .get_template(name)
+            .map_err(err)?
+            .render(ctx)
+            .map_err(err)
     }
 }
 

@@ -59,6 +59,8 @@ pub fn reply_address(
 pub enum PlusTag {
     /// `help+comment@`: an internal comment.
     Comment,
+    /// `help+commands@`: an agent asks for the list of mail commands.
+    Commands,
     /// `help+1042.sig@`: a ticket, with a signature to check.
     Ticket { ticket: TicketId, sig: String },
 }
@@ -74,6 +76,9 @@ pub fn plus_tag(desk: &EmailAddress, addr: &EmailAddress) -> Option<PlusTag> {
         .strip_prefix('+')?;
     if tag == "comment" {
         return Some(PlusTag::Comment);
+    }
+    if tag == "commands" {
+        return Some(PlusTag::Commands);
     }
     let (n, sig) = tag.split_once('.')?;
     Some(PlusTag::Ticket {

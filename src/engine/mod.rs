@@ -323,6 +323,7 @@ mod tests {
     use crate::mail::parse as inbound;
     use crate::store::records::{EventKind, Status};
 
+    mod bugs_tests;
     mod trust_tests;
     use crate::store::Store;
 

@@ -10,6 +10,7 @@ pub mod address;
 pub mod auth_results;
 pub mod bounce;
 pub mod classify;
+pub mod flowed;
 pub mod outgoing;
 pub mod parse;
 pub mod text;

@@ -313,7 +313,10 @@ fn body_text(msg: &Message<'_>) -> String {
     let mut out = String::new();
     for part in msg.text_bodies() {
         let piece = match &part.body {
-            PartType::Text(t) => t.to_string(),
+            PartType::Text(t) => match flowed_params(part) {
+                Some(delsp) => crate::mail::flowed::decode(t, delsp),
+                None => t.to_string(),
+            },
             PartType::Html(h) => html_to_text(h),
             _ => continue,
         };
@@ -323,6 +326,18 @@ fn body_text(msg: &Message<'_>) -> String {
         out.push_str(&piece);
     }
     out.replace("\r\n", "\n")
+}
+
+/// `Some(delsp)` for a `format=flowed` text part (RFC 3676), else `None`.
+fn flowed_params(part: &mail_parser::MessagePart<'_>) -> Option<bool> {
+    let ct = part.content_type()?;
+    let param = |name: &str| {
+        ct.attributes()?
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
+            .map(|a| a.value.trim().to_ascii_lowercase())
+    };
+    (param("format").as_deref() == Some("flowed")).then(|| param("delsp").as_deref() == Some("yes"))
 }
 
 fn attachments(msg: &Message<'_>) -> Vec<Attachment> {
@@ -527,5 +542,20 @@ It is really on fire.\r\n";
         let m = parse(b"From: a@b.c\r\nSender: s@b.c\r\nSubject: x\r\n\r\nbody").unwrap();
         assert_eq!(m.from.unwrap().address.as_str(), "a@b.c");
         assert!(!m.several_authors);
+    }
+
+    #[test]
+    fn format_flowed_is_decoded() {
+        let raw = b"From: a@b.c\r\nSubject: x\r\nContent-Type: text/plain; charset=utf-8; format=flowed; delsp=yes\r\n\r\nThe printer on the third  \r\nfloor is broken again, it  \r\nsays PC LOAD LETTER.\r\n From now on I print at home.\r\n";
+        let m = parse(raw).unwrap();
+        assert_eq!(
+            m.text.trim(),
+            "The printer on the third floor is broken again, it says PC LOAD LETTER.\nFrom now on I print at home."
+        );
+        let raw = b"From: a@b.c\r\nSubject: x\r\nContent-Type: text/plain; format=flowed\r\n\r\nThe printer on the third \r\nfloor.\r\n";
+        assert_eq!(
+            parse(raw).unwrap().text.trim(),
+            "The printer on the third floor."
+        );
     }
 }

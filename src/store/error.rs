@@ -8,6 +8,14 @@ use super::db::DbError;
 pub enum StoreError {
     #[error("cannot open the store at {path}: another deskgate process has it open (sled allows one process); use the CLI while the daemon runs, it asks the daemon")]
     Locked { path: String },
+    #[error("cannot open the store at {path}: it is in use by another `deskgate run` (which holds {path}/daemon.lock); stop that one first, or give this one its own storage")]
+    InUse { path: String },
+    #[error("cannot open the store at {path}: cannot lock {path}/daemon.lock: {source}")]
+    DaemonLock {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot open the store at {path}: {source}")]
     Open {
         path: String,

@@ -70,6 +70,12 @@ impl Default for StoreOptions {
     }
 }
 
+/// One daemon's claim on a store ([`Store::lock_for_daemon`]); released on drop.
+#[derive(Debug)]
+pub struct DaemonLock {
+    _file: std::fs::File,
+}
+
 impl Store {
     /// Opens (creating if needed) the store in `path`, with the default cache.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -128,6 +134,35 @@ impl Store {
         let summary = backup::read(file, |run| Ok(store.db.put_raw_run(run)?))?;
         store.db.sync()?;
         Ok(summary)
+    }
+
+    /// Claims the store for one daemon, for as long as the returned lock
+    /// lives. sled's own lock cannot tell a second daemon (wait forever)
+    /// from a CLI command that has the store open for a moment (wait a
+    /// little); this one is taken by daemons only, so a second `deskgate
+    /// run` is refused at once. The lock goes with the process, also on a
+    /// crash: no stale lock to remove.
+    pub fn lock_for_daemon(path: &Path) -> Result<DaemonLock, StoreError> {
+        let shown = path.display().to_string();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path.join("daemon.lock"))
+            .map_err(|source| StoreError::DaemonLock {
+                path: shown.clone(),
+                source,
+            })?;
+        match fs2::FileExt::try_lock_exclusive(&file) {
+            Ok(()) => Ok(DaemonLock { _file: file }),
+            Err(e) if e.kind() == fs2::lock_contended_error().kind() => {
+                Err(StoreError::InUse { path: shown })
+            }
+            Err(source) => Err(StoreError::DaemonLock {
+                path: shown,
+                source,
+            }),
+        }
     }
 
     /// Opens a store this process may have just dropped: sled releases its

@@ -1,0 +1,168 @@
+//! The full list of mail commands (`commands.txt`), sent to an agent who
+//! asks: `#help` on a ticket, or a mail to `help+commands@`. Only a proven
+//! agent gets it (the list tells how to drive the desk); it is an automatic
+//! reply (`Auto-Submitted: auto-replied`), answered only to a person's mail,
+//! under the per-recipient rate limit like every other automatic reply.
+
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+
+use crate::desk::agent_tell::{agent_name, AgentMail};
+use crate::desk::automail::{self, AutoMail, MailContext, MessageContext};
+use crate::desk::outcome::Outcome;
+use crate::desk::policy::Policy;
+use crate::desk::proof::{agent_proof, AddressSignals};
+use crate::desk::trust::reply_to_for;
+use crate::mail::address::Party;
+use crate::mail::classify::Class;
+use crate::mail::outgoing::{self, AutoSubmitted, Outgoing};
+use crate::mail::parse::InboundMail;
+use crate::store::records::{OutboxEntry, Ticket};
+use crate::store::{Tx, TxResult};
+
+const TEMPLATE: &str = "commands.txt";
+
+/// The agent as greeted: their configured name.
+fn greeted(policy: &Policy, agent: &Party) -> Party {
+    Party {
+        name: Some(agent_name(policy, agent)),
+        address: agent.address.clone(),
+    }
+}
+
+/// `#help` in a proven agent's mail on ticket `t`: the list, threaded under
+/// their mail, Reply-To their signed reply address of the ticket.
+pub fn on_ticket(
+    tx: &Tx<'_>,
+    policy: &Policy,
+    t: &mut Ticket,
+    a: &AgentMail<'_>,
+    now: DateTime<Utc>,
+) -> TxResult<usize> {
+    let to = greeted(policy, a.agent);
+    let m = AutoMail {
+        kind: "help",
+        template: TEMPLATE,
+        requester: to.clone(),
+        reply_to: Some(reply_to_for(policy, t.id, &to.address)),
+        to,
+        from_name: None,
+        in_reply_to: a.mail.message_id.clone(),
+        references: a.mail.message_id.iter().cloned().collect(),
+        auto_submitted: AutoSubmitted::AutoReplied,
+        message: MessageContext {
+            subject: &a.mail.subject,
+            text: "",
+        },
+        dropped_attachments: Vec::new(),
+        rate_limited: true,
+    };
+    automail::queue_automatic(tx, policy, t, m, now)
+}
+
+/// A mail to `help+commands@`: never a ticket. A proven agent's person-made
+/// mail gets the list; anything else gets nothing and is kept in the
+/// ignored list with why.
+pub fn on_address(
+    tx: &Tx<'_>,
+    policy: &Policy,
+    mail: &InboundMail,
+    class: &Class,
+    signals: &AddressSignals,
+    now: DateTime<Utc>,
+) -> TxResult<Outcome> {
+    let ignored = |why: String| Outcome::Ignored {
+        reason: format!("mail to help+commands@: {why}"),
+    };
+    let Some(agent) = mail
+        .from
+        .as_ref()
+        .filter(|f| policy.agent(&f.address).is_some())
+    else {
+        return Ok(ignored("not from an agent; no answer".into()));
+    };
+    if !class.may_auto_reply() {
+        return Ok(ignored("automatic mail; no answer".into()));
+    }
+    if let Err(unproven) = agent_proof(policy, mail, &agent.address, signals, now) {
+        return Ok(ignored(format!(
+            "no proof it is {}'s ({}); no answer",
+            agent.address, unproven.why
+        )));
+    }
+    Ok(
+        match queue_standalone(tx, policy, &greeted(policy, agent), mail, now)? {
+            Ok(()) => ignored(format!("the command list was sent to {}", agent.address)),
+            Err(why) => ignored(format!("no command list sent: {why}")),
+        },
+    )
+}
+
+/// The list outside any ticket, under the same guards as a rejection.
+fn queue_standalone(
+    tx: &Tx<'_>,
+    policy: &Policy,
+    to: &Party,
+    mail: &InboundMail,
+    now: DateTime<Utc>,
+) -> TxResult<Result<(), String>> {
+    if crate::mail::classify::is_machine_address(&to.address) {
+        return Ok(Err(format!("{} is a machine address", to.address)));
+    }
+    let ctx = MailContext {
+        ticket: None,
+        tag: String::new(),
+        recipient: to,
+        recipient_name: to.name.as_deref().unwrap_or(to.address.local_part()),
+        requester: to,
+        requester_name: to.name.as_deref().unwrap_or(to.address.local_part()),
+        desk: &policy.desk,
+        message: MessageContext {
+            subject: &mail.subject,
+            text: "",
+        },
+        dropped_attachments: Vec::new(),
+        max_message_size: bytesize::ByteSize::b(policy.limits.max_message_size).to_string(),
+        rule: None,
+    };
+    let rendered = match policy.templates.render(TEMPLATE, &ctx) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let mut log = tx.auto_sent(to.address.as_str())?;
+    automail::prune(&mut log, now, &policy.limits);
+    if let Err(reason) = automail::check_limits(&log, &[], &policy.limits) {
+        return Ok(Err(reason));
+    }
+    log.push(now);
+    tx.put_auto_sent(to.address.as_str(), &log)?;
+    let outgoing = Outgoing {
+        from: policy.desk.clone(),
+        to: vec![to.clone()],
+        reply_to: None,
+        subject: rendered.subject,
+        body: rendered.body,
+        message_id: outgoing::new_message_id("help", None, policy.desk.address.domain()),
+        references: mail.message_id.iter().cloned().collect(),
+        in_reply_to: mail.message_id.clone(),
+        auto_submitted: Some(AutoSubmitted::AutoReplied),
+        x_loop: policy.desk.address.clone(),
+        date: SystemTime::from(now),
+    };
+    if let Err(e) = outgoing::check(&outgoing) {
+        return Ok(Err(e.to_string()));
+    }
+    let recipients = vec![to.address.clone()];
+    tx.put_outbox(&OutboxEntry::queued(
+        tx.generate_id()?,
+        None,
+        "help",
+        policy.envelope_from.clone(),
+        recipients.clone(),
+        &outgoing,
+        now,
+    ))?;
+    tx.put_sent(&outgoing.message_id, &recipients)?;
+    Ok(Ok(()))
+}
