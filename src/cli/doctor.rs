@@ -15,7 +15,7 @@ use anyhow::Result;
 use crate::config::{AfterProcessing, Config, MailboxConfig};
 use crate::daemon::{control, imap, outbox};
 use crate::desk::policy::Policy;
-use crate::desk::templates::TEMPLATE_NAMES;
+use crate::desk::templates::{BODY_ONLY, TEMPLATE_NAMES};
 use crate::engine::queries::{Answer, Query};
 use crate::store::Store;
 
@@ -111,6 +111,13 @@ fn check_templates(report: &mut Report, policy: &Policy) {
     let ctx = sample_context();
     let mut broken = 0;
     for name in TEMPLATE_NAMES {
+        if BODY_ONLY.contains(name) {
+            if let Err(e) = policy.templates.render_body(name, &ctx) {
+                broken += 1;
+                report.line(Verdict::Fail, "template", e);
+            }
+            continue;
+        }
         match policy.templates.render(name, &ctx) {
             Ok(r) if r.subject.trim().is_empty() => {
                 broken += 1;

@@ -12,6 +12,9 @@ use thiserror::Error;
 use crate::mail::text::clean_header_text;
 
 /// Template files deskgate needs; all are checked at load.
+/// Templates that are a body only, added to other mails (no Subject line).
+pub const BODY_ONLY: &[&str] = &["cheat_sheet.txt"];
+
 pub const TEMPLATE_NAMES: &[&str] = &[
     "acknowledgement.txt",
     "oversized.txt",
@@ -150,7 +153,7 @@ impl Templates {
     }
 
     /// A template that is only a body (no Subject line), e.g. the cheat sheet.
-    fn render_body(&self, name: &str, ctx: &impl Serialize) -> Result<String, TemplateError> {
+    pub fn render_body(&self, name: &str, ctx: &impl Serialize) -> Result<String, TemplateError> {
         let err = |source| TemplateError::Render {
             name: name.to_string(),
             source,
