@@ -169,6 +169,16 @@ fn parse_horizon(s: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Subcommand)]
 enum TicketsCommand {
+    /// Write one attachment out: by its number in `tickets show` or by name.
+    Attachment {
+        id: u64,
+        /// The attachment's number (1, 2 …) or file name.
+        which: String,
+        /// The file to write (default: the attachment's own name, in the
+        /// current folder; `-` for standard output).
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
     /// List tickets.
     List {
         #[arg(long, value_enum)]
@@ -261,6 +271,16 @@ fn real_main() -> Result<ExitCode> {
                         Answer::Tickets { tickets, .. } if json => print_json(&tickets)?,
                         Answer::Tickets { tickets, more } => {
                             print!("{}", render::render_ticket_list(&tickets, more))
+                        }
+                        other => bail!(unexpected(other)),
+                    }
+                }
+                TicketsCommand::Attachment { id, which, output } => {
+                    let q = Query::Attachment { ticket: id, which };
+                    match rt.block_on(ask(&cli.config, cli.any_user, q))? {
+                        Answer::Attachment { name, hex, .. } => {
+                            let bytes = hex::decode(hex).context("the daemon sent bad hex")?;
+                            write_attachment(&name, &bytes, output)?
                         }
                         other => bail!(unexpected(other)),
                     }
@@ -462,6 +482,29 @@ fn unexpected(a: Answer) -> String {
         Answer::Error { message } => terminal::safe(&message),
         other => format!("unexpected answer from the daemon: {other:?}"),
     }
+}
+
+/// Writes to `-o FILE`, stdout for `-`, or the attachment's own (already
+/// sanitised) name; an existing file is never overwritten silently.
+fn write_attachment(name: &str, bytes: &[u8], output: Option<PathBuf>) -> Result<()> {
+    use std::io::Write;
+    match output {
+        Some(p) if p.as_os_str() == "-" => std::io::stdout().write_all(bytes)?,
+        Some(p) => {
+            std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?
+        }
+        None => {
+            let p = PathBuf::from(name);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&p)
+                .with_context(|| format!("cannot create {} (use -o FILE)", p.display()))?;
+            f.write_all(bytes)?;
+            eprintln!("wrote {} ({} bytes)", p.display(), bytes.len());
+        }
+    }
+    Ok(())
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {

@@ -17,7 +17,7 @@ use crate::desk::proof::Proof;
 use crate::desk::trust::commands_need_signed_reply;
 use crate::desk::workers::team_members;
 use crate::mail::address::{EmailAddress, Party};
-use crate::mail::outgoing::{self, Outgoing};
+use crate::mail::outgoing::{self, Outgoing, OutgoingAttachment};
 use crate::store::records::{Effort, EventKind, Link, LinkKind, Status, Ticket, TicketId};
 use crate::store::{Tx, TxResult};
 
@@ -537,6 +537,20 @@ fn relay(
         auto_submitted: None,
         x_loop: policy.desk.address.clone(),
         date: std::time::SystemTime::from(now),
+        // The agent's files go to the requester as they came (a mail over
+        // the size limit kept none, and its notice says so).
+        attachments: a
+            .mail
+            .attachments
+            .iter()
+            .zip(&a.record.attachments)
+            .filter(|(_, meta)| !meta.dropped)
+            .map(|(f, _)| OutgoingAttachment {
+                name: f.name.clone(),
+                content_type: f.content_type.clone(),
+                bytes: f.bytes.clone(),
+            })
+            .collect(),
     };
     let queued = automail::queue_mail(tx, policy, t, "reply", &outgoing, now)?;
     tx.add_event(

@@ -185,6 +185,7 @@ pub fn queue_automatic(
         auto_submitted: Some(mail.auto_submitted),
         x_loop: policy.desk.address.clone(),
         date: SystemTime::from(now),
+        attachments: Vec::new(),
     };
 
     if mail.rate_limited {
@@ -286,6 +287,7 @@ pub fn queue_rejection(
         auto_submitted: Some(AutoSubmitted::AutoReplied),
         x_loop: policy.desk.address.clone(),
         date: SystemTime::from(now),
+        attachments: Vec::new(),
     };
     if let Err(e) = outgoing::check(&outgoing) {
         return Ok(Err(e.to_string()));

@@ -149,6 +149,7 @@ fn queue_standalone(
         auto_submitted: Some(AutoSubmitted::AutoReplied),
         x_loop: policy.desk.address.clone(),
         date: SystemTime::from(now),
+        attachments: Vec::new(),
     };
     if let Err(e) = outgoing::check(&outgoing) {
         return Ok(Err(e.to_string()));

@@ -10,6 +10,7 @@
 //! May import `desk`, `mail`, `store` and `config`; must not import `daemon`
 //! or `cli`.
 
+pub mod attachment;
 pub mod clock;
 #[cfg(debug_assertions)]
 mod fault;

@@ -55,6 +55,12 @@ pub enum Query {
     Backup {
         path: std::path::PathBuf,
     },
+    /// One attachment's bytes: `which` is its number in `tickets show` or
+    /// its file name.
+    Attachment {
+        ticket: TicketId,
+        which: String,
+    },
     /// Groups of tickets created in the last `since_secs` about the same
     /// issue, each of at least `min` tickets.
     Recurring {
@@ -85,6 +91,12 @@ impl Query {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "answer", rename_all = "snake_case")]
 pub enum Answer {
+    /// An attachment, hex-encoded (JSON strings carry only text).
+    Attachment {
+        name: String,
+        content_type: String,
+        hex: String,
+    },
     Recurring {
         clusters: Vec<crate::desk::recurring::Cluster>,
         since: chrono::DateTime<chrono::Utc>,
@@ -330,6 +342,38 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
         Query::QuarantineRetry { .. } | Query::RotateReplyKey { .. } => Answer::Error {
             message: "this change needs the engine".into(),
         },
+        Query::Attachment { ticket, which } => {
+            use crate::engine::attachment::{find, Found};
+            match find(store, *ticket, which)? {
+                Found::File { meta, bytes } => Answer::Attachment {
+                    name: meta.name,
+                    content_type: meta.content_type,
+                    hex: hex::encode(bytes),
+                },
+                Found::NoTicket => Answer::Error {
+                    message: format!("no ticket {ticket}"),
+                },
+                Found::NoSuch { names } if names.is_empty() => Answer::Error {
+                    message: format!("ticket {ticket} has no attachments"),
+                },
+                Found::NoSuch { names } => Answer::Error {
+                    message: format!(
+                        "ticket {ticket} has no attachment \"{which}\"; it has: {}",
+                        names
+                            .iter()
+                            .enumerate()
+                            .map(|(i, n)| format!("{} {n}", i + 1))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                },
+                Found::NotStored { name } => Answer::Error {
+                    message: format!(
+                        "{name} was not stored: its mail was over the size limit (max_message_size); the original is still on the IMAP server"
+                    ),
+                },
+            }
+        }
         Query::Recurring { since_secs, min } => {
             let until = engine.now();
             let since =

@@ -4,8 +4,9 @@
 
 use std::time::SystemTime;
 
+use lettre::message::header::ContentType;
 use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, SinglePart};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -44,6 +45,36 @@ pub struct Outgoing {
     /// The help address, as an `X-Loop` header: our own mail coming back is recognised.
     pub x_loop: EmailAddress,
     pub date: SystemTime,
+    /// Files sent along (an agent's reply relays its attachments).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<OutgoingAttachment>,
+}
+
+/// One file of an outgoing mail, byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct OutgoingAttachment {
+    /// Already sanitised (see `mail::parse`).
+    pub name: String,
+    pub content_type: String,
+    /// Base64 in the stored record: JSON has no bytes.
+    #[serde(with = "base64_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+mod base64_bytes {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// A fresh Message-ID in our own domain. Random, so two daemons or a restored
@@ -87,6 +118,14 @@ pub fn check(o: &Outgoing) -> Result<(), ComposeError> {
         return Err(ComposeError::Build("no recipient".into()));
     }
     Ok(())
+}
+
+/// A MIME boundary that cannot occur in base64 or quoted-printable bodies
+/// (it has `=_`) and is fixed for one mail.
+fn boundary_of(message_id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(message_id.as_bytes());
+    format!("=_dg_{}", hex::encode(&digest[..12]))
 }
 
 /// Builds the final bytes. Every header value passes through lettre's
@@ -138,9 +177,26 @@ pub fn build(o: &Outgoing) -> Result<String, ComposeError> {
                 "All".into(),
             ));
     }
-    let msg = b
-        .singlepart(SinglePart::plain(o.body.clone()))
-        .map_err(|e| ComposeError::Build(e.to_string()))?;
+    let text = SinglePart::plain(o.body.clone());
+    let msg = if o.attachments.is_empty() {
+        b.singlepart(text)
+    } else {
+        // From the Message-ID, not random: the same stored value must give
+        // the same bytes whenever the sender formats it.
+        let mut parts = MultiPart::mixed()
+            .boundary(boundary_of(&o.message_id))
+            .singlepart(text);
+        for a in &o.attachments {
+            // A type lettre cannot parse goes as what it certainly is: bytes.
+            let ct = ContentType::parse(&a.content_type)
+                .unwrap_or_else(|_| ContentType::parse("application/octet-stream").expect("valid"));
+            parts = parts.singlepart(
+                lettre::message::Attachment::new(a.name.clone()).body(a.bytes.clone(), ct),
+            );
+        }
+        b.multipart(parts)
+    }
+    .map_err(|e| ComposeError::Build(e.to_string()))?;
     String::from_utf8(msg.formatted()).map_err(|e| ComposeError::Build(e.to_string()))
 }
 
@@ -169,6 +225,7 @@ mod tests {
             auto_submitted: Some(AutoSubmitted::AutoReplied),
             x_loop: EmailAddress::parse("help@desk.test").unwrap(),
             date: SystemTime::UNIX_EPOCH,
+            attachments: vec![],
         };
         let raw = build(&o).unwrap();
         let parsed = crate::mail::parse::parse(raw.as_bytes()).unwrap();
@@ -197,6 +254,11 @@ mod tests {
             auto_submitted: Some(AutoSubmitted::AutoReplied),
             x_loop: EmailAddress::parse("help@desk.test").unwrap(),
             date: SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(1_234_567_891),
+            attachments: vec![OutgoingAttachment {
+                name: "report.pdf".into(),
+                content_type: "application/pdf".into(),
+                bytes: vec![0x25, 0x50, 0x44, 0x46, 0x00, 0xff, 0x80],
+            }],
         };
         // The sender formats what the commit stored, possibly after a restart.
         let stored: Outgoing = serde_json::from_slice(&serde_json::to_vec(&o).unwrap()).unwrap();
@@ -219,6 +281,7 @@ mod tests {
             auto_submitted: None,
             x_loop: EmailAddress::parse("help@desk.test").unwrap(),
             date: SystemTime::UNIX_EPOCH,
+            attachments: vec![],
         };
         assert!(check(&o).is_err() && build(&o).is_err(), "no recipient");
         o.to.push(party("a@b.c", None));
@@ -239,10 +302,53 @@ mod tests {
             auto_submitted: None,
             x_loop: EmailAddress::parse("help@desk.test").unwrap(),
             date: SystemTime::UNIX_EPOCH,
+            attachments: vec![],
         };
         let raw = build(&o).unwrap();
         assert!(!raw.contains("In-Reply-To"), "{raw}");
         assert!(raw.contains("References: <ok@b.c>"), "{raw}");
+    }
+
+    #[test]
+    fn attachments_travel_byte_for_byte() {
+        let pdf: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+        let o = Outgoing {
+            from: party("help@desk.test", None),
+            to: vec![party("a@b.c", None)],
+            reply_to: None,
+            subject: "x".into(),
+            body: "See the attached file.\n".into(),
+            message_id: "dg.1@desk.test".into(),
+            in_reply_to: None,
+            references: vec![],
+            auto_submitted: None,
+            x_loop: EmailAddress::parse("help@desk.test").unwrap(),
+            date: SystemTime::UNIX_EPOCH,
+            attachments: vec![
+                OutgoingAttachment {
+                    name: "Rechnung März.pdf".into(),
+                    content_type: "application/pdf".into(),
+                    bytes: pdf.clone(),
+                },
+                OutgoingAttachment {
+                    name: "odd".into(),
+                    content_type: "not a type".into(),
+                    bytes: b"x".to_vec(),
+                },
+            ],
+        };
+        let raw = build(&o).unwrap();
+        assert!(raw.is_ascii());
+        let parsed = crate::mail::parse::parse(raw.as_bytes()).unwrap();
+        assert!(parsed.text.contains("See the attached file."));
+        assert_eq!(parsed.attachments.len(), 2);
+        assert_eq!(parsed.attachments[0].name, "Rechnung März.pdf");
+        assert_eq!(parsed.attachments[0].content_type, "application/pdf");
+        assert_eq!(parsed.attachments[0].bytes, pdf);
+        assert_eq!(
+            parsed.attachments[1].content_type,
+            "application/octet-stream"
+        );
     }
 
     #[test]
