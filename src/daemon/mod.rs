@@ -34,7 +34,7 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::daemon::control::{ControlError, ControlServer};
 use crate::daemon::mailbox::MailboxTask;
-use crate::daemon::notify::{Health, Notifier};
+use crate::daemon::notify::{Gauges, Health, Notifier};
 use crate::daemon::outbox::{OutboxError, OutboxSender};
 use crate::daemon::reload::Reloader;
 use crate::daemon::timers::TimerTask;
@@ -220,6 +220,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let mut tasks = Tasks::default();
     let wake = Arc::new(Notify::new());
     let backlog = Arc::new(crate::daemon::backlog::Backlog::default());
+    let gauges = Arc::new(Gauges::default());
 
     tasks.spawn_unit(
         "outbox sender",
@@ -235,13 +236,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         .run(),
     );
     for m in &config.mailboxes {
-        tasks.spawn_unit(
+        tasks.spawn(
             format!("mailbox {}", m.name),
             MailboxTask {
                 cfg: m.clone(),
                 engine: engine.clone(),
                 outbox_wake: wake.clone(),
                 backlog: backlog.clone(),
+                gauges: gauges.clone(),
                 shutdown: shutdown.clone(),
             }
             .run(),
@@ -280,7 +282,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     );
 
     let mut notifier = Notifier::from_env();
-    let mut watch = HealthWatch::new(store.clone(), backlog.clone(), config.mailboxes.len());
+    let mut watch = HealthWatch::new(
+        store.clone(),
+        backlog.clone(),
+        gauges.clone(),
+        config.mailboxes.len(),
+    );
     let mut tick = tokio::time::interval(notifier.tick_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let failed = loop {
@@ -338,15 +345,22 @@ const COUNT_EVERY: Duration = Duration::from_secs(5);
 struct HealthWatch {
     store: Store,
     backlog: Arc<crate::daemon::backlog::Backlog>,
+    gauges: Arc<Gauges>,
     health: Health,
     counted: Option<tokio::time::Instant>,
 }
 
 impl HealthWatch {
-    fn new(store: Store, backlog: Arc<crate::daemon::backlog::Backlog>, mailboxes: usize) -> Self {
+    fn new(
+        store: Store,
+        backlog: Arc<crate::daemon::backlog::Backlog>,
+        gauges: Arc<Gauges>,
+        mailboxes: usize,
+    ) -> Self {
         HealthWatch {
             store,
             backlog,
+            gauges,
             health: Health {
                 mailboxes,
                 ..Health::default()
@@ -357,6 +371,7 @@ impl HealthWatch {
 
     async fn health(&mut self) -> Health {
         self.health.connected = self.backlog.connected();
+        (self.health.waiting, self.health.skipped) = self.gauges.totals();
         if self.counted.is_none_or(|t| t.elapsed() >= COUNT_EVERY) {
             self.counted = Some(tokio::time::Instant::now());
             let store = self.store.clone();
