@@ -43,8 +43,8 @@ impl IngestError {
     }
 }
 
-/// Sessions in a row that may end in a store failure (with the reconnect
-/// backoff between them, about 15 s) before the store is taken to be broken
+/// Sessions in a row that may end in a store failure (with a growing wait
+/// between them, 15 s in all) before the store is taken to be broken
 /// for good, as the timers task does: the daemon then stops instead of
 /// running on without committing, and the service manager restarts it.
 const MAX_STORE_FAILURES: u32 = 5;
@@ -72,6 +72,14 @@ fn judge(failed: &mut u32, mailbox: &str, e: &IngestError) -> Result<(), StoreBr
         });
     }
     Ok(())
+}
+
+/// The wait before the session after `failures` store failures in a row.
+fn store_retry_delay(failures: u32) -> Duration {
+    match failures {
+        0 => Duration::ZERO,
+        n => Duration::from_secs(1u64 << (n - 1).min(6)).min(MAX_BACKOFF),
+    }
 }
 
 /// What outlives one connection.
@@ -181,17 +189,22 @@ impl MailboxTask {
         loop {
             let ended = self.session(&mut lasting).await;
             self.backlog.set_connected(&self.cfg.name, false);
-            let backoff = lasting.backoff;
-            match ended {
+            let backoff = match ended {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     if let Err(broken) = judge(&mut lasting.store_failures, &self.cfg.name, &e) {
                         error!(mailbox = %self.cfg.name, error = %e, "the store keeps failing; stopping the daemon");
                         return Err(broken);
                     }
+                    // Logging in resets the backoff; a store that fails
+                    // after each login still gets a growing one (1, 2, 4, 8 s).
+                    let backoff = lasting
+                        .backoff
+                        .max(store_retry_delay(lasting.store_failures));
                     warn!(mailbox = %self.cfg.name, error = %e, retry_in = ?backoff, "mailbox session failed");
+                    backoff
                 }
-            }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = self.shutdown.cancelled() => return Ok(()),
@@ -675,6 +688,11 @@ mod plan_tests {
         // Network trouble neither counts nor forgives.
         assert!(judge(&mut failed, "help", &net()).is_ok());
         assert_eq!(failed, MAX_STORE_FAILURES - 1);
+        let waits: Vec<u64> = (1..MAX_STORE_FAILURES)
+            .map(|n| store_retry_delay(n).as_secs())
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8]);
+        assert_eq!(store_retry_delay(40), MAX_BACKOFF);
         let e = judge(&mut failed, "help", &store()).unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -79,28 +79,34 @@ struct Tasks {
     names: HashMap<Id, String>,
 }
 
-impl Tasks {
-    fn spawn<E: Display>(
-        &mut self,
-        name: impl Into<String>,
-        task: impl Future<Output = Result<(), E>> + Send + 'static,
-    ) {
-        let handle = self
-            .set
-            .spawn(async move { task.await.map_err(|e| e.to_string()) });
-        self.names.insert(handle.id(), name.into());
-    }
+/// How a task's end reads to the supervisor: a task that returns nothing
+/// only ever ends on shutdown; one that returns a `Result` says why it gave
+/// up (a store failure that does not heal, say) in plain words. Either way
+/// the supervisor logs it at ERROR and the daemon exits non-zero.
+trait TaskEnd: Send + 'static {
+    fn into_outcome(self) -> Result<(), String>;
+}
 
-    /// A task that returns nothing: it only ever ends on shutdown.
-    fn spawn_unit(
+impl TaskEnd for () {
+    fn into_outcome(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: Display + Send + 'static> TaskEnd for Result<(), E> {
+    fn into_outcome(self) -> Result<(), String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+impl Tasks {
+    fn spawn<T: TaskEnd>(
         &mut self,
         name: impl Into<String>,
-        task: impl Future<Output = ()> + Send + 'static,
+        task: impl Future<Output = T> + Send + 'static,
     ) {
-        self.spawn(name, async move {
-            task.await;
-            Ok::<(), std::convert::Infallible>(())
-        });
+        let handle = self.set.spawn(async move { task.await.into_outcome() });
+        self.names.insert(handle.id(), name.into());
     }
 
     /// The next task to end, as (name, why) when it was a failure.
@@ -222,7 +228,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let backlog = Arc::new(crate::daemon::backlog::Backlog::default());
     let gauges = Arc::new(Gauges::default());
 
-    tasks.spawn_unit(
+    tasks.spawn(
         "outbox sender",
         OutboxSender {
             store: store.clone(),
@@ -250,7 +256,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         );
     }
     let (reload_asks, reload_requests) = reload::requests();
-    tasks.spawn_unit(
+    tasks.spawn(
         "control socket",
         control.run(engine.clone(), wake.clone(), reload_asks, shutdown.clone()),
     );
@@ -263,7 +269,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         }
         .run(),
     );
-    tasks.spawn_unit(
+    tasks.spawn(
         "reload",
         Reloader {
             path: config.path.clone(),
