@@ -14,8 +14,8 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::{AfterProcessing, MailboxConfig};
 use crate::daemon::imap::{
-    self, bounded, collect_bounded, collect_sized, quoted, search_after, uid_set, ImapError,
-    ImapSession, IDLE_REFRESH,
+    self, bounded, collect_bounded, collect_sized, search_after, uid_set, ImapError, ImapSession,
+    IDLE_REFRESH,
 };
 use crate::daemon::notify::Gauges;
 use crate::desk::outcome::Outcome;
@@ -101,9 +101,11 @@ pub struct MailboxTask {
     pub shutdown: CancellationToken,
 }
 
+mod mark;
 mod poison;
 mod progress;
 
+use mark::Server;
 use poison::{ingest_guarded, Place};
 use progress::{checkpoint_after, sort_fetched, Undelivered, GIVE_UP_PASSES};
 
@@ -566,80 +568,6 @@ impl MailboxTask {
             flush: started.elapsed(),
         })
     }
-
-    /// Marks a durable batch processed on the server. Returns the UIDs
-    /// handled.
-    async fn mark_batch(
-        &self,
-        s: &mut ImapSession,
-        done: Settled,
-        server: Server,
-    ) -> Result<Vec<u32>, IngestError> {
-        let started = std::time::Instant::now();
-        if !done.handled.is_empty() {
-            self.mark_processed(s, &uid_set(&done.handled), server)
-                .await?;
-        }
-        info!(
-            mailbox = %self.cfg.name,
-            mails = done.handled.len(),
-            queued = done.queued,
-            fetch_ms = done.fetch.as_millis() as u64,
-            commit_ms = done.commit.as_millis() as u64,
-            flush_ms = done.flush.as_millis() as u64,
-            mark_ms = started.elapsed().as_millis() as u64,
-            "batch committed"
-        );
-        Ok(done.handled)
-    }
-
-    async fn mark_processed(
-        &self,
-        s: &mut ImapSession,
-        set: &str,
-        server: Server,
-    ) -> Result<(), IngestError> {
-        let cfg = &self.cfg;
-        match &cfg.after_processing {
-            AfterProcessing::FlagSeen => {
-                let stream = bounded(
-                    cfg,
-                    "flag mail seen",
-                    s.uid_store(set, "+FLAGS.SILENT (\\Seen)"),
-                )
-                .await?;
-                collect_bounded(cfg, "flag mail seen", stream).await?;
-            }
-            AfterProcessing::MoveTo(folder) if server.has_move => {
-                bounded(cfg, "move mail", s.uid_mv(set, folder)).await?;
-            }
-            AfterProcessing::MoveTo(folder) => {
-                bounded(cfg, "copy mail", s.uid_copy(set, quoted(folder))).await?;
-                let stream = bounded(
-                    cfg,
-                    "flag mail deleted",
-                    s.uid_store(set, "+FLAGS.SILENT (\\Deleted)"),
-                )
-                .await?;
-                collect_bounded(cfg, "flag mail deleted", stream).await?;
-                // Only the UIDs just copied: a plain EXPUNGE would also remove
-                // mail other clients flagged \Deleted. Without UIDPLUS the
-                // copies stay flagged in the folder (said once at connect).
-                if server.has_uidplus {
-                    let stream = bounded(cfg, "expunge moved mail", s.uid_expunge(set)).await?;
-                    collect_bounded(cfg, "expunge moved mail", stream).await?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// What the server can do, from its capabilities.
-#[derive(Debug, Clone, Copy)]
-struct Server {
-    has_move: bool,
-    has_uidplus: bool,
 }
 
 #[cfg(test)]
