@@ -331,7 +331,9 @@ impl MailboxTask {
             undelivered.start_pass(&uids);
             let sizes = self.fetch_sizes(s, &uids).await?;
             let batches = plan_batches(&sizes, cfg.batch_size as usize, cfg.batch_bytes);
-            let mut done = std::collections::BTreeSet::new();
+            // Processed, or given up: what the checkpoint may pass. A subset
+            // of `uids` (start_pass dropped given-up UIDs no longer listed).
+            let mut done = undelivered.given_up().clone();
             // Pipelined: while batch k is committed on a blocking thread,
             // batch k+1 is fetched and parsed, batch k-1 is flushed and then
             // marked processed, so neither the IMAP round trips nor the disk
@@ -369,7 +371,7 @@ impl MailboxTask {
                 };
                 let mut prev = in_flight.take();
                 if let Some(fetched) = &fetched {
-                    self.give_up(undelivered, fetched);
+                    done.extend(self.give_up(undelivered, fetched));
                 }
                 if let Some(fetched) = fetched {
                     if !self.shutdown.is_cancelled() {
@@ -399,11 +401,9 @@ impl MailboxTask {
                             return Err(e);
                         }
                     }
-                    let passed: std::collections::BTreeSet<u32> =
-                        done.union(undelivered.given_up()).copied().collect();
-                    let left = uids.iter().filter(|u| !passed.contains(u)).count();
+                    let left = uids.len().saturating_sub(done.len());
                     self.gauges.set_waiting(&cfg.name, left as u64);
-                    let cp = checkpoint_after(last_uid, &uids, &passed);
+                    let cp = checkpoint_after(last_uid, &uids, &done);
                     if cp > last_uid {
                         last_uid = cp;
                         let store = self.engine.store().clone();
@@ -422,10 +422,7 @@ impl MailboxTask {
             if self.shutdown.is_cancelled() {
                 return Ok(false);
             }
-            let left = uids
-                .iter()
-                .filter(|u| !done.contains(u) && !undelivered.given_up().contains(u))
-                .count();
+            let left = uids.len().saturating_sub(done.len());
             if left > 0 {
                 warn!(mailbox = %cfg.name, mails = left, "some mail was not processed this pass; trying again soon");
                 return Ok(true);
@@ -494,8 +491,9 @@ impl MailboxTask {
 
     /// Counts the mails a FETCH answer lacked; one missing
     /// [`GIVE_UP_PASSES`] passes in a row is passed by the checkpoint,
-    /// said once at WARN and counted on the status line.
-    fn give_up(&self, undelivered: &mut Undelivered, fetched: &Fetched) {
+    /// said once at WARN and counted on the status line. Returns the UIDs
+    /// given up just now.
+    fn give_up(&self, undelivered: &mut Undelivered, fetched: &Fetched) -> Vec<u32> {
         let newly = undelivered.record(fetched.mails.iter().map(|(u, _)| *u), &fetched.missing);
         for uid in &newly {
             warn!(mailbox = %self.cfg.name, folder = %self.cfg.folder, uid,
@@ -503,6 +501,7 @@ impl MailboxTask {
                  passing it by so later mail is not held back (it stays on the server, unprocessed)");
         }
         self.gauges.add_skipped(newly.len() as u64);
+        newly
     }
 
     /// Parses and commits a fetched batch on a blocking thread; its
