@@ -10,13 +10,14 @@ use async_imap::extensions::idle::IdleResponse;
 use thiserror::Error;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::{AfterProcessing, MailboxConfig};
 use crate::daemon::imap::{
-    self, bounded, collect_bounded, collect_sized, quoted, search_after, uid_set, ImapError,
-    ImapSession, IDLE_REFRESH,
+    self, bounded, collect_bounded, collect_sized, search_after, uid_set, ImapError, ImapSession,
+    IDLE_REFRESH,
 };
+use crate::daemon::notify::Gauges;
 use crate::desk::outcome::Outcome;
 use crate::engine::{Engine, EngineError};
 use crate::store::records::Checkpoint;
@@ -34,6 +35,60 @@ pub enum IngestError {
     Join(#[from] tokio::task::JoinError),
 }
 
+impl IngestError {
+    /// A failure of the store (ingest only returns store failures as
+    /// engine errors; poison mail is handled inside).
+    fn is_store(&self) -> bool {
+        matches!(self, IngestError::Store(_) | IngestError::Engine(_))
+    }
+}
+
+/// Sessions in a row that may end in a store failure (with a growing wait
+/// between them, 15 s in all) before the store is taken to be broken
+/// for good, as the timers task does: the daemon then stops instead of
+/// running on without committing, and the service manager restarts it.
+const MAX_STORE_FAILURES: u32 = 5;
+
+#[derive(Debug, Error)]
+#[error("cannot go on with mailbox {mailbox}: the store failed {times} times in a row, the last time with: {last}")]
+pub struct StoreBroken {
+    mailbox: String,
+    times: u32,
+    last: String,
+}
+
+/// Counts store failures in a row; too many ends the task. Any pass that
+/// got through forgives.
+fn judge(failed: &mut u32, mailbox: &str, e: &IngestError) -> Result<(), StoreBroken> {
+    if !e.is_store() {
+        return Ok(());
+    }
+    *failed += 1;
+    if *failed >= MAX_STORE_FAILURES {
+        return Err(StoreBroken {
+            mailbox: mailbox.to_string(),
+            times: *failed,
+            last: e.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The wait before the session after `failures` store failures in a row.
+fn store_retry_delay(failures: u32) -> Duration {
+    match failures {
+        0 => Duration::ZERO,
+        n => Duration::from_secs(1u64 << (n - 1).min(6)).min(MAX_BACKOFF),
+    }
+}
+
+/// What outlives one connection.
+struct Lasting {
+    backoff: Duration,
+    store_failures: u32,
+    undelivered: Undelivered,
+}
+
 pub struct MailboxTask {
     pub cfg: MailboxConfig,
     pub engine: Arc<Engine>,
@@ -41,18 +96,26 @@ pub struct MailboxTask {
     pub outbox_wake: Arc<Notify>,
     /// Marks bulk batches, so the sender lets them go first.
     pub backlog: Arc<crate::daemon::backlog::Backlog>,
+    /// Mail waiting on the server and UIDs given up, for the status line.
+    pub gauges: Arc<Gauges>,
     pub shutdown: CancellationToken,
 }
 
+mod mark;
 mod poison;
+mod progress;
 
+use mark::Server;
 use poison::{ingest_guarded, Place};
+use progress::{checkpoint_after, sort_fetched, Undelivered, GIVE_UP_PASSES};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// A batch as fetched from the server.
 struct Fetched {
     mails: Vec<(u32, Vec<u8>)>,
+    /// Asked for, not in the answer.
+    missing: Vec<u32>,
     fetch: Duration,
 }
 
@@ -109,24 +172,6 @@ fn plan_batches(uids: &[(u32, Option<u32>)], count: usize, bytes: u64) -> Vec<(V
     batches
 }
 
-/// The new checkpoint: the highest searched UID below which every searched
-/// UID was processed. Mail the server did not deliver (a FETCH item without
-/// its UID or body) or that failed holds it back, so it is fetched again.
-fn checkpoint_after(
-    last_uid: u32,
-    searched: &[u32],
-    done: &std::collections::BTreeSet<u32>,
-) -> u32 {
-    let mut cp = last_uid;
-    for &uid in searched {
-        if !done.contains(&uid) {
-            break;
-        }
-        cp = cp.max(uid);
-    }
-    cp
-}
-
 /// Runs a store call off the async worker threads.
 async fn blocking<R: Send + 'static>(
     f: impl FnOnce() -> Result<R, StoreError> + Send + 'static,
@@ -135,27 +180,43 @@ async fn blocking<R: Send + 'static>(
 }
 
 impl MailboxTask {
-    pub async fn run(self) {
-        let mut backoff = Duration::from_secs(1);
+    /// Runs until shutdown (`Ok`), reconnecting after any failure, or until
+    /// the store keeps failing ([`MAX_STORE_FAILURES`]).
+    pub async fn run(self) -> Result<(), StoreBroken> {
+        let mut lasting = Lasting {
+            backoff: Duration::from_secs(1),
+            store_failures: 0,
+            undelivered: Undelivered::default(),
+        };
         loop {
-            let ended = self.session(&mut backoff).await;
+            let ended = self.session(&mut lasting).await;
             self.backlog.set_connected(&self.cfg.name, false);
-            match ended {
-                Ok(()) => return,
+            let backoff = match ended {
+                Ok(()) => return Ok(()),
                 Err(e) => {
+                    if let Err(broken) = judge(&mut lasting.store_failures, &self.cfg.name, &e) {
+                        error!(mailbox = %self.cfg.name, error = %e, "the store keeps failing; stopping the daemon");
+                        return Err(broken);
+                    }
+                    // Logging in resets the backoff; a store that fails
+                    // after each login still gets a growing one (1, 2, 4, 8 s).
+                    let backoff = lasting
+                        .backoff
+                        .max(store_retry_delay(lasting.store_failures));
                     warn!(mailbox = %self.cfg.name, error = %e, retry_in = ?backoff, "mailbox session failed");
+                    backoff
                 }
-            }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
-                _ = self.shutdown.cancelled() => return,
+                _ = self.shutdown.cancelled() => return Ok(()),
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            lasting.backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
     /// One connection's life. Returns Ok only on shutdown.
-    async fn session(&self, backoff: &mut Duration) -> Result<(), IngestError> {
+    async fn session(&self, lasting: &mut Lasting) -> Result<(), IngestError> {
         let cfg = &self.cfg;
         let mut s = tokio::select! {
             r = imap::connect(cfg) => r?,
@@ -178,10 +239,13 @@ impl MailboxTask {
         let validity = mailbox.uid_validity.unwrap_or(0);
         info!(mailbox = %cfg.name, folder = %cfg.folder, idle = use_idle, uid_validity = validity, "connected");
         self.backlog.set_connected(&cfg.name, true);
-        *backoff = Duration::from_secs(1);
+        lasting.backoff = Duration::from_secs(1);
 
         loop {
-            let retry_soon = self.drain(&mut s, validity, server).await?;
+            let retry_soon = self
+                .drain(&mut s, validity, server, &mut lasting.undelivered)
+                .await?;
+            lasting.store_failures = 0;
             if self.shutdown.is_cancelled() {
                 let _ = bounded(cfg, "log out", s.logout()).await;
                 return Ok(());
@@ -227,8 +291,15 @@ impl MailboxTask {
         s: &mut ImapSession,
         validity: u32,
         server: Server,
+        undelivered: &mut Undelivered,
     ) -> Result<bool, IngestError> {
         let cfg = &self.cfg;
+        if crate::daemon::fault::injected_store_fault("mailbox") {
+            return Err(StoreError::Aborted(
+                "the store call failed on purpose (DESKGATE_TEST_FAULT)".into(),
+            )
+            .into());
+        }
         let store = self.engine.store().clone();
         let name = cfg.name.clone();
         let stored = blocking(move || store.checkpoint(&name)).await?;
@@ -237,6 +308,7 @@ impl MailboxTask {
             Some(cp) => {
                 warn!(mailbox = %cfg.name, old = cp.uid_validity, new = validity,
                     "UIDVALIDITY changed: rescanning the folder (dedupe keeps it exactly-once)");
+                undelivered.clear();
                 0
             }
             None => 0,
@@ -244,18 +316,24 @@ impl MailboxTask {
         loop {
             bounded(cfg, "poll for new mail", s.noop()).await?;
             let Some(search) = search_after(last_uid) else {
+                self.gauges.set_waiting(&cfg.name, 0);
                 return Ok(false);
             };
             let found = bounded(cfg, "search for new mail", s.uid_search(search)).await?;
             // "n:*" always includes the highest UID, even when it is below n.
             let mut uids: Vec<u32> = found.into_iter().filter(|&u| u > last_uid).collect();
             if uids.is_empty() {
+                self.gauges.set_waiting(&cfg.name, 0);
                 return Ok(false);
             }
             uids.sort_unstable();
+            self.gauges.set_waiting(&cfg.name, uids.len() as u64);
+            undelivered.start_pass(&uids);
             let sizes = self.fetch_sizes(s, &uids).await?;
             let batches = plan_batches(&sizes, cfg.batch_size as usize, cfg.batch_bytes);
-            let mut done = std::collections::BTreeSet::new();
+            // Processed, or given up: what the checkpoint may pass. A subset
+            // of `uids` (start_pass dropped given-up UIDs no longer listed).
+            let mut done = undelivered.given_up().clone();
             // Pipelined: while batch k is committed on a blocking thread,
             // batch k+1 is fetched and parsed, batch k-1 is flushed and then
             // marked processed, so neither the IMAP round trips nor the disk
@@ -292,6 +370,9 @@ impl MailboxTask {
                     }
                 };
                 let mut prev = in_flight.take();
+                if let Some(fetched) = &fetched {
+                    done.extend(self.give_up(undelivered, fetched));
+                }
                 if let Some(fetched) = fetched {
                     if !self.shutdown.is_cancelled() {
                         let after = prev.as_mut().and_then(|p| p.done.take());
@@ -320,6 +401,8 @@ impl MailboxTask {
                             return Err(e);
                         }
                     }
+                    let left = uids.len().saturating_sub(done.len());
+                    self.gauges.set_waiting(&cfg.name, left as u64);
                     let cp = checkpoint_after(last_uid, &uids, &done);
                     if cp > last_uid {
                         last_uid = cp;
@@ -339,7 +422,7 @@ impl MailboxTask {
             if self.shutdown.is_cancelled() {
                 return Ok(false);
             }
-            let left = uids.iter().filter(|u| !done.contains(u)).count();
+            let left = uids.len().saturating_sub(done.len());
             if left > 0 {
                 warn!(mailbox = %cfg.name, mails = left, "some mail was not processed this pass; trying again soon");
                 return Ok(true);
@@ -386,17 +469,13 @@ impl MailboxTask {
             .await?;
             collect_sized(cfg, "fetch mail", bytes, stream).await?
         };
-        let asked: std::collections::BTreeSet<u32> = uids.iter().copied().collect();
-        let mut mails: Vec<(u32, Vec<u8>)> = Vec::with_capacity(uids.len());
-        let mut incomplete = 0usize;
-        for f in &fetches {
-            match (f.uid, f.body()) {
-                (Some(uid), Some(body)) if asked.contains(&uid) => mails.push((uid, body.to_vec())),
-                _ => incomplete += 1,
-            }
-        }
-        mails.sort_unstable_by_key(|(uid, _)| *uid);
-        mails.dedup_by_key(|(uid, _)| *uid);
+        let sorted = sort_fetched(uids, fetches.iter().map(|f| (f.uid, f.body())));
+        let incomplete = sorted.incomplete;
+        let mails: Vec<(u32, Vec<u8>)> = sorted
+            .mails
+            .into_iter()
+            .map(|(uid, body)| (uid, body.to_vec()))
+            .collect();
         if mails.len() < uids.len() {
             // Not processed, so the checkpoint stays below them and they are
             // fetched again; a mail expunged meanwhile is simply not found then.
@@ -405,8 +484,24 @@ impl MailboxTask {
         }
         Ok(Fetched {
             mails,
+            missing: sorted.missing,
             fetch: started.elapsed(),
         })
+    }
+
+    /// Counts the mails a FETCH answer lacked; one missing
+    /// [`GIVE_UP_PASSES`] passes in a row is passed by the checkpoint,
+    /// said once at WARN and counted on the status line. Returns the UIDs
+    /// given up just now.
+    fn give_up(&self, undelivered: &mut Undelivered, fetched: &Fetched) -> Vec<u32> {
+        let newly = undelivered.record(fetched.mails.iter().map(|(u, _)| *u), &fetched.missing);
+        for uid in &newly {
+            warn!(mailbox = %self.cfg.name, folder = %self.cfg.folder, uid,
+                "the server lists this mail but did not deliver it in {GIVE_UP_PASSES} passes in a row; \
+                 passing it by so later mail is not held back (it stays on the server, unprocessed)");
+        }
+        self.gauges.add_skipped(newly.len() as u64);
+        newly
     }
 
     /// Parses and commits a fetched batch on a blocking thread; its
@@ -472,80 +567,6 @@ impl MailboxTask {
             flush: started.elapsed(),
         })
     }
-
-    /// Marks a durable batch processed on the server. Returns the UIDs
-    /// handled.
-    async fn mark_batch(
-        &self,
-        s: &mut ImapSession,
-        done: Settled,
-        server: Server,
-    ) -> Result<Vec<u32>, IngestError> {
-        let started = std::time::Instant::now();
-        if !done.handled.is_empty() {
-            self.mark_processed(s, &uid_set(&done.handled), server)
-                .await?;
-        }
-        info!(
-            mailbox = %self.cfg.name,
-            mails = done.handled.len(),
-            queued = done.queued,
-            fetch_ms = done.fetch.as_millis() as u64,
-            commit_ms = done.commit.as_millis() as u64,
-            flush_ms = done.flush.as_millis() as u64,
-            mark_ms = started.elapsed().as_millis() as u64,
-            "batch committed"
-        );
-        Ok(done.handled)
-    }
-
-    async fn mark_processed(
-        &self,
-        s: &mut ImapSession,
-        set: &str,
-        server: Server,
-    ) -> Result<(), IngestError> {
-        let cfg = &self.cfg;
-        match &cfg.after_processing {
-            AfterProcessing::FlagSeen => {
-                let stream = bounded(
-                    cfg,
-                    "flag mail seen",
-                    s.uid_store(set, "+FLAGS.SILENT (\\Seen)"),
-                )
-                .await?;
-                collect_bounded(cfg, "flag mail seen", stream).await?;
-            }
-            AfterProcessing::MoveTo(folder) if server.has_move => {
-                bounded(cfg, "move mail", s.uid_mv(set, folder)).await?;
-            }
-            AfterProcessing::MoveTo(folder) => {
-                bounded(cfg, "copy mail", s.uid_copy(set, quoted(folder))).await?;
-                let stream = bounded(
-                    cfg,
-                    "flag mail deleted",
-                    s.uid_store(set, "+FLAGS.SILENT (\\Deleted)"),
-                )
-                .await?;
-                collect_bounded(cfg, "flag mail deleted", stream).await?;
-                // Only the UIDs just copied: a plain EXPUNGE would also remove
-                // mail other clients flagged \Deleted. Without UIDPLUS the
-                // copies stay flagged in the folder (said once at connect).
-                if server.has_uidplus {
-                    let stream = bounded(cfg, "expunge moved mail", s.uid_expunge(set)).await?;
-                    collect_bounded(cfg, "expunge moved mail", stream).await?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// What the server can do, from its capabilities.
-#[derive(Debug, Clone, Copy)]
-struct Server {
-    has_move: bool,
-    has_uidplus: bool,
 }
 
 #[cfg(test)]
@@ -580,18 +601,29 @@ mod plan_tests {
     }
 
     #[test]
-    fn the_checkpoint_passes_only_processed_uids() {
-        let done = |u: &[u32]| {
-            u.iter()
-                .copied()
-                .collect::<std::collections::BTreeSet<u32>>()
+    fn a_store_that_keeps_failing_ends_the_task_a_good_pass_forgives() {
+        let store = || IngestError::Store(StoreError::Aborted("disk full".into()));
+        let net = || {
+            IngestError::Imap(ImapError::Closed {
+                what: "poll for new mail".into(),
+            })
         };
-        assert_eq!(checkpoint_after(4, &[5, 6, 7], &done(&[5, 7])), 5);
-        assert_eq!(checkpoint_after(4, &[5, 6, 7], &done(&[6, 7])), 4);
-        assert_eq!(checkpoint_after(4, &[5, 6, 7], &done(&[5, 6, 7])), 7);
+        let mut failed = 0;
+        for _ in 0..MAX_STORE_FAILURES - 1 {
+            assert!(judge(&mut failed, "help", &store()).is_ok());
+        }
+        // Network trouble neither counts nor forgives.
+        assert!(judge(&mut failed, "help", &net()).is_ok());
+        assert_eq!(failed, MAX_STORE_FAILURES - 1);
+        let waits: Vec<u64> = (1..MAX_STORE_FAILURES)
+            .map(|n| store_retry_delay(n).as_secs())
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8]);
+        assert_eq!(store_retry_delay(40), MAX_BACKOFF);
+        let e = judge(&mut failed, "help", &store()).unwrap_err();
         assert_eq!(
-            checkpoint_after(u32::MAX - 1, &[u32::MAX], &done(&[u32::MAX])),
-            u32::MAX
+            e.to_string(),
+            "cannot go on with mailbox help: the store failed 5 times in a row, the last time with: cannot make ingested mail durable: transaction aborted: disk full"
         );
     }
 }

@@ -34,7 +34,7 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::daemon::control::{ControlError, ControlServer};
 use crate::daemon::mailbox::MailboxTask;
-use crate::daemon::notify::{Health, Notifier};
+use crate::daemon::notify::{Gauges, Health, Notifier};
 use crate::daemon::outbox::{OutboxError, OutboxSender};
 use crate::daemon::reload::Reloader;
 use crate::daemon::timers::TimerTask;
@@ -79,28 +79,34 @@ struct Tasks {
     names: HashMap<Id, String>,
 }
 
-impl Tasks {
-    fn spawn<E: Display>(
-        &mut self,
-        name: impl Into<String>,
-        task: impl Future<Output = Result<(), E>> + Send + 'static,
-    ) {
-        let handle = self
-            .set
-            .spawn(async move { task.await.map_err(|e| e.to_string()) });
-        self.names.insert(handle.id(), name.into());
-    }
+/// How a task's end reads to the supervisor: a task that returns nothing
+/// only ever ends on shutdown; one that returns a `Result` says why it gave
+/// up (a store failure that does not heal, say) in plain words. Either way
+/// the supervisor logs it at ERROR and the daemon exits non-zero.
+trait TaskEnd: Send + 'static {
+    fn into_outcome(self) -> Result<(), String>;
+}
 
-    /// A task that returns nothing: it only ever ends on shutdown.
-    fn spawn_unit(
+impl TaskEnd for () {
+    fn into_outcome(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: Display + Send + 'static> TaskEnd for Result<(), E> {
+    fn into_outcome(self) -> Result<(), String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+impl Tasks {
+    fn spawn<T: TaskEnd>(
         &mut self,
         name: impl Into<String>,
-        task: impl Future<Output = ()> + Send + 'static,
+        task: impl Future<Output = T> + Send + 'static,
     ) {
-        self.spawn(name, async move {
-            task.await;
-            Ok::<(), std::convert::Infallible>(())
-        });
+        let handle = self.set.spawn(async move { task.await.into_outcome() });
+        self.names.insert(handle.id(), name.into());
     }
 
     /// The next task to end, as (name, why) when it was a failure.
@@ -220,8 +226,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let mut tasks = Tasks::default();
     let wake = Arc::new(Notify::new());
     let backlog = Arc::new(crate::daemon::backlog::Backlog::default());
+    let gauges = Arc::new(Gauges::default());
 
-    tasks.spawn_unit(
+    tasks.spawn(
         "outbox sender",
         OutboxSender {
             store: store.clone(),
@@ -235,20 +242,21 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         .run(),
     );
     for m in &config.mailboxes {
-        tasks.spawn_unit(
+        tasks.spawn(
             format!("mailbox {}", m.name),
             MailboxTask {
                 cfg: m.clone(),
                 engine: engine.clone(),
                 outbox_wake: wake.clone(),
                 backlog: backlog.clone(),
+                gauges: gauges.clone(),
                 shutdown: shutdown.clone(),
             }
             .run(),
         );
     }
     let (reload_asks, reload_requests) = reload::requests();
-    tasks.spawn_unit(
+    tasks.spawn(
         "control socket",
         control.run(engine.clone(), wake.clone(), reload_asks, shutdown.clone()),
     );
@@ -261,7 +269,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         }
         .run(),
     );
-    tasks.spawn_unit(
+    tasks.spawn(
         "reload",
         Reloader {
             path: config.path.clone(),
@@ -280,7 +288,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     );
 
     let mut notifier = Notifier::from_env();
-    let mut watch = HealthWatch::new(store.clone(), backlog.clone(), config.mailboxes.len());
+    let mut watch = HealthWatch::new(
+        store.clone(),
+        backlog.clone(),
+        gauges.clone(),
+        config.mailboxes.len(),
+    );
     let mut tick = tokio::time::interval(notifier.tick_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let failed = loop {
@@ -338,15 +351,22 @@ const COUNT_EVERY: Duration = Duration::from_secs(5);
 struct HealthWatch {
     store: Store,
     backlog: Arc<crate::daemon::backlog::Backlog>,
+    gauges: Arc<Gauges>,
     health: Health,
     counted: Option<tokio::time::Instant>,
 }
 
 impl HealthWatch {
-    fn new(store: Store, backlog: Arc<crate::daemon::backlog::Backlog>, mailboxes: usize) -> Self {
+    fn new(
+        store: Store,
+        backlog: Arc<crate::daemon::backlog::Backlog>,
+        gauges: Arc<Gauges>,
+        mailboxes: usize,
+    ) -> Self {
         HealthWatch {
             store,
             backlog,
+            gauges,
             health: Health {
                 mailboxes,
                 ..Health::default()
@@ -357,6 +377,7 @@ impl HealthWatch {
 
     async fn health(&mut self) -> Health {
         self.health.connected = self.backlog.connected();
+        (self.health.waiting, self.health.skipped) = self.gauges.totals();
         if self.counted.is_none_or(|t| t.elapsed() >= COUNT_EVERY) {
             self.counted = Some(tokio::time::Instant::now());
             let store = self.store.clone();

@@ -7,6 +7,9 @@
 //! Without `NOTIFY_SOCKET` (not under systemd, or `Type=simple`) every call
 //! is a no-op.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use sd_notify::NotifyState;
@@ -20,6 +23,10 @@ pub struct Health {
     pub connected: usize,
     pub outbox_pending: usize,
     pub outbox_failed: usize,
+    /// Mail on the server past the checkpoints, not yet processed.
+    pub waiting: u64,
+    /// UIDs the server listed but never delivered, passed by the checkpoint.
+    pub skipped: u64,
 }
 
 impl Health {
@@ -28,10 +35,46 @@ impl Health {
     }
 
     pub fn status_line(&self) -> String {
-        format!(
-            "{}/{} mailboxes connected, outbox {} pending, {} failed",
-            self.connected, self.mailboxes, self.outbox_pending, self.outbox_failed
-        )
+        let mut line = format!(
+            "{}/{} mailboxes connected, {} waiting on the server, outbox {} pending, {} failed",
+            self.connected, self.mailboxes, self.waiting, self.outbox_pending, self.outbox_failed
+        );
+        if self.skipped > 0 {
+            line.push_str(&format!(
+                ", {} undelivered mail{} skipped (see the log)",
+                self.skipped,
+                if self.skipped == 1 { "" } else { "s" }
+            ));
+        }
+        line
+    }
+}
+
+/// What the mailbox tasks know that the status line shows, kept up to date
+/// from counts each pass has anyway (its UID SEARCH past the checkpoint), so
+/// it costs nothing per mail and nothing that grows with history.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    waiting: Mutex<BTreeMap<String, u64>>,
+    skipped: AtomicU64,
+}
+
+impl Gauges {
+    /// `mailbox` has `n` mails on the server not yet processed.
+    pub fn set_waiting(&self, mailbox: &str, n: u64) {
+        let mut w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        w.insert(mailbox.to_string(), n);
+    }
+
+    /// `n` more UIDs were given up (see `mailbox::progress`).
+    pub fn add_skipped(&self, n: u64) {
+        self.skipped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// (waiting, skipped) over all mailboxes.
+    pub fn totals(&self) -> (u64, u64) {
+        let w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        (w.values().sum(), self.skipped.load(Ordering::Relaxed))
     }
 }
 
@@ -113,7 +156,37 @@ mod tests {
         assert!(h.all_connected());
         assert_eq!(
             h.status_line(),
-            "2/2 mailboxes connected, outbox 0 pending, 0 failed"
+            "2/2 mailboxes connected, 0 waiting on the server, outbox 0 pending, 0 failed"
+        );
+    }
+
+    #[test]
+    fn the_status_line_counts_mail_waiting_on_the_server_and_skipped_uids() {
+        let g = Gauges::default();
+        g.set_waiting("help", 7);
+        g.set_waiting("sales", 5);
+        g.set_waiting("help", 3);
+        assert_eq!(g.totals(), (8, 0));
+        let (waiting, skipped) = g.totals();
+        let mut h = Health {
+            mailboxes: 2,
+            connected: 2,
+            outbox_pending: 4,
+            waiting,
+            skipped,
+            ..Health::default()
+        };
+        assert_eq!(
+            h.status_line(),
+            "2/2 mailboxes connected, 8 waiting on the server, outbox 4 pending, 0 failed"
+        );
+        g.add_skipped(1);
+        h.skipped = g.totals().1;
+        assert!(
+            h.status_line()
+                .ends_with(", 1 undelivered mail skipped (see the log)"),
+            "{}",
+            h.status_line()
         );
     }
 }

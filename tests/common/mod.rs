@@ -34,8 +34,29 @@ pub struct MailServers {
     pub smtp_port: u16,
 }
 
+/// How the test servers differ from the plain pair (options of
+/// `mailservers.sh start`, which documents them).
+#[derive(Clone, Debug, Default)]
+pub struct ServerOptions {
+    /// The exact capability list Dovecot advertises (e.g. without MOVE).
+    pub imap_capability: Option<&'static str>,
+    /// Postfix offers SMTP AUTH and relays outside only after a login.
+    pub smtp_auth: bool,
+}
+
 impl MailServers {
     pub fn start(users: &[&str]) -> MailServers {
+        MailServers::start_with(users, &ServerOptions::default())
+    }
+
+    pub fn start_with(users: &[&str], options: &ServerOptions) -> MailServers {
+        let mut flags = Vec::new();
+        if let Some(caps) = options.imap_capability {
+            flags.push(format!("--imap-capability={caps}"));
+        }
+        if options.smtp_auth {
+            flags.push("--smtp-auth".to_string());
+        }
         let dir = tempfile::Builder::new()
             .prefix("dg-")
             .tempdir_in("/tmp")
@@ -45,6 +66,7 @@ impl MailServers {
             .arg(&script)
             .arg("start")
             .arg(dir.path())
+            .args(&flags)
             .args(users)
             .output()
             .expect("run mailservers.sh");
@@ -88,6 +110,11 @@ impl MailServers {
 
     pub fn smtp_start(&self) {
         self.script("smtp-start");
+    }
+
+    /// Postfix's log (e.g. to see who logged in with SMTP AUTH).
+    pub fn postfix_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("postfix/postfix.log")).unwrap_or_default()
     }
 
     pub fn dovecot_conf(&self) -> PathBuf {
@@ -509,6 +536,11 @@ impl Deskgate {
             all.push_str(&std::fs::read_to_string(p).unwrap_or_default());
         }
         all
+    }
+
+    /// Sets `DESKGATE_LOG` for the next start (e.g. "trace").
+    pub fn set_log(&mut self, log: &'static str) {
+        self.log = log;
     }
 
     /// Sets an environment variable for the next start.
