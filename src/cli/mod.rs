@@ -19,6 +19,7 @@ mod logging;
 mod recurring;
 mod reload;
 mod render;
+mod status;
 mod terminal;
 mod trust;
 
@@ -111,6 +112,12 @@ enum Command {
         /// Smallest group shown.
         #[arg(long, default_value_t = 3)]
         min: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Whether the running daemon is healthy: each mailbox, the outbox, the
+    /// timers (exit 1 if a mailbox fails, 3 if no daemon runs).
+    Status {
         #[arg(long)]
         json: bool,
     },
@@ -416,6 +423,7 @@ fn real_main() -> Result<ExitCode> {
         }
         Command::Reload => reload::run(&rt, &cli.config),
         Command::Doctor => doctor::run(&rt, &cli.config),
+        Command::Status { json } => status::run(&rt, &cli.config, json),
         Command::Recurring { last, min, json } => {
             let q = Query::Recurring {
                 since_secs: last.as_secs(),

@@ -106,9 +106,10 @@ impl ControlServer {
         self,
         engine: Arc<Engine>,
         wake: Arc<Notify>,
-        reload: tokio::sync::mpsc::Sender<ReloadRequest>,
+        side: DaemonSide,
         shutdown: CancellationToken,
     ) {
+        let side = Arc::new(side);
         let tracker = TaskTracker::new();
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         // Refusals get slots of their own: a flood of them is dropped unanswered.
@@ -136,9 +137,9 @@ impl ControlServer {
                         };
                         let engine = engine.clone();
                         let wake = wake.clone();
-                        let reload = reload.clone();
+                        let side = side.clone();
                         tracker.spawn(async move {
-                            if let Err(e) = serve(stream, engine, wake, reload).await {
+                            if let Err(e) = serve(stream, engine, wake, &side).await {
                                 debug!(error = %e, "control connection ended with an error");
                             }
                             drop(slot);
@@ -193,11 +194,18 @@ async fn refuse(stream: UnixStream, message: String) {
     let _ = tokio::time::timeout(Duration::from_secs(1), write.write_all(&bytes)).await;
 }
 
+/// What only the running daemon can answer: reloads and its tasks' state.
+pub struct DaemonSide {
+    pub reload: tokio::sync::mpsc::Sender<ReloadRequest>,
+    pub status: Arc<crate::daemon::status::Status>,
+    pub gauges: Arc<crate::daemon::notify::Gauges>,
+}
+
 async fn serve(
     stream: UnixStream,
     engine: Arc<Engine>,
     wake: Arc<Notify>,
-    reload: tokio::sync::mpsc::Sender<ReloadRequest>,
+    side: &DaemonSide,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
@@ -207,7 +215,8 @@ async fn serve(
         Err(_) => return Ok(()),
     };
     let reply = match serde_json::from_str::<Query>(&line) {
-        Ok(Query::Reload) => ask_reload(&reload).await,
+        Ok(Query::Reload) => ask_reload(&side.reload).await,
+        Ok(Query::Status) => status(&engine, side).await,
         Ok(q) => {
             let mutates = q.mutates();
             let reply = tokio::task::spawn_blocking(move || answer(&engine, &q))
@@ -231,6 +240,42 @@ async fn serve(
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write"))??;
     Ok(())
+}
+
+/// The daemon's own state, with the outbox read off the async workers.
+async fn status(engine: &Arc<Engine>, side: &DaemonSide) -> Answer {
+    let mut mailboxes = side.status.mailboxes();
+    for m in &mut mailboxes {
+        m.waiting = side.gauges.waiting_of(&m.name);
+    }
+    let store = engine.store().clone();
+    let outbox = tokio::task::spawn_blocking(move || {
+        let (pending, failed) = store.outbox_counts();
+        let oldest = store.outbox().ok().and_then(|entries| {
+            entries
+                .iter()
+                .filter(|e| !e.failed)
+                .map(|e| e.created_at)
+                .min()
+        });
+        (pending, failed, oldest)
+    })
+    .await;
+    let Ok((outbox_pending, outbox_failed, outbox_oldest)) = outbox else {
+        return Answer::Error {
+            message: "cannot read the outbox; see the daemon's log".into(),
+        };
+    };
+    Answer::Status {
+        status: Box::new(crate::daemon::status::DaemonStatus {
+            mailboxes,
+            outbox_pending,
+            outbox_failed,
+            outbox_oldest,
+            timers_last_run: side.status.timers_last_run(),
+            started_at: side.status.started_at,
+        }),
+    }
 }
 
 /// Hands a reload to the reload task and waits for its verdict.

@@ -18,6 +18,7 @@ use crate::daemon::imap::{
     IDLE_REFRESH,
 };
 use crate::daemon::notify::Gauges;
+use crate::daemon::status::MailboxState;
 use crate::desk::outcome::Outcome;
 use crate::engine::{Engine, EngineError};
 use crate::store::records::Checkpoint;
@@ -36,6 +37,11 @@ pub enum IngestError {
 }
 
 impl IngestError {
+    /// The server refused the login: an admin must fix the password.
+    fn is_login_refused(&self) -> bool {
+        matches!(self, IngestError::Imap(ImapError::Login { .. }))
+    }
+
     /// A failure of the store (ingest only returns store failures as
     /// engine errors; poison mail is handled inside).
     fn is_store(&self) -> bool {
@@ -98,6 +104,8 @@ pub struct MailboxTask {
     pub backlog: Arc<crate::daemon::backlog::Backlog>,
     /// Mail waiting on the server and UIDs given up, for the status line.
     pub gauges: Arc<Gauges>,
+    /// State, last fetch and last error, for `deskgate status`.
+    pub status: Arc<crate::daemon::status::Status>,
     pub shutdown: CancellationToken,
 }
 
@@ -188,7 +196,12 @@ impl MailboxTask {
             store_failures: 0,
             undelivered: Undelivered::default(),
         };
+        // The same failure again (a wrong password, a server that is down)
+        // is logged once, not at every retry.
+        let mut last_error: Option<String> = None;
         loop {
+            self.status
+                .set_state(&self.cfg.name, MailboxState::Connecting);
             let ended = self.session(&mut lasting).await;
             self.backlog.set_connected(&self.cfg.name, false);
             let backoff = match ended {
@@ -203,7 +216,16 @@ impl MailboxTask {
                     let backoff = lasting
                         .backoff
                         .max(store_retry_delay(lasting.store_failures));
-                    warn!(mailbox = %self.cfg.name, error = %e, retry_in = ?backoff, "mailbox session failed");
+                    let text = e.to_string();
+                    self.status.failed(&self.cfg.name, &text);
+                    if last_error.as_deref() == Some(text.as_str()) {
+                        debug!(mailbox = %self.cfg.name, error = %text, retry_in = ?backoff, "mailbox session failed again");
+                    } else if e.is_login_refused() {
+                        error!(mailbox = %self.cfg.name, retry_in = ?backoff, "{text}");
+                    } else {
+                        warn!(mailbox = %self.cfg.name, error = %text, retry_in = ?backoff, "mailbox session failed");
+                    }
+                    last_error = Some(text);
                     backoff
                 }
             };
@@ -242,9 +264,12 @@ impl MailboxTask {
         lasting.backoff = Duration::from_secs(1);
 
         loop {
+            self.status.set_state(&cfg.name, MailboxState::Fetching);
             let retry_soon = self
                 .drain(&mut s, validity, server, &mut lasting.undelivered)
                 .await?;
+            self.status.fetched(&cfg.name);
+            self.status.set_state(&cfg.name, MailboxState::Idle);
             lasting.store_failures = 0;
             if self.shutdown.is_cancelled() {
                 let _ = bounded(cfg, "log out", s.logout()).await;

@@ -15,6 +15,7 @@ pub mod mailbox;
 pub mod notify;
 pub mod outbox;
 pub mod reload;
+pub mod status;
 pub mod timers;
 pub mod tls;
 
@@ -227,6 +228,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let wake = Arc::new(Notify::new());
     let backlog = Arc::new(crate::daemon::backlog::Backlog::default());
     let gauges = Arc::new(Gauges::default());
+    let names: Vec<String> = config.mailboxes.iter().map(|m| m.name.clone()).collect();
+    let status = Arc::new(status::Status::new(&names, clock.now()));
 
     tasks.spawn(
         "outbox sender",
@@ -250,6 +253,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                 outbox_wake: wake.clone(),
                 backlog: backlog.clone(),
                 gauges: gauges.clone(),
+                status: status.clone(),
                 shutdown: shutdown.clone(),
             }
             .run(),
@@ -258,13 +262,23 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let (reload_asks, reload_requests) = reload::requests();
     tasks.spawn(
         "control socket",
-        control.run(engine.clone(), wake.clone(), reload_asks, shutdown.clone()),
+        control.run(
+            engine.clone(),
+            wake.clone(),
+            control::DaemonSide {
+                reload: reload_asks,
+                status: status.clone(),
+                gauges: gauges.clone(),
+            },
+            shutdown.clone(),
+        ),
     );
     tasks.spawn(
         "timers",
         TimerTask {
             engine: engine.clone(),
             wake: wake.clone(),
+            status: status.clone(),
             shutdown: shutdown.clone(),
         }
         .run(),

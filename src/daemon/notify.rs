@@ -71,6 +71,12 @@ impl Gauges {
         self.skipped.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Mail waiting on the server for one mailbox.
+    pub fn waiting_of(&self, mailbox: &str) -> u64 {
+        let w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        w.get(mailbox).copied().unwrap_or(0)
+    }
+
     /// (waiting, skipped) over all mailboxes.
     pub fn totals(&self) -> (u64, u64) {
         let w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());

@@ -46,6 +46,8 @@ fn judge(failed: &mut u32, round: Result<(), String>) -> Result<(), TimerError> 
 pub struct TimerTask {
     pub engine: Arc<Engine>,
     pub wake: Arc<Notify>,
+    /// Its last run, for `deskgate status`.
+    pub status: Arc<crate::daemon::status::Status>,
     pub shutdown: CancellationToken,
 }
 
@@ -72,8 +74,9 @@ impl TimerTask {
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(_) => Err("the timer worker panicked".to_string()),
             };
-            if let Err(last) = &round {
-                warn!(error = %last, "timers failed; retrying next round");
+            match &round {
+                Ok(()) => self.status.timers_ran(self.engine.now()),
+                Err(last) => warn!(error = %last, "timers failed; retrying next round"),
             }
             judge(&mut failed, round)?;
             let interval = self

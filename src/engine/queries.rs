@@ -67,6 +67,8 @@ pub enum Query {
         since_secs: u64,
         min: usize,
     },
+    /// The running daemon's mailboxes, outbox and timers.
+    Status,
     /// Load the config again now; only a running daemon answers it (the CLI
     /// waits for the verdict, so `systemctl reload` fails on a broken edit).
     Reload,
@@ -91,6 +93,9 @@ impl Query {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "answer", rename_all = "snake_case")]
 pub enum Answer {
+    Status {
+        status: Box<crate::engine::status_view::DaemonStatus>,
+    },
     /// An attachment, hex-encoded (JSON strings carry only text).
     Attachment {
         name: String,
@@ -389,6 +394,9 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
         }
         Query::Reload => Answer::Error {
             message: "only the running daemon can reload its config".into(),
+        },
+        Query::Status => Answer::Error {
+            message: "only the running daemon knows its status".into(),
         },
         Query::Backup { path } => Answer::BackedUp {
             summary: store.backup(path)?,
