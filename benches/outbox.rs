@@ -75,6 +75,15 @@ async fn plain_submit(port: u16, n: usize) -> Duration {
     start.elapsed()
 }
 
+/// `DESKGATE_BENCH_LOG` (default `info`): e.g. `info,deskgate=debug` to see
+/// each fresh mail committed and picked by the sender in `target/bench-outbox.log`.
+fn log_level() -> &'static str {
+    match std::env::var("DESKGATE_BENCH_LOG") {
+        Ok(v) if !v.is_empty() => Box::leak(v.into_boxed_str()),
+        _ => "info",
+    }
+}
+
 fn stamp(line: &str) -> Option<DateTime<Utc>> {
     chrono::DateTime::parse_from_rfc3339(line.split_whitespace().next()?)
         .ok()
@@ -127,7 +136,7 @@ async fn run(n: usize, base: usize, m: usize) {
         DeskOptions {
             batch_size: 500,
             extra: "[limits]\nauto_replies_per_recipient = 1000000",
-            log: "info",
+            log: log_level(),
             ..DeskOptions::default()
         },
     );
@@ -195,7 +204,10 @@ async fn run(n: usize, base: usize, m: usize) {
         .collect();
     lat.sort();
     let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+    let logs = desk.logs();
     desk.stop();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    std::fs::write(dir.join("bench-outbox.log"), &logs).ok();
 
     println!();
     println!("| measure | value |");
