@@ -4,9 +4,11 @@
 //! An entry leaves the outbox only in the transaction that records its
 //! delivery. A crash between the SMTP server's "250 OK" and that commit sends
 //! the mail again on restart, byte for byte, with the same Message-ID. So
-//! results are recorded and flushed in chunks no larger than the number of
-//! connections as they come in, and sending runs at most one chunk ahead:
-//! a crash re-sends only the mails in flight, never a whole round.
+//! mail goes in chunks no larger than the number of connections, and each
+//! body goes under a durable "possibly sent" mark (see `store::sending`):
+//! a crash leaves at most one chunk in doubt, mail in doubt once is sent
+//! again first, and mail in doubt twice is held for an admin, so no mail
+//! goes out more than twice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,9 +79,9 @@ pub struct OutboxSender {
 /// chunks as they finish, not at the end of the round.
 const ROUND: usize = 256;
 
-/// Mail that fell due this recently goes ahead of a backlog. Rounds are
-/// short (16 mails per connection), so a fresh mail waits at most for the
-/// rest of the current one.
+/// Mail that fell due this recently goes ahead of a backlog: at the start
+/// of a round, and between the chunks of a round (so a fresh mail waits for
+/// the chunk in flight, not for the rest of the round).
 const FRESH_WINDOW: Duration = Duration::from_secs(2);
 
 /// While the SMTP server does not answer, how often it is asked again.
@@ -245,7 +247,7 @@ impl OutboxSender {
         if due.is_empty() {
             return Ok(next);
         }
-        if self.send(due, self.cfg.concurrency.max(1)).await? {
+        if self.send(due, self.cfg.concurrency.max(1), now).await? {
             *unreachable = true;
         }
         Ok(Some(self.clock.now()))
@@ -268,7 +270,7 @@ impl OutboxSender {
             if self.shutdown.is_cancelled() {
                 break;
             }
-            self.send(vec![entry], 1).await?;
+            self.send(vec![entry], 1, self.clock.now()).await?;
         }
         Ok(())
     }
@@ -279,16 +281,33 @@ impl OutboxSender {
     /// transaction just before the bodies go (see `store::sending`): a
     /// crash leaves at most one chunk in doubt, and a mail already in
     /// doubt twice is held, never handed over a third time.
-    async fn send(&self, due: Vec<OutboxEntry>, chunk: usize) -> Result<bool, OutboxError> {
+    ///
+    /// `read_at` is when `due` was read: mail falling due after it joins the
+    /// next chunk (see `take_fresh`).
+    async fn send(
+        &self,
+        due: Vec<OutboxEntry>,
+        chunk: usize,
+        read_at: DateTime<Utc>,
+    ) -> Result<bool, OutboxError> {
         // Only mail whose commit is on disk leaves: after a crash between
         // sending and the commit reaching disk, the mail would be processed
         // again and its acknowledgement sent twice.
         self.store.flush().await?;
         let mut down = false;
         let mut done: Vec<Outcome> = Vec::new();
-        let mut due = due.into_iter().peekable();
-        while due.peek().is_some() {
-            let part: Vec<OutboxEntry> = due.by_ref().take(chunk).collect();
+        let mut taken: std::collections::HashSet<u64> = due.iter().map(|e| e.id).collect();
+        let mut due: std::collections::VecDeque<OutboxEntry> = due.into();
+        // Bounded, as at the start of a round: a burst of new mail cannot
+        // keep a round (and the mail it holds) going for ever.
+        let fresh_cap = taken.len() + chunk * 2;
+        let mut first = true;
+        while !due.is_empty() {
+            if !std::mem::take(&mut first) && taken.len() < fresh_cap {
+                self.take_fresh(&mut due, &mut taken, chunk, read_at)
+                    .await?;
+            }
+            let part: Vec<OutboxEntry> = due.drain(..chunk.min(due.len())).collect();
             let ids: Vec<u64> = part.iter().map(|e| e.id).collect();
             let doubt = self.blocking(move |s| s.in_doubt_of(&ids)).await?;
             let opened = futures::future::join_all(
@@ -326,6 +345,35 @@ impl OutboxSender {
         down |= Self::any_down(&done);
         self.record(done, Vec::new()).await?;
         Ok(down)
+    }
+
+    /// Mail that fell due since the round began (a new mail's
+    /// acknowledgement) goes into the next chunk: it waits for the chunk in
+    /// flight, not for the rest of the round.
+    async fn take_fresh(
+        &self,
+        due: &mut std::collections::VecDeque<OutboxEntry>,
+        taken: &mut std::collections::HashSet<u64>,
+        chunk: usize,
+        since: DateTime<Utc>,
+    ) -> Result<(), OutboxError> {
+        // Only what fell due after the round was read can be new to it;
+        // newest first, so a backlog queued meanwhile does not hide it.
+        let now = self.clock.now();
+        let since = since.max(now - chrono::Duration::from_std(FRESH_WINDOW).unwrap_or_default());
+        let limit = chunk * 2;
+        let fresh = self
+            .blocking(move |s| s.newest_due_outbox(since, now, limit))
+            .await?;
+        let new: Vec<OutboxEntry> = fresh
+            .into_iter()
+            .filter(|e| taken.insert(e.id))
+            .take(chunk)
+            .collect();
+        for e in new {
+            due.push_front(e);
+        }
+        Ok(())
     }
 
     fn any_down(results: &[Outcome]) -> bool {
