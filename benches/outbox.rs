@@ -75,6 +75,15 @@ async fn plain_submit(port: u16, n: usize) -> Duration {
     start.elapsed()
 }
 
+/// `DESKGATE_BENCH_LOG` (default `info`): e.g. `info,deskgate=debug` to see
+/// each fresh mail committed and picked by the sender in `target/bench-outbox.log`.
+fn log_level() -> &'static str {
+    match std::env::var("DESKGATE_BENCH_LOG") {
+        Ok(v) if !v.is_empty() => Box::leak(v.into_boxed_str()),
+        _ => "info",
+    }
+}
+
 fn stamp(line: &str) -> Option<DateTime<Utc>> {
     chrono::DateTime::parse_from_rfc3339(line.split_whitespace().next()?)
         .ok()
@@ -98,6 +107,51 @@ fn deliveries(log: &str) -> Vec<(DateTime<Utc>, Option<u64>)> {
             Some((stamp(l)?, ticket))
         })
         .collect()
+}
+
+/// Where a fresh mail's time goes, from the debug log (None at `info`):
+/// APPEND done → ticket committed ("mail processed") → picked by the sender
+/// ("sending") → accepted by Postfix ("delivered"); p50 and p99 of each.
+fn stages(log: &str, n: usize, arrivals: &[DateTime<Utc>]) -> Option<String> {
+    let find = |marker: &str, ticket: u64| {
+        let needle = [
+            format!("ticket: {ticket},"),
+            format!("ticket=Some({ticket})"),
+        ];
+        log.lines()
+            .find(|l| l.contains(marker) && needle.iter().any(|x| l.contains(x.as_str())))
+            .and_then(stamp)
+    };
+    let mut s: [Vec<Duration>; 3] = Default::default();
+    for (i, arrived) in arrivals.iter().enumerate() {
+        let t = 1000 + (n + i) as u64;
+        let (Some(c), Some(p), Some(d)) = (
+            find("mail processed", t),
+            find(" sending ", t),
+            find(" delivered ", t),
+        ) else {
+            continue;
+        };
+        for (k, (a, b)) in [(*arrived, c), (c, p), (p, d)].into_iter().enumerate() {
+            s[k].push((b - a).to_std().unwrap_or_default());
+        }
+    }
+    if s[0].is_empty() {
+        return None;
+    }
+    Some(
+        s.iter_mut()
+            .map(|v| {
+                v.sort();
+                format!(
+                    "{} ; {} ms",
+                    percentile(v, 0.5).as_millis(),
+                    percentile(v, 0.99).as_millis()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" / "),
+    )
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -127,7 +181,7 @@ async fn run(n: usize, base: usize, m: usize) {
         DeskOptions {
             batch_size: 500,
             extra: "[limits]\nauto_replies_per_recipient = 1000000",
-            log: "info",
+            log: log_level(),
             ..DeskOptions::default()
         },
     );
@@ -195,7 +249,11 @@ async fn run(n: usize, base: usize, m: usize) {
         .collect();
     lat.sort();
     let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+    let stages = stages(&desk.logs(), n, &arrivals);
+    let logs = desk.logs();
     desk.stop();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    std::fs::write(dir.join("bench-outbox.log"), &logs).ok();
 
     println!();
     println!("| measure | value |");
@@ -205,6 +263,9 @@ async fn run(n: usize, base: usize, m: usize) {
     );
     println!("| deskgate outbox, {n} acknowledgements (recorded per chunk) | **{rate:.0} mails/s** ({:.0}% of the plain client) |", rate / ceiling * 100.0);
     println!("| fresh mail → ack accepted by SMTP, {} probes while {queued} acks were queued, p50 / p99 | **{} ms / {} ms** |", lat.len(), p50.as_millis(), p99.as_millis());
+    if let Some(st) = &stages {
+        println!("| of which (debug log) arrival → committed / → picked by the sender / → accepted, p50 ; p99 | {st} |");
+    }
     let json = serde_json::json!({
         "mails": n,
         "plain_client_mails_per_s": ceiling,

@@ -50,6 +50,23 @@ async fn drained(desk: &Deskgate, timeout: Duration) {
     .await;
 }
 
+/// Message-IDs of the entries held because they may have gone out twice.
+fn held_uncertain(desk: &Deskgate) -> std::collections::HashSet<String> {
+    let ob = desk.json(&["outbox", "--json"]);
+    ob.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| {
+            e["failed"] == true
+                && e["last_error"]
+                    .as_str()
+                    .is_some_and(|x| x.contains("possibly sent twice"))
+        })
+        .filter_map(|e| e["message_id"].as_str())
+        .map(|m| m.trim_matches(|c| c == '<' || c == '>').to_string())
+        .collect()
+}
+
 #[tokio::test]
 async fn kills_while_sending_resend_at_most_the_mails_in_flight() {
     const MAILS: usize = 600;
@@ -84,28 +101,38 @@ async fn kills_while_sending_resend_at_most_the_mails_in_flight() {
         desk.start();
     }
     drained(&desk, T * 3).await;
-    let got = imap.wait_for(ALICE, "INBOX", MAILS, T).await.len();
+    let held = held_uncertain(&desk);
+    let got = imap
+        .wait_for(ALICE, "INBOX", MAILS - held.len(), T)
+        .await
+        .len();
     // Let Postfix finish handing over whatever it accepted.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let n = copies(&servers, ALICE).await;
     let extra: usize = n.values().map(|c| c - 1).sum();
     let worst = n.values().copied().max().unwrap_or(0);
-    eprintln!("{KILLS} kills: {extra} extra copies, worst mail {worst} copies");
-    assert_eq!(n.len(), MAILS, "every request acknowledged ({got} mails)");
-    // In flight per kill, by design: the mails on the SMTP connections
-    // (concurrency 4), the chunk waiting in the channel for the recorder, and
-    // the chunk being recorded: three times the concurrency. (An earlier
-    // bound of 8 left out the waiting chunk; a loaded run measured 84.)
+    let held_arrived = held.iter().filter(|m| n.contains_key(*m)).count();
+    eprintln!(
+        "{KILLS} kills: {extra} extra copies, worst mail {worst} copies, {} held as uncertain ({held_arrived} of them arrived)",
+        held.len()
+    );
+    // Every request acknowledged, or its acknowledgement held as uncertain
+    // (it may have gone out twice) and listed for an admin.
+    assert_eq!(
+        n.len() + held.len() - held_arrived,
+        MAILS,
+        "every request acknowledged or held ({got} mails)"
+    );
+    // Issue 12: no mail more than twice across 10 kills. By design: a mail
+    // is handed over again after a crash only if it was in doubt once, and
+    // held if it was in doubt twice.
+    assert!(worst <= 2, "a mail arrived {worst} times");
+    // A kill leaves at most one chunk (concurrency 4) in doubt, and each
+    // costs at most one extra copy.
     assert!(
-        extra <= KILLS * 3 * 4,
+        extra <= KILLS * 4,
         "{extra} extra copies across {KILLS} kills"
     );
-    // Issue 12 asks for no mail more than twice across 10 kills. Not met:
-    // measured 3 (sometimes more) when a kill lands while the restarted
-    // sender re-sends what the previous kill left in flight; see README,
-    // "The outbox never storms". What is promised and held is above: every
-    // mail arrives, and a kill costs at most the mails in flight.
-    eprintln!("worst mail: {worst} copies");
     desk.stop();
 }
 

@@ -72,6 +72,8 @@ enum Command {
     Outbox {
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        command: Option<OutboxCommand>,
     },
     /// Mail that could not be processed: list, show, process again.
     Quarantine {
@@ -140,6 +142,13 @@ enum RulesCommand {
         #[arg(long)]
         mailbox: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// Send a mail held as "delivery uncertain, possibly sent twice" anyway
+    /// (after checking it did not reach its recipients).
+    Release { id: u64 },
 }
 
 #[derive(Subcommand)]
@@ -303,7 +312,20 @@ fn real_main() -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Outbox { json } => {
+        Command::Outbox {
+            command: Some(OutboxCommand::Release { id }),
+            ..
+        } => {
+            match rt.block_on(ask(&cli.config, cli.any_user, Query::OutboxRelease { id }))? {
+                Answer::Retried { outcome } => println!("{}", terminal::safe(&outcome)),
+                other => bail!(unexpected(other)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Outbox {
+            json,
+            command: None,
+        } => {
             match rt.block_on(ask(&cli.config, cli.any_user, Query::Outbox))? {
                 Answer::Outbox { entries } if json => print_json(&entries)?,
                 Answer::Outbox { entries } => print!("{}", render::render_outbox(&entries)),

@@ -4,27 +4,28 @@
 //! An entry leaves the outbox only in the transaction that records its
 //! delivery. A crash between the SMTP server's "250 OK" and that commit sends
 //! the mail again on restart, byte for byte, with the same Message-ID. So
-//! results are recorded and flushed in chunks no larger than the number of
-//! connections as they come in, and sending runs at most one chunk ahead:
-//! a crash re-sends only the mails in flight, never a whole round.
+//! mail goes in chunks no larger than the number of connections, and each
+//! body goes under a durable "possibly sent" mark (see `store::sending`):
+//! a crash leaves at most one chunk in doubt, mail in doubt once is sent
+//! again first, and mail in doubt twice is held for an admin, so no mail
+//! goes out more than twice.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use lettre::address::Envelope;
 use thiserror::Error;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::{OutboxConfig, SmtpConfig, TlsMode};
 use crate::engine::clock::Clock;
 use crate::mail::address::EmailAddress;
-use crate::store::records::{Delivery, Event, EventKind, OutboxEntry};
-use crate::store::{Store, StoreError, Tx, TxResult};
-use smtp::SendError;
+use crate::store::records::OutboxEntry;
+use crate::store::{Store, StoreError};
+use smtp::{FinishError, SendError};
 
 #[derive(Debug, Error)]
 pub enum OutboxError {
@@ -38,7 +39,10 @@ pub enum OutboxError {
     Store(#[from] StoreError),
 }
 
+mod record;
 mod smtp;
+
+use record::{record_chunk, Outcome};
 
 pub type SmtpTransport = smtp::Pool;
 
@@ -75,9 +79,9 @@ pub struct OutboxSender {
 /// chunks as they finish, not at the end of the round.
 const ROUND: usize = 256;
 
-/// Mail that fell due this recently goes ahead of a backlog. Rounds are
-/// short (16 mails per connection), so a fresh mail waits at most for the
-/// rest of the current one.
+/// Mail that fell due this recently goes ahead of a backlog: at the start
+/// of a round, and between the chunks of a round (so a fresh mail waits for
+/// the chunk in flight, not for the rest of the round).
 const FRESH_WINDOW: Duration = Duration::from_secs(2);
 
 /// While the SMTP server does not answer, how often it is asked again.
@@ -96,6 +100,21 @@ enum Attempt {
     /// outage, not the mail, is the problem.
     Unreachable(String),
     Permanent(String),
+    /// Not handed over: it may have reached its recipients twice already.
+    Held,
+}
+
+/// One mail of a chunk after MAIL, RCPT and DATA.
+enum Opened<'p> {
+    /// The server waits for the body.
+    Ready {
+        entry: OutboxEntry,
+        ready: Box<smtp::Ready<'p>>,
+        raw: String,
+        refused: Vec<(EmailAddress, String)>,
+    },
+    /// Over before the body: nothing went.
+    Done(Outcome),
 }
 
 /// Delay before retry number `attempts` (1-based): doubling from `initial`, capped.
@@ -155,6 +174,9 @@ impl OutboxSender {
         // After a restart the server may have been down a while: check it
         // before trusting the backoff times in the store.
         let mut unreachable = true;
+        if let Err(e) = self.resend_in_doubt().await {
+            warn!(error = %e, "cannot re-send the mail left in doubt; the rounds will");
+        }
         loop {
             let next = match self.round(&mut unreachable).await {
                 Ok(next) => next,
@@ -225,70 +247,213 @@ impl OutboxSender {
         if due.is_empty() {
             return Ok(next);
         }
-        // Only mail whose commit is on disk leaves: after a crash between
-        // sending and the commit reaching disk, the mail would be processed
-        // again and its acknowledgement sent twice.
-        self.store.flush().await?;
-        let chunk = self.cfg.concurrency.max(1);
-        // The channel holds one chunk: sending runs ahead of recording by at
-        // most that, so a crash re-sends at most the mails in flight.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<(OutboxEntry, Attempt)>(chunk);
-        let send = async move {
-            let mut results = futures::stream::iter(due)
-                .map(|e| async move {
-                    let a = self.attempt(&e).await;
-                    (e, a)
-                })
-                .buffer_unordered(chunk);
-            while let Some(r) = results.next().await {
-                if tx.send(r).await.is_err() {
-                    break;
-                }
-            }
-        };
-        let record = async {
-            let mut buf = Vec::with_capacity(chunk);
-            let mut down = false;
-            while rx.recv_many(&mut buf, chunk).await > 0 {
-                let results = std::mem::take(&mut buf);
-                down |= results
-                    .iter()
-                    .any(|(_, a)| matches!(a, Attempt::Unreachable(_)));
-                self.record(results).await?;
-            }
-            Ok::<bool, OutboxError>(down)
-        };
-        let ((), down) = tokio::join!(send, record);
-        if down? {
+        if self.send(due, self.cfg.concurrency.max(1), now).await? {
             *unreachable = true;
         }
         Ok(Some(self.clock.now()))
     }
 
-    async fn attempt(&self, e: &OutboxEntry) -> Attempt {
-        let (envelope, refused) = match envelope_of(e) {
+    /// Mail a previous run may have handed over without recording the
+    /// answer goes first, one at a time: the fewer in flight, the fewer a
+    /// second crash leaves uncertain. (An entry that may have gone out
+    /// twice is held instead.)
+    async fn resend_in_doubt(&self) -> Result<(), OutboxError> {
+        let doubtful = self.blocking(|s| s.in_doubt_outbox()).await?;
+        if doubtful.is_empty() {
+            return Ok(());
+        }
+        info!(
+            entries = doubtful.len(),
+            "re-sending the mail that was being handed to SMTP when deskgate stopped"
+        );
+        for (entry, _) in doubtful {
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            self.send(vec![entry], 1, self.clock.now()).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends `due` in chunks of `chunk` connections; returns whether the
+    /// server stopped answering. Each chunk's "possibly sent" marks are
+    /// written and flushed, with the previous chunk's results, in one
+    /// transaction just before the bodies go (see `store::sending`): a
+    /// crash leaves at most one chunk in doubt, and a mail already in
+    /// doubt twice is held, never handed over a third time.
+    ///
+    /// `read_at` is when `due` was read: mail falling due after it joins the
+    /// next chunk (see `take_fresh`).
+    async fn send(
+        &self,
+        due: Vec<OutboxEntry>,
+        chunk: usize,
+        read_at: DateTime<Utc>,
+    ) -> Result<bool, OutboxError> {
+        // Only mail whose commit is on disk leaves: after a crash between
+        // sending and the commit reaching disk, the mail would be processed
+        // again and its acknowledgement sent twice.
+        self.store.flush().await?;
+        let mut down = false;
+        let mut done: Vec<Outcome> = Vec::new();
+        let mut taken: std::collections::HashSet<u64> = due.iter().map(|e| e.id).collect();
+        let mut due: std::collections::VecDeque<OutboxEntry> = due.into();
+        // Bounded, as at the start of a round: a burst of new mail cannot
+        // keep a round (and the mail it holds) going for ever.
+        let fresh_cap = taken.len() + chunk * 2;
+        let mut first = true;
+        while !due.is_empty() {
+            if !std::mem::take(&mut first) && taken.len() < fresh_cap {
+                self.take_fresh(&mut due, &mut taken, chunk, read_at)
+                    .await?;
+            }
+            let part: Vec<OutboxEntry> = due.drain(..chunk.min(due.len())).collect();
+            let ids: Vec<u64> = part.iter().map(|e| e.id).collect();
+            let doubt = self.blocking(move |s| s.in_doubt_of(&ids)).await?;
+            let opened = futures::future::join_all(
+                part.into_iter().zip(doubt).map(|(e, d)| self.open(e, d)),
+            )
+            .await;
+            let mut ready = Vec::new();
+            for o in opened {
+                match o {
+                    Opened::Ready {
+                        entry,
+                        ready: r,
+                        raw,
+                        refused,
+                    } => ready.push((entry, r, raw, refused)),
+                    Opened::Done(outcome) => done.push(outcome),
+                }
+            }
+            let marks: Vec<u64> = ready.iter().map(|(e, ..)| e.id).collect();
+            down |= Self::any_down(&done);
+            if let Err(e) = self.record(std::mem::take(&mut done), marks).await {
+                // Unmarked: their bodies must not go.
+                for (_, r, _, _) in ready {
+                    r.cancel().await;
+                }
+                return Err(e);
+            }
+            done = futures::future::join_all(
+                ready
+                    .into_iter()
+                    .map(|(entry, r, raw, refused)| Self::finish(entry, r, raw, refused)),
+            )
+            .await;
+        }
+        down |= Self::any_down(&done);
+        self.record(done, Vec::new()).await?;
+        Ok(down)
+    }
+
+    /// Mail that fell due since the round began (a new mail's
+    /// acknowledgement) goes into the next chunk: it waits for the chunk in
+    /// flight, not for the rest of the round.
+    async fn take_fresh(
+        &self,
+        due: &mut std::collections::VecDeque<OutboxEntry>,
+        taken: &mut std::collections::HashSet<u64>,
+        chunk: usize,
+        since: DateTime<Utc>,
+    ) -> Result<(), OutboxError> {
+        // Only what fell due after the round was read can be new to it;
+        // newest first, so a backlog queued meanwhile does not hide it.
+        let now = self.clock.now();
+        let since = since.max(now - chrono::Duration::from_std(FRESH_WINDOW).unwrap_or_default());
+        let limit = chunk * 2;
+        let fresh = self
+            .blocking(move |s| s.newest_due_outbox(since, now, limit))
+            .await?;
+        let new: Vec<OutboxEntry> = fresh
+            .into_iter()
+            .filter(|e| taken.insert(e.id))
+            .take(chunk)
+            .collect();
+        for e in new {
+            due.push_front(e);
+        }
+        Ok(())
+    }
+
+    fn any_down(results: &[Outcome]) -> bool {
+        results
+            .iter()
+            .any(|r| matches!(r.attempt, Attempt::Unreachable(_)))
+    }
+
+    /// MAIL, RCPT and DATA for one entry, unless it may have gone out twice
+    /// already (`in_doubt` copies without an answer).
+    async fn open(&self, e: OutboxEntry, in_doubt: u32) -> Opened<'_> {
+        let done = |e, a| Opened::Done(Outcome::unmarked(e, a));
+        if in_doubt >= 2 {
+            return done(e, Attempt::Held);
+        }
+        debug!(id = e.id, ticket = ?e.ticket, in_doubt, "sending");
+        let (envelope, refused) = match envelope_of(&e) {
             Ok(v) => v,
-            Err(err) => return Attempt::Permanent(err),
+            Err(err) => return done(e, Attempt::Permanent(err)),
         };
         let raw = match e.formatted() {
-            Ok(raw) => raw,
-            Err(err) => return Attempt::Permanent(format!("cannot format the mail: {err}")),
+            Ok(raw) => raw.into_owned(),
+            Err(err) => {
+                return done(
+                    e,
+                    Attempt::Permanent(format!("cannot format the mail: {err}")),
+                )
+            }
         };
-        match self.transport.send(&envelope, raw.as_bytes()).await {
-            Ok(()) => Attempt::Sent { refused },
-            Err(SendError::Smtp(err)) if err.is_permanent() => Attempt::Permanent(err.to_string()),
-            Err(SendError::Smtp(err)) if err.is_transient() => Attempt::Transient(err.to_string()),
-            Err(err) => Attempt::Unreachable(err.to_string()),
+        match self.transport.open(&envelope, raw.as_bytes()).await {
+            Ok(ready) => Opened::Ready {
+                entry: e,
+                ready: Box::new(ready),
+                raw,
+                refused,
+            },
+            Err(SendError::Smtp(err)) if err.is_permanent() => {
+                done(e, Attempt::Permanent(err.to_string()))
+            }
+            Err(SendError::Smtp(err)) if err.is_transient() => {
+                done(e, Attempt::Transient(err.to_string()))
+            }
+            Err(SendError::Unsupported(why)) => done(e, Attempt::Permanent(why.to_string())),
+            Err(err) => done(e, Attempt::Unreachable(err.to_string())),
         }
     }
 
-    /// Records one chunk of results and makes it durable before more mail
-    /// of the round is handed over.
-    async fn record(&self, results: Vec<(OutboxEntry, Attempt)>) -> Result<(), OutboxError> {
+    /// The body and the final dot, under the mark already on disk.
+    async fn finish(
+        entry: OutboxEntry,
+        ready: Box<smtp::Ready<'_>>,
+        raw: String,
+        refused: Vec<(EmailAddress, String)>,
+    ) -> Outcome {
+        let (attempt, uncertain) = match ready.finish(raw.as_bytes()).await {
+            Ok(()) => (Attempt::Sent { refused }, false),
+            Err(FinishError::Refused(err)) if err.is_permanent() => {
+                (Attempt::Permanent(err.to_string()), false)
+            }
+            Err(FinishError::Refused(err)) => (Attempt::Transient(err.to_string()), false),
+            Err(FinishError::Uncertain(why)) => (Attempt::Unreachable(why), true),
+        };
+        Outcome {
+            entry,
+            attempt,
+            marked: true,
+            uncertain,
+        }
+    }
+
+    /// Records one chunk of results and raises the marks of the next, and
+    /// makes that durable before its bodies are handed over.
+    async fn record(&self, results: Vec<Outcome>, marks: Vec<u64>) -> Result<(), OutboxError> {
+        if results.is_empty() && marks.is_empty() {
+            return Ok(());
+        }
         let now = self.clock.now();
-        for (entry, attempt) in &results {
-            let attempts = entry.attempts + 1;
-            match attempt {
+        for r in &results {
+            let (entry, attempts) = (&r.entry, r.entry.attempts + 1);
+            match &r.attempt {
                 Attempt::Sent { refused } => {
                     info!(id = entry.id, ticket = ?entry.ticket, message_id = %entry.message_id, attempts, "delivered");
                     for (r, why) in refused {
@@ -296,143 +461,22 @@ impl OutboxSender {
                     }
                 }
                 Attempt::Transient(err) | Attempt::Unreachable(err) => {
-                    warn!(id = entry.id, attempts, error = %err, "delivery failed, will retry")
+                    warn!(id = entry.id, attempts, error = %err, uncertain = r.uncertain, "delivery failed, will retry")
                 }
                 Attempt::Permanent(err) => {
                     warn!(id = entry.id, attempts, error = %err, "delivery failed permanently")
                 }
+                Attempt::Held => {
+                    warn!(id = entry.id, ticket = ?entry.ticket, message_id = %entry.message_id, "delivery uncertain, possibly sent twice: held, not sent again")
+                }
             }
         }
         let cfg = self.cfg.clone();
-        self.blocking(move |s| record_chunk(s, &cfg, &results, now))
+        self.blocking(move |s| record_chunk(s, &cfg, &results, &marks, now))
             .await?;
         self.store.flush().await?;
         Ok(())
     }
-}
-
-/// Records a chunk in one transaction; if that fails, each result alone, and
-/// a result whose ticket cannot be written is recorded without its ticket
-/// event: one broken record never undoes the others, so mail already handed
-/// to SMTP is not sent again.
-fn record_chunk(
-    store: &Store,
-    cfg: &OutboxConfig,
-    results: &[(OutboxEntry, Attempt)],
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let all = store.transact(|tx| {
-        for (entry, attempt) in results {
-            record_one(tx, cfg, entry, attempt, now, true)?;
-        }
-        Ok(())
-    });
-    let Err(first) = all else {
-        return Ok(());
-    };
-    warn!(error = %first, "cannot record a chunk of deliveries at once; recording each alone");
-    for (entry, attempt) in results {
-        if let Err(e) = store.transact(|tx| record_one(tx, cfg, entry, attempt, now, true)) {
-            warn!(id = entry.id, error = %e, "cannot record the delivery on its ticket; recording it without");
-            store.transact(|tx| record_one(tx, cfg, entry, attempt, now, false))?;
-        }
-    }
-    Ok(())
-}
-
-/// The stored entry to act on: it may have been changed meanwhile (e.g. by
-/// an admin). One that no longer decodes is replaced by the one that was sent.
-fn stored_entry(tx: &Tx<'_>, entry: &OutboxEntry, strict: bool) -> TxResult<Option<OutboxEntry>> {
-    match tx.outbox_entry(entry.id) {
-        Err(_) if !strict => Ok(Some(entry.clone())),
-        other => other,
-    }
-}
-
-/// Records one result; with `on_ticket` false, the ticket event is left out
-/// (its ticket could not be written).
-fn record_one(
-    tx: &Tx<'_>,
-    cfg: &OutboxConfig,
-    entry: &OutboxEntry,
-    attempt: &Attempt,
-    now: DateTime<Utc>,
-    on_ticket: bool,
-) -> TxResult<()> {
-    let attempts = entry.attempts + 1;
-    let Some(stored) = stored_entry(tx, entry, on_ticket)? else {
-        return Ok(());
-    };
-    let mut e = stored.clone();
-    e.attempts = attempts;
-    let mut events = Vec::new();
-    match attempt {
-        Attempt::Sent { refused } => {
-            tx.remove_outbox(&stored)?;
-            let refused_addr = |r: &EmailAddress| refused.iter().any(|(x, _)| x == r);
-            tx.put_delivery(&Delivery {
-                outbox_id: e.id,
-                ticket: e.ticket,
-                message_id: e.message_id.clone(),
-                recipients: e
-                    .recipients
-                    .iter()
-                    .filter(|r| !refused_addr(r))
-                    .cloned()
-                    .collect(),
-                delivered_at: now,
-                queued_at: e.created_at,
-                attempts,
-            })?;
-            events.push(EventKind::MailDelivered {
-                outbox_id: e.id,
-                message_id: e.message_id.clone(),
-                attempts,
-            });
-            for (r, why) in refused {
-                events.push(EventKind::MailFailed {
-                    outbox_id: e.id,
-                    message_id: e.message_id.clone(),
-                    error: format!("not sent to {r}: the address was refused ({why})"),
-                    attempts,
-                });
-            }
-        }
-        Attempt::Transient(err) | Attempt::Unreachable(err) if attempts < cfg.max_attempts => {
-            e.last_error = Some(err.clone());
-            e.next_attempt_at =
-                now + chrono::Duration::from_std(backoff(cfg, attempts)).unwrap_or_default();
-            tx.update_outbox(&stored, &e)?;
-        }
-        Attempt::Transient(err) | Attempt::Unreachable(err) | Attempt::Permanent(err) => {
-            e.last_error = Some(err.clone());
-            e.failed = true;
-            tx.update_outbox(&stored, &e)?;
-            events.push(EventKind::MailFailed {
-                outbox_id: e.id,
-                message_id: e.message_id.clone(),
-                error: err.clone(),
-                attempts,
-            });
-        }
-    }
-    let Some(id) = e.ticket.filter(|_| on_ticket && !events.is_empty()) else {
-        return Ok(());
-    };
-    if let Some(mut t) = tx.ticket(id)? {
-        for kind in events {
-            tx.add_event(
-                &mut t,
-                &Event {
-                    at: now,
-                    actor: "deskgate".into(),
-                    kind,
-                },
-            )?;
-        }
-        tx.put_ticket(&t)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -546,11 +590,11 @@ mod tests {
             entry(3, None, "c@customer.test"),
         ];
         let store = store_with_broken_ticket(dir.path(), &entries);
-        let results: Vec<(OutboxEntry, Attempt)> = entries
+        let results: Vec<Outcome> = entries
             .iter()
-            .map(|e| (e.clone(), Attempt::Sent { refused: vec![] }))
+            .map(|e| Outcome::unmarked(e.clone(), Attempt::Sent { refused: vec![] }))
             .collect();
-        let _ = record_chunk(&store, &cfg(), &results, chrono::Utc::now());
+        let _ = record_chunk(&store, &cfg(), &results, &[], chrono::Utc::now());
         // All three left: none may be sent again, whatever the ticket's state.
         assert_eq!(store.delivery_count(), 3);
         assert!(store.outbox().unwrap().is_empty());

@@ -42,6 +42,10 @@ pub enum Query {
     QuarantineRetry {
         id: u64,
     },
+    /// Changes the store: sends an outbox entry held as possibly sent twice.
+    OutboxRelease {
+        id: u64,
+    },
     Ignored,
     Stats,
     /// Changes the store: a new reply key; the previous one verifies for
@@ -77,7 +81,10 @@ pub enum Query {
 impl Query {
     /// Whether answering may queue mail (the daemon then wakes its sender).
     pub fn mutates(&self) -> bool {
-        matches!(self, Query::QuarantineRetry { .. })
+        matches!(
+            self,
+            Query::QuarantineRetry { .. } | Query::OutboxRelease { .. }
+        )
     }
 
     /// How long the asker waits for the answer: a backup of a large store
@@ -221,6 +228,7 @@ impl From<OutboxEntry> for OutboxSummary {
 pub fn answer(engine: &Engine, q: &Query) -> Answer {
     let result = match q {
         Query::QuarantineRetry { id } => retry(engine, *id),
+        Query::OutboxRelease { id } => release(engine, *id),
         Query::RotateReplyKey { grace_secs } => engine
             .rotate_reply_key(grace_secs.map(std::time::Duration::from_secs))
             .map(|keys| Answer::KeyRotated { keys }),
@@ -236,6 +244,19 @@ fn retry(engine: &Engine, id: u64) -> Result<Answer, EngineError> {
     engine.store().flush_blocking()?;
     Ok(Answer::Retried {
         outcome: format!("{outcome:?}"),
+    })
+}
+
+/// An admin's "send it anyway" for mail held as possibly sent twice.
+fn release(engine: &Engine, id: u64) -> Result<Answer, EngineError> {
+    if !engine.store().release_held_outbox(id, engine.now())? {
+        return Ok(Answer::Error {
+            message: format!("cannot release outbox mail {id}: it is not held as uncertain"),
+        });
+    }
+    engine.store().flush_blocking()?;
+    Ok(Answer::Retried {
+        outcome: format!("outbox mail {id} released: it is sent now"),
     })
 }
 
@@ -344,7 +365,9 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
             entries: store.ignored()?,
         },
         // Handled by `answer`, which has the engine.
-        Query::QuarantineRetry { .. } | Query::RotateReplyKey { .. } => Answer::Error {
+        Query::QuarantineRetry { .. }
+        | Query::OutboxRelease { .. }
+        | Query::RotateReplyKey { .. } => Answer::Error {
             message: "this change needs the engine".into(),
         },
         Query::Attachment { ticket, which } => {

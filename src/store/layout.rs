@@ -24,6 +24,7 @@
 //! | `TimerDue` (17) | due ms u64 BE + ticket u64 BE | empty | the next SLA/lifecycle timer of each ticket, in due order: a timer pass costs what is due |
 //! | `TimerOf` (18) | ticket u64 BE | its `TimerDue` key | moves the entry when the ticket changes |
 //! | `Attempts` (19) | mailbox, 0, UIDVALIDITY, UID | u32 | processing attempts of a mail not yet committed (poison mail) |
+//! | `OutboxInDoubt` (20) | outbox id u64 BE | u32 | times the mail's body went to SMTP with no answer recorded (see `sending.rs`) |
 //!
 //! Counted tables ([`COUNTED`]) keep their number of keys in `Meta` under
 //! `count`+table, moved in the same batch as the keys, so `stats` reads
@@ -71,6 +72,9 @@ pub(super) enum T {
     /// mailbox + 0 + UIDVALIDITY u32 BE + UID u32 BE → attempts u32 BE: a
     /// mail that keeps crashing the daemon is recognised (see `attempts.rs`).
     Attempts,
+    /// outbox id u64 BE → u32 BE: how often the entry's body was handed to
+    /// SMTP without an answer recorded (see `sending.rs`).
+    OutboxInDoubt,
 }
 
 /// The tree names of format 1 stores, by table number.

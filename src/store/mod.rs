@@ -28,10 +28,12 @@ mod layout;
 mod migrate;
 pub mod records;
 mod reply_keys;
+mod sending;
 mod tx;
 
 pub use error::{StoreError, TxResult};
 pub use reply_keys::{KeyRing, ReplyKey};
+pub use sending::HELD_UNCERTAIN;
 pub use tx::Tx;
 
 use layout::*;

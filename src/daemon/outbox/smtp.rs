@@ -38,6 +38,8 @@ pub enum SendError {
     Unreachable(String),
     /// The server answered, or lettre refused: its error says which.
     Smtp(lettre::transport::smtp::Error),
+    /// The server lacks an extension this mail needs: it never can go there.
+    Unsupported(&'static str),
 }
 
 impl std::fmt::Display for SendError {
@@ -45,6 +47,7 @@ impl std::fmt::Display for SendError {
         match self {
             SendError::Unreachable(why) => f.write_str(why),
             SendError::Smtp(e) => write!(f, "{e}"),
+            SendError::Unsupported(why) => f.write_str(why),
         }
     }
 }
@@ -159,22 +162,23 @@ impl Pool {
         .await
     }
 
-    /// Sends one mail on an idle connection, or a new one.
-    pub async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
+    /// Opens a mail on an idle connection, or a new one: MAIL, RCPT and
+    /// DATA, up to the server's 354. Nothing can be delivered yet (the
+    /// server queues a mail only after the final dot), so the caller can
+    /// record "possibly sent" just before [`Ready::finish`] hands the body
+    /// over, and a crash before that costs nothing.
+    pub async fn open(&self, envelope: &Envelope, raw: &[u8]) -> Result<Ready<'_>, SendError> {
         let mut conn = match self.take_idle() {
             Some(c) => c,
             None => self.connect().await?,
         };
-        let sent = self
+        let opened = self
             .bounded("send to", async {
-                conn.send(envelope, raw).await.map_err(SendError::Smtp)
+                envelope_commands(&mut conn, envelope, raw).await
             })
             .await;
-        match sent {
-            Ok(_) => {
-                self.give_back(conn);
-                Ok(())
-            }
+        match opened {
+            Ok(()) => Ok(Ready { pool: self, conn }),
             Err(e) => {
                 // Whatever state the conversation is in, it is not reused.
                 let _ = tokio::time::timeout(Duration::from_secs(1), conn.abort()).await;
@@ -201,6 +205,93 @@ impl Pool {
             Err(_) => Err(self.unreachable("talk to", "timed out")),
         }
     }
+}
+
+/// A mail the server is ready to take the body of (it answered DATA with 354).
+pub struct Ready<'p> {
+    pool: &'p Pool,
+    conn: AsyncSmtpConnection,
+}
+
+/// How handing over the body failed.
+#[derive(Debug)]
+pub enum FinishError {
+    /// The server answered the final dot with an error: the mail was not taken.
+    Refused(lettre::transport::smtp::Error),
+    /// No answer to the body (the connection dropped, timed out): the server
+    /// may have queued the mail.
+    Uncertain(String),
+}
+
+impl Ready<'_> {
+    /// Sends the body and the final dot, and reads the server's answer.
+    pub async fn finish(mut self, raw: &[u8]) -> Result<(), FinishError> {
+        let sent = tokio::time::timeout(self.pool.cfg.timeout, self.conn.message(raw)).await;
+        let err = match sent {
+            Ok(Ok(_)) => {
+                self.pool.give_back(self.conn);
+                return Ok(());
+            }
+            Ok(Err(e)) if e.is_transient() || e.is_permanent() => FinishError::Refused(e),
+            Ok(Err(e)) => {
+                FinishError::Uncertain(format!("{}", self.pool.unreachable("send to", e)))
+            }
+            Err(_) => {
+                FinishError::Uncertain(format!("{}", self.pool.unreachable("send to", "timed out")))
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.conn.abort()).await;
+        Err(err)
+    }
+
+    /// Gives up on the mail before its body: the server drops what it has.
+    pub async fn cancel(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.conn.abort()).await;
+    }
+}
+
+/// MAIL FROM, RCPT TO and DATA, with the options lettre's own `send` uses
+/// (SMTPUTF8 for non-ASCII addresses, 8BITMIME for a non-ASCII body).
+async fn envelope_commands(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    raw: &[u8],
+) -> Result<(), SendError> {
+    use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+    use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
+    let mut options = Vec::new();
+    let non_ascii = envelope
+        .from()
+        .into_iter()
+        .chain(envelope.to())
+        .any(|a: &lettre::Address| !AsRef::<str>::as_ref(a).is_ascii());
+    if non_ascii {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            return Err(SendError::Unsupported(
+                "the envelope has non-ASCII addresses but the server does not support SMTPUTF8",
+            ));
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !raw.is_ascii() {
+        if !conn.server_info().supports_feature(Extension::EightBitMime) {
+            return Err(SendError::Unsupported(
+                "the mail has non-ASCII bytes but the server does not support 8BITMIME",
+            ));
+        }
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    let smtp = SendError::Smtp;
+    conn.command(Mail::new(envelope.from().cloned(), options))
+        .await
+        .map_err(smtp)?;
+    for to in envelope.to() {
+        conn.command(Rcpt::new(to.clone(), vec![]))
+            .await
+            .map_err(smtp)?;
+    }
+    conn.command(Data).await.map_err(smtp)?;
+    Ok(())
 }
 
 /// A TLS stream lettre can talk over (it needs the peer address).
