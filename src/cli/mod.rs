@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 mod dry_run;
 mod event_text;
+mod list_args;
 mod render;
 mod terminal;
 mod trust;
@@ -146,12 +147,31 @@ enum TicketsCommand {
         /// Only tickets with an SLA target due within this time (e.g. 1h, 30m).
         #[arg(long, value_parser = humantime::parse_duration)]
         due_within: Option<std::time::Duration>,
-        /// At most this many tickets, newest first.
+        /// Only tickets of this team.
+        #[arg(long)]
+        team: Option<String>,
+        /// Only tickets assigned to this agent.
+        #[arg(long)]
+        assignee: Option<String>,
+        /// Only tickets of this requester (an address).
+        #[arg(long)]
+        requester: Option<String>,
+        /// Only tickets with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Only tickets updated since: a time ago (7d, 12h) or a date
+        /// (2026-11-30, or RFC 3339).
+        #[arg(long, value_parser = list_args::parse_since)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// At most this many tickets, most recently updated first.
         #[arg(long, default_value_t = 50, conflicts_with = "all")]
         limit: usize,
-        /// Every ticket that matches, newest first.
+        /// Every ticket that matches, most recently updated first.
         #[arg(long)]
         all: bool,
+        /// The next page: the token the previous page printed.
+        #[arg(long)]
+        page: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -238,20 +258,39 @@ fn real_main() -> Result<ExitCode> {
                     status,
                     overdue,
                     due_within,
+                    team,
+                    assignee,
+                    requester,
+                    tag,
+                    since,
                     limit,
                     all,
+                    page,
                     json,
                 } => {
-                    let q = Query::ListTickets {
+                    let q = Query::ListPage(queries::TicketQuery {
                         status,
+                        team,
+                        assignee: assignee.map(list_args::agent),
+                        requester: requester.map(|r| list_args::address(&r)).transpose()?,
+                        tag,
+                        since,
                         overdue,
                         due_within_secs: due_within.map(|d| d.as_secs()),
                         limit: (!all).then_some(limit),
-                    };
+                        page,
+                    });
                     match rt.block_on(ask(&cli.config, cli.any_user, q))? {
                         Answer::Tickets { tickets, .. } if json => print_json(&tickets)?,
-                        Answer::Tickets { tickets, more } => {
-                            print!("{}", render::render_ticket_list(&tickets, more))
+                        Answer::Tickets {
+                            tickets,
+                            more,
+                            next,
+                        } => {
+                            print!("{}", render::render_ticket_list(&tickets, more));
+                            if let Some(next) = next {
+                                println!("next page: --page {next}");
+                            }
                         }
                         other => bail!(unexpected(other)),
                     }

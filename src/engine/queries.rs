@@ -2,13 +2,14 @@
 //! store, shared by the control socket (daemon running) and the CLI (store
 //! opened directly). Rendering them as text is the CLI's (`cli::render`).
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{Engine, EngineError};
 use crate::store::records::{
     Event, IgnoredEntry, MessageRecord, OutboxEntry, QuarantineEntry, Status, Ticket, TicketId,
 };
-use crate::store::StoreError;
+use crate::store::{list_index, ListFilter, StoreError};
 
 /// A question the CLI asks; answered by the daemon or straight from the store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +27,8 @@ pub enum Query {
         #[serde(default)]
         limit: Option<usize>,
     },
+    /// `tickets list` with its filters (the CLI's form of `ListTickets`).
+    ListPage(TicketQuery),
     ShowTicket {
         id: TicketId,
     },
@@ -57,6 +60,41 @@ pub enum Query {
     },
 }
 
+/// Which tickets `tickets list` shows. Status, team, assignee, requester and
+/// tag are each a range of the store's list index, intersected when several
+/// are given; `since` bounds the ranges; overdue and due-within are checked
+/// per ticket read. Most recently updated first.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TicketQuery {
+    pub status: Option<Status>,
+    pub team: Option<String>,
+    pub assignee: Option<String>,
+    /// An address.
+    pub requester: Option<String>,
+    pub tag: Option<String>,
+    /// Only tickets updated at this time or later.
+    pub since: Option<DateTime<Utc>>,
+    pub overdue: bool,
+    pub due_within_secs: Option<u64>,
+    /// At most this many; `None` for every ticket that matches.
+    pub limit: Option<usize>,
+    /// The `next` of the page before: this page starts below it.
+    pub page: Option<String>,
+}
+
+impl TicketQuery {
+    fn filters(&self) -> Vec<ListFilter> {
+        let mut f = Vec::new();
+        f.extend(self.status.map(ListFilter::Status));
+        f.extend(self.team.clone().map(ListFilter::Team));
+        f.extend(self.assignee.clone().map(ListFilter::Assignee));
+        f.extend(self.requester.clone().map(ListFilter::Requester));
+        f.extend(self.tag.clone().map(ListFilter::Tag));
+        f
+    }
+}
+
 impl Query {
     /// Whether answering may queue mail (the daemon then wakes its sender).
     pub fn mutates(&self) -> bool {
@@ -84,6 +122,9 @@ pub enum Answer {
         /// More tickets match than the limit let through.
         #[serde(default)]
         more: bool,
+        /// With `more`: the `page` that shows the next ones.
+        #[serde(default)]
+        next: Option<String>,
     },
     Ticket {
         view: Option<Box<TicketView>>,
@@ -218,42 +259,17 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
             overdue,
             due_within_secs,
             limit,
-        } => {
-            let now = engine.now();
-            let horizon = due_within_secs
-                .map(|s| now + chrono::Duration::seconds(s.min(i64::MAX as u64 / 2) as i64));
-            let mut tickets = Vec::new();
-            let mut more = false;
-            // Newest first, and only as far as the page: a page costs its own
-            // size, not the size of the desk.
-            for t in store.tickets_newest_first() {
-                let t = t?;
-                if limit.is_some_and(|n| tickets.len() >= n) {
-                    more = true;
-                    break;
-                }
-                if !status.is_none_or(|s| s == t.status) {
-                    continue;
-                }
-                if *overdue || horizon.is_some() {
-                    let targets = sla_of(engine, &t);
-                    let is_overdue = targets
-                        .iter()
-                        .any(|x| x.state == crate::desk::sla::TargetState::Breached);
-                    let due_soon = horizon.is_some_and(|h| {
-                        targets.iter().any(|x| {
-                            x.state == crate::desk::sla::TargetState::Running
-                                && x.due.is_some_and(|d| d <= h)
-                        })
-                    });
-                    if (*overdue && !is_overdue) || (horizon.is_some() && !due_soon) {
-                        continue;
-                    }
-                }
-                tickets.push(t);
-            }
-            Answer::Tickets { tickets, more }
-        }
+        } => list(
+            engine,
+            &TicketQuery {
+                status: *status,
+                overdue: *overdue,
+                due_within_secs: *due_within_secs,
+                limit: *limit,
+                ..TicketQuery::default()
+            },
+        )?,
+        Query::ListPage(q) => list(engine, q)?,
         Query::ShowTicket { id } => Answer::Ticket {
             view: match store.ticket(*id)? {
                 Some(ticket) => {
@@ -325,6 +341,63 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
     })
 }
 
+/// A page of `tickets list`, read from the list index: it costs the page,
+/// plus what overdue and due-within skip.
+fn list(engine: &Engine, q: &TicketQuery) -> Result<Answer, StoreError> {
+    let before = match q.page.as_deref() {
+        None => None,
+        Some(token) => match list_index::parse_position(token) {
+            Some(p) => Some(p),
+            None => {
+                return Ok(Answer::Error {
+                    message: format!(
+                        "\"{token}\" is not a page of tickets list (use the one it printed)"
+                    ),
+                })
+            }
+        },
+    };
+    let now = engine.now();
+    let horizon = q
+        .due_within_secs
+        .map(|s| now + chrono::Duration::seconds(s.min(i64::MAX as u64 / 2) as i64));
+    let mut tickets = Vec::new();
+    let mut last = None;
+    let mut more = false;
+    for item in engine.store().ticket_list(&q.filters(), q.since, before) {
+        let (pos, t) = item?;
+        if q.overdue || horizon.is_some() {
+            let targets = sla_of(engine, &t);
+            let is_overdue = targets
+                .iter()
+                .any(|x| x.state == crate::desk::sla::TargetState::Breached);
+            let due_soon = horizon.is_some_and(|h| {
+                targets.iter().any(|x| {
+                    x.state == crate::desk::sla::TargetState::Running
+                        && x.due.is_some_and(|d| d <= h)
+                })
+            });
+            if (q.overdue && !is_overdue) || (horizon.is_some() && !due_soon) {
+                continue;
+            }
+        }
+        if q.limit.is_some_and(|n| tickets.len() >= n) {
+            more = true;
+            break;
+        }
+        last = Some(pos);
+        tickets.push(t);
+    }
+    let next = more
+        .then(|| last.map(|p| list_index::position_token(&p)))
+        .flatten();
+    Ok(Answer::Tickets {
+        tickets,
+        more,
+        next,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -354,7 +427,7 @@ mod tests {
             limit,
         };
         match answer(e, &q) {
-            Answer::Tickets { tickets, more } => (tickets.iter().map(|t| t.id).collect(), more),
+            Answer::Tickets { tickets, more, .. } => (tickets.iter().map(|t| t.id).collect(), more),
             other => panic!("{other:?}"),
         }
     }
@@ -368,6 +441,46 @@ mod tests {
             (vec![1004, 1003, 1002, 1001, 1000], false)
         );
         assert_eq!(list(&e, None).0.len(), 5);
+    }
+
+    fn page(e: &Engine, q: TicketQuery) -> (Vec<TicketId>, Option<String>) {
+        match answer(e, &Query::ListPage(q)) {
+            Answer::Tickets { tickets, next, .. } => (tickets.iter().map(|t| t.id).collect(), next),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn filters_page_through_the_index_with_a_token() {
+        let e = engine_with_tickets(6);
+        let mine = TicketQuery {
+            requester: Some("u4@c.test".into()),
+            ..TicketQuery::default()
+        };
+        assert_eq!(page(&e, mine).0, [1004]);
+        let first = TicketQuery {
+            limit: Some(4),
+            status: Some(Status::New),
+            ..TicketQuery::default()
+        };
+        let (ids, next) = page(&e, first.clone());
+        assert_eq!(ids, [1005, 1004, 1003, 1002]);
+        let rest = page(
+            &e,
+            TicketQuery {
+                page: next,
+                ..first.clone()
+            },
+        );
+        assert_eq!(rest, (vec![1001, 1000], None));
+        let bad = TicketQuery {
+            page: Some("x".into()),
+            ..first
+        };
+        let Answer::Error { message } = answer(&e, &Query::ListPage(bad)) else {
+            panic!()
+        };
+        assert!(message.contains("is not a page"), "{message}");
     }
 
     #[test]

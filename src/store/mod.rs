@@ -25,12 +25,14 @@ pub mod backup;
 pub mod db;
 mod error;
 mod layout;
+pub mod list_index;
 mod migrate;
 pub mod records;
 mod reply_keys;
 mod tx;
 
 pub use error::{StoreError, TxResult};
+pub use list_index::{ListFilter, Position};
 pub use reply_keys::{KeyRing, ReplyKey};
 pub use tx::Tx;
 
@@ -230,6 +232,18 @@ impl Store {
             .iter(T::Tickets as u8)
             .rev()
             .map(|r| decode("ticket", &r?.1))
+    }
+
+    /// Tickets matching every filter, most recently updated first, updated
+    /// at `since` or later, below `before` (a position of an earlier page):
+    /// read from the list index, a page costs its size (see `list_index`).
+    pub fn ticket_list<'a>(
+        &'a self,
+        filters: &[ListFilter],
+        since: Option<DateTime<Utc>>,
+        before: Option<Position>,
+    ) -> list_index::ListWalk<'a> {
+        list_index::ListWalk::new(&self.db, filters, since, before)
     }
 
     /// Counted in the transactions that add and remove tickets: one read.
