@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 mod dry_run;
 mod event_text;
+mod export;
 mod list_args;
 mod render;
 mod terminal;
@@ -99,6 +100,30 @@ enum Command {
     Backup { file: PathBuf },
     /// Restore a backup into an empty state directory (the daemon stopped).
     Restore { file: PathBuf },
+    /// Write tickets, messages, events and attachments to FILE, one JSON
+    /// object a line, for moving to another system (while the daemon runs,
+    /// it writes the file; commits wait meanwhile).
+    Export {
+        /// The format (JSON lines, the only one).
+        #[arg(long)]
+        jsonl: bool,
+        file: PathBuf,
+    },
+    /// Remove raw mail, delivery logs and dedupe keys older than the ages
+    /// of `[retention]` (tickets and their history stay).
+    Prune {
+        /// Only count what would go.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Import a file written by `export --jsonl` into an empty state
+    /// directory (the daemon stopped).
+    Import {
+        /// The format (JSON lines, the only one).
+        #[arg(long)]
+        jsonl: bool,
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -424,26 +449,21 @@ fn real_main() -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Export { jsonl, file } => {
+            export::export(&rt, &cli.config, cli.any_user, jsonl, &file)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Prune { dry_run } => {
+            export::prune(&rt, &cli.config, cli.any_user, dry_run)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { jsonl, file } => {
+            export::import(&rt, &cli.config, jsonl, &file)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Restore { file } => {
             let at = crate::config::Locations::load(&cli.config)?;
-            if rt
-                .block_on(control::ask(&at.control_socket, &Query::Stats))?
-                .is_some()
-            {
-                bail!("the daemon is running on this store: stop it before restoring");
-            }
-            let holds_files = std::fs::read_dir(&at.storage)
-                .map(|d| {
-                    d.filter_map(|e| e.ok())
-                        .any(|e| e.file_name() != "control.sock")
-                })
-                .unwrap_or(false);
-            if holds_files {
-                bail!(
-                    "{} is not empty: restore only into an empty state directory (move the old one aside first)",
-                    at.storage.display()
-                );
-            }
+            export::offline_into_empty(&rt, &at, "restoring")?;
             let summary = Store::restore(&at.storage, &file)?;
             println!(
                 "restored {} keys from {} into {}",

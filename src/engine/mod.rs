@@ -14,6 +14,7 @@ pub mod clock;
 #[cfg(debug_assertions)]
 mod fault;
 pub mod queries;
+pub mod retention;
 
 use std::sync::{Arc, RwLock};
 

@@ -58,6 +58,17 @@ pub enum Query {
     Backup {
         path: std::path::PathBuf,
     },
+    /// Changes the store: removes what `[retention]` lets go (`rules`, sent
+    /// by the CLI from the configuration), or with `dry_run` counts it.
+    Prune {
+        rules: crate::store::retention::Retention,
+        dry_run: bool,
+    },
+    /// Tickets, messages, events and attachments as JSON lines, written to
+    /// `path` by whoever holds the store.
+    Export {
+        path: std::path::PathBuf,
+    },
 }
 
 /// Which tickets `tickets list` shows. Status, team, assignee, requester and
@@ -105,7 +116,9 @@ impl Query {
     /// takes a while, everything else is quick.
     pub fn answer_timeout(&self) -> std::time::Duration {
         match self {
-            Query::Backup { .. } => std::time::Duration::from_secs(3600),
+            Query::Backup { .. } | Query::Export { .. } | Query::Prune { .. } => {
+                std::time::Duration::from_secs(3600)
+            }
             _ => std::time::Duration::from_secs(30),
         }
     }
@@ -116,6 +129,12 @@ impl Query {
 pub enum Answer {
     BackedUp {
         summary: crate::store::backup::BackupSummary,
+    },
+    Exported {
+        summary: crate::store::export::TransferSummary,
+    },
+    Pruned {
+        summary: crate::store::retention::PruneSummary,
     },
     Tickets {
         tickets: Vec<Ticket>,
@@ -326,6 +345,17 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
         Query::Backup { path } => Answer::BackedUp {
             summary: store.backup(path)?,
         },
+        Query::Export { path } => Answer::Exported {
+            summary: store.export(path, engine.now())?,
+        },
+        Query::Prune { rules, dry_run } => {
+            let summary =
+                crate::store::retention::prune(store, rules, engine.now(), None, *dry_run)?;
+            if !dry_run {
+                store.flush_blocking()?;
+            }
+            Answer::Pruned { summary }
+        }
         Query::Stats => {
             let (pending, failed) = store.outbox_counts();
             Answer::Stats {

@@ -24,11 +24,14 @@ mod attempts;
 pub mod backup;
 pub mod db;
 mod error;
+pub mod export;
+mod import;
 mod layout;
 pub mod list_index;
 mod migrate;
 pub mod records;
 mod reply_keys;
+pub mod retention;
 mod tx;
 
 pub use error::{StoreError, TxResult};
@@ -130,6 +133,30 @@ impl Store {
         let summary = backup::read(file, |run| Ok(store.db.put_raw_run(run)?))?;
         store.db.sync()?;
         Ok(summary)
+    }
+
+    /// Writes the tickets, messages, events and attachments as JSON lines
+    /// to `file` (see [`export`]); commits wait while it runs.
+    pub fn export(
+        &self,
+        file: &Path,
+        now: DateTime<Utc>,
+    ) -> Result<export::TransferSummary, StoreError> {
+        export::write(&self.db, file, now)
+    }
+
+    /// Imports an export into the store at `path`, which must be new, like
+    /// a restore's.
+    pub fn import(path: &Path, file: &Path) -> Result<export::TransferSummary, StoreError> {
+        let store = Store::open_when_released(path)?;
+        let format_key = db::full_key(T::Meta as u8, FORMAT_KEY);
+        if store.db.holds_more_than(&[format_key])? {
+            return Err(StoreError::Transfer(format!(
+                "cannot import into {}: it already holds a store; import into an empty state directory",
+                path.display()
+            )));
+        }
+        import::read(&store, file)
     }
 
     /// Opens a store this process may have just dropped: sled releases its
