@@ -348,6 +348,51 @@ mod tests {
     }
 
     #[test]
+    fn a_backup_made_by_the_format_2_release_restores_and_gets_its_index() {
+        use sha2::{Digest, Sha256};
+        let dir = tempfile::tempdir().unwrap();
+        let (old, file) = (dir.path().join("old"), dir.path().join("b.backup"));
+        {
+            let store = Store::open(&old).unwrap();
+            store
+                .transact(|tx| {
+                    let t = crate::store::records::Ticket::new(
+                        7,
+                        "s".into(),
+                        crate::mail::address::Party {
+                            name: None,
+                            address: crate::mail::address::EmailAddress::parse("a@b.c").unwrap(),
+                        },
+                        "help",
+                        chrono::Utc::now(),
+                    );
+                    tx.put_ticket(&t)
+                })
+                .unwrap();
+            crate::store::list_index::drop_all(&store.db).unwrap();
+            store
+                .db
+                .put_direct(T::Meta as u8, FORMAT_KEY, &FORMAT_2.to_be_bytes())
+                .unwrap();
+            store.backup(&file).unwrap();
+        }
+        // The header says format 2, as that release wrote it; the digest follows.
+        let mut bytes = std::fs::read(&file).unwrap();
+        let at = b"deskgate-backup 1\n".len();
+        bytes[at..at + 4].copy_from_slice(&FORMAT_2.to_be_bytes());
+        let end = bytes.len() - 32;
+        let digest = Sha256::digest(&bytes[..end]);
+        bytes[end..].copy_from_slice(&digest);
+        std::fs::write(&file, &bytes).unwrap();
+
+        let new = dir.path().join("new");
+        Store::restore(&new, &file).unwrap();
+        let store = Store::open_when_free(&new);
+        assert_eq!(store.ticket_list(&[], None, None).count(), 1);
+        assert_eq!(store.ticket(7).unwrap().unwrap().id, 7);
+    }
+
+    #[test]
     fn a_store_of_a_newer_format_is_refused_with_a_clear_message() {
         let dir = tempfile::tempdir().unwrap();
         {
