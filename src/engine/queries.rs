@@ -514,6 +514,18 @@ mod tests {
     }
 
     #[test]
+    fn a_filtered_list_crosses_the_control_socket_whole() {
+        let q = Query::ListPage(TicketQuery {
+            team: Some("it".into()),
+            since: Some(chrono::Utc::now()),
+            page: Some("1-2".into()),
+            ..TicketQuery::default()
+        });
+        let text = serde_json::to_string(&q).unwrap();
+        assert_eq!(serde_json::from_str::<Query>(&text).unwrap(), q);
+    }
+
+    #[test]
     fn stats_are_counted_not_scanned() {
         let e = engine_with_tickets(3);
         let Answer::Stats { stats } = answer(&e, &Query::Stats) else {
