@@ -138,18 +138,18 @@ fn main() {
         ),
         ("--team vip (1%)", page(&|q| q.team = Some("vip".into()))),
         (
-            "--requester (20 tickets)",
-            page(&|q| q.requester = Some("user7@outside.example".into())),
+            "--requester (1 ticket in 5,000)",
+            page(&|q| q.requester = Some("user8@outside.example".into())),
         ),
         (
-            "--team vip --requester (20 + 1%, 20 match)",
+            "--team vip --requester (1% and 1 in 5,000)",
             page(&|q| {
                 q.team = Some("vip".into());
                 q.requester = Some("user7@vip.example".into());
             }),
         ),
         (
-            "--team it --tag vip (99% + 1%, 0 match)",
+            "--team it --tag vip (99% and 1%, none match)",
             page(&|q| {
                 q.team = Some("it".into());
                 q.tag = Some("vip".into());
@@ -176,7 +176,7 @@ fn main() {
         .store()
         .tickets_newest_first()
         .map(|t| t.unwrap())
-        .filter(|t| t.requester.address.as_str() == "user7@outside.example")
+        .filter(|t| t.requester.address.as_str() == "user8@outside.example")
         .take(50)
         .count();
     let scan_ms = ms(scan.elapsed());
