@@ -15,6 +15,8 @@ use clap::{Parser, Subcommand};
 mod doctor;
 mod dry_run;
 mod event_text;
+mod export;
+mod list_args;
 mod logging;
 mod recurring;
 mod reload;
@@ -129,6 +131,30 @@ enum Command {
     /// Ask the running daemon to load its config again; fails (non-zero)
     /// with the reasons when the new config is refused.
     Reload,
+    /// Write tickets, messages, events and attachments to FILE, one JSON
+    /// object a line, for moving to another system (while the daemon runs,
+    /// it writes the file; commits wait meanwhile).
+    Export {
+        /// The format (JSON lines, the only one).
+        #[arg(long)]
+        jsonl: bool,
+        file: PathBuf,
+    },
+    /// Remove raw mail, delivery logs and dedupe keys older than the ages
+    /// of `[retention]` (tickets and their history stay).
+    Prune {
+        /// Only count what would go.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Import a file written by `export --jsonl` into an empty state
+    /// directory (the daemon stopped).
+    Import {
+        /// The format (JSON lines, the only one).
+        #[arg(long)]
+        jsonl: bool,
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -205,12 +231,31 @@ enum TicketsCommand {
         /// Only tickets with an SLA target due within this time (e.g. 1h, 30m).
         #[arg(long, value_parser = parse_horizon)]
         due_within: Option<std::time::Duration>,
-        /// At most this many tickets, newest first.
+        /// Only tickets of this team.
+        #[arg(long)]
+        team: Option<String>,
+        /// Only tickets assigned to this agent.
+        #[arg(long)]
+        assignee: Option<String>,
+        /// Only tickets of this requester (an address).
+        #[arg(long)]
+        requester: Option<String>,
+        /// Only tickets with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Only tickets updated since: a time ago (7d, 12h) or a date
+        /// (2026-11-30, or RFC 3339).
+        #[arg(long, value_parser = list_args::parse_since)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// At most this many tickets, most recently updated first.
         #[arg(long, default_value_t = 50, conflicts_with = "all")]
         limit: usize,
-        /// Every ticket that matches, newest first.
+        /// Every ticket that matches, most recently updated first.
         #[arg(long)]
         all: bool,
+        /// The next page: the token the previous page printed.
+        #[arg(long)]
+        page: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -273,20 +318,39 @@ fn real_main() -> Result<ExitCode> {
                     status,
                     overdue,
                     due_within,
+                    team,
+                    assignee,
+                    requester,
+                    tag,
+                    since,
                     limit,
                     all,
+                    page,
                     json,
                 } => {
-                    let q = Query::ListTickets {
+                    let q = Query::ListPage(queries::TicketQuery {
                         status,
+                        team,
+                        assignee: assignee.map(list_args::agent),
+                        requester: requester.map(|r| list_args::address(&r)).transpose()?,
+                        tag,
+                        since,
                         overdue,
                         due_within_secs: due_within.map(|d| d.as_secs()),
                         limit: (!all).then_some(limit),
-                    };
+                        page,
+                    });
                     match rt.block_on(ask(&cli.config, cli.any_user, q))? {
                         Answer::Tickets { tickets, .. } if json => print_json(&tickets)?,
-                        Answer::Tickets { tickets, more } => {
-                            print!("{}", render::render_ticket_list(&tickets, more))
+                        Answer::Tickets {
+                            tickets,
+                            more,
+                            next,
+                        } => {
+                            print!("{}", render::render_ticket_list(&tickets, more));
+                            if let Some(next) = next {
+                                println!("next page: --page {next}");
+                            }
                         }
                         other => bail!(unexpected(other)),
                     }
@@ -467,26 +531,21 @@ fn real_main() -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Export { jsonl, file } => {
+            export::export(&rt, &cli.config, cli.any_user, jsonl, &file)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Prune { dry_run } => {
+            export::prune(&rt, &cli.config, cli.any_user, dry_run)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { jsonl, file } => {
+            export::import(&rt, &cli.config, jsonl, &file)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Restore { file } => {
             let at = crate::config::Locations::load(&cli.config)?;
-            if rt
-                .block_on(control::ask(&at.control_socket, &Query::Stats))?
-                .is_some()
-            {
-                bail!("the daemon is running on this store: stop it before restoring");
-            }
-            let holds_files = std::fs::read_dir(&at.storage)
-                .map(|d| {
-                    d.filter_map(|e| e.ok())
-                        .any(|e| e.file_name() != "control.sock")
-                })
-                .unwrap_or(false);
-            if holds_files {
-                bail!(
-                    "{} is not empty: restore only into an empty state directory (move the old one aside first)",
-                    at.storage.display()
-                );
-            }
+            export::offline_into_empty(&rt, &at, "restoring")?;
             let summary = Store::restore(&at.storage, &file)?;
             println!(
                 "restored {} keys from {} into {}",

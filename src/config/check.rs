@@ -308,7 +308,9 @@ impl Validator {
                 "must be between 1 MiB and 64 GiB (sled keeps this much of the store in memory)",
             );
         }
+        let retention = self.check_retention(&raw.retention);
         Some(Config {
+            retention,
             warnings: std::mem::take(&mut self.warnings),
             path: path.to_path_buf(),
             desk: Desk {

@@ -35,6 +35,16 @@ pub struct Config {
     /// daemon logs them at start and on reload.
     pub warnings: Vec<String>,
     pub store: StoreConfig,
+    pub retention: RetentionConfig,
+}
+
+/// `[retention]`: how old raw mail, delivery logs and dedupe keys get before
+/// `prune` (and the daemon's daily pass) removes them; None keeps them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionConfig {
+    pub raw_mail_after: Option<Duration>,
+    pub delivery_logs_after: Option<Duration>,
+    pub dedupe_keys_after: Option<Duration>,
 }
 
 /// How the store is opened: the sled cache is most of the daemon's memory.

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub mod calendar;
 mod check;
+mod check_retention;
 mod check_sla;
 mod check_teams;
 pub mod checked;

@@ -37,6 +37,20 @@ pub(super) struct RawConfig {
     pub(super) timers: RawTimers,
     #[serde(default)]
     pub(super) store: RawStore,
+    #[serde(default)]
+    pub(super) retention: RawRetention,
+}
+
+/// `[retention]`: each age absent keeps that kind forever (the default).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRetention {
+    #[serde(default, with = "humantime_serde")]
+    pub(super) raw_mail_after: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) delivery_logs_after: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) dedupe_keys_after: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -16,6 +16,7 @@ pub mod clock;
 mod fault;
 pub mod queries;
 pub mod recurring;
+pub mod retention;
 pub mod status_view;
 
 use std::sync::{Arc, RwLock};

@@ -2,13 +2,14 @@
 //! store, shared by the control socket (daemon running) and the CLI (store
 //! opened directly). Rendering them as text is the CLI's (`cli::render`).
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{Engine, EngineError};
 use crate::store::records::{
     Event, IgnoredEntry, MessageRecord, OutboxEntry, QuarantineEntry, Status, Ticket, TicketId,
 };
-use crate::store::StoreError;
+use crate::store::{list_index, ListFilter, StoreError};
 
 /// A question the CLI asks; answered by the daemon or straight from the store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +27,8 @@ pub enum Query {
         #[serde(default)]
         limit: Option<usize>,
     },
+    /// `tickets list` with its filters (the CLI's form of `ListTickets`).
+    ListPage(TicketQuery),
     ShowTicket {
         id: TicketId,
     },
@@ -76,6 +79,52 @@ pub enum Query {
     /// Load the config again now; only a running daemon answers it (the CLI
     /// waits for the verdict, so `systemctl reload` fails on a broken edit).
     Reload,
+    /// Changes the store: removes what `[retention]` lets go (`rules`, sent
+    /// by the CLI from the configuration), or with `dry_run` counts it.
+    Prune {
+        rules: crate::store::retention::Retention,
+        dry_run: bool,
+    },
+    /// Tickets, messages, events and attachments as JSON lines, written to
+    /// `path` by whoever holds the store.
+    Export {
+        path: std::path::PathBuf,
+    },
+}
+
+/// Which tickets `tickets list` shows. Status, team, assignee, requester and
+/// tag are each a range of the store's list index, intersected when several
+/// are given; `since` bounds the ranges; overdue and due-within are checked
+/// per ticket read. Most recently updated first.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TicketQuery {
+    pub status: Option<Status>,
+    pub team: Option<String>,
+    pub assignee: Option<String>,
+    /// An address.
+    pub requester: Option<String>,
+    pub tag: Option<String>,
+    /// Only tickets updated at this time or later.
+    pub since: Option<DateTime<Utc>>,
+    pub overdue: bool,
+    pub due_within_secs: Option<u64>,
+    /// At most this many; `None` for every ticket that matches.
+    pub limit: Option<usize>,
+    /// The `next` of the page before: this page starts below it.
+    pub page: Option<String>,
+}
+
+impl TicketQuery {
+    fn filters(&self) -> Vec<ListFilter> {
+        let mut f = Vec::new();
+        f.extend(self.status.map(ListFilter::Status));
+        f.extend(self.team.clone().map(ListFilter::Team));
+        f.extend(self.assignee.clone().map(ListFilter::Assignee));
+        f.extend(self.requester.clone().map(ListFilter::Requester));
+        f.extend(self.tag.clone().map(ListFilter::Tag));
+        f
+    }
 }
 
 impl Query {
@@ -91,7 +140,9 @@ impl Query {
     /// takes a while, everything else is quick.
     pub fn answer_timeout(&self) -> std::time::Duration {
         match self {
-            Query::Backup { .. } => std::time::Duration::from_secs(3600),
+            Query::Backup { .. } | Query::Export { .. } | Query::Prune { .. } => {
+                std::time::Duration::from_secs(3600)
+            }
             _ => std::time::Duration::from_secs(30),
         }
     }
@@ -126,11 +177,20 @@ pub enum Answer {
     BackedUp {
         summary: crate::store::backup::BackupSummary,
     },
+    Exported {
+        summary: crate::store::export::TransferSummary,
+    },
+    Pruned {
+        summary: crate::store::retention::PruneSummary,
+    },
     Tickets {
         tickets: Vec<Ticket>,
         /// More tickets match than the limit let through.
         #[serde(default)]
         more: bool,
+        /// With `more`: the `page` that shows the next ones.
+        #[serde(default)]
+        next: Option<String>,
     },
     Ticket {
         view: Option<Box<TicketView>>,
@@ -279,42 +339,17 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
             overdue,
             due_within_secs,
             limit,
-        } => {
-            let now = engine.now();
-            let horizon = due_within_secs
-                .map(|s| now + chrono::Duration::seconds(s.min(i64::MAX as u64 / 2) as i64));
-            let mut tickets = Vec::new();
-            let mut more = false;
-            // Newest first, and only as far as the page: a page costs its own
-            // size, not the size of the desk.
-            for t in store.tickets_newest_first() {
-                let t = t?;
-                if limit.is_some_and(|n| tickets.len() >= n) {
-                    more = true;
-                    break;
-                }
-                if !status.is_none_or(|s| s == t.status) {
-                    continue;
-                }
-                if *overdue || horizon.is_some() {
-                    let targets = sla_of(engine, &t);
-                    let is_overdue = targets
-                        .iter()
-                        .any(|x| x.state == crate::desk::sla::TargetState::Breached);
-                    let due_soon = horizon.is_some_and(|h| {
-                        targets.iter().any(|x| {
-                            x.state == crate::desk::sla::TargetState::Running
-                                && x.due.is_some_and(|d| d <= h)
-                        })
-                    });
-                    if (*overdue && !is_overdue) || (horizon.is_some() && !due_soon) {
-                        continue;
-                    }
-                }
-                tickets.push(t);
-            }
-            Answer::Tickets { tickets, more }
-        }
+        } => list(
+            engine,
+            &TicketQuery {
+                status: *status,
+                overdue: *overdue,
+                due_within_secs: *due_within_secs,
+                limit: *limit,
+                ..TicketQuery::default()
+            },
+        )?,
+        Query::ListPage(q) => list(engine, q)?,
         Query::ShowTicket { id } => Answer::Ticket {
             view: match store.ticket(*id)? {
                 Some(ticket) => {
@@ -424,6 +459,17 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
         Query::Backup { path } => Answer::BackedUp {
             summary: store.backup(path)?,
         },
+        Query::Export { path } => Answer::Exported {
+            summary: store.export(path, engine.now())?,
+        },
+        Query::Prune { rules, dry_run } => {
+            let summary =
+                crate::store::retention::prune(store, rules, engine.now(), None, *dry_run)?;
+            if !dry_run {
+                store.flush_blocking()?;
+            }
+            Answer::Pruned { summary }
+        }
         Query::Stats => {
             let (pending, failed) = store.outbox_counts();
             Answer::Stats {
@@ -436,6 +482,63 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
                 },
             }
         }
+    })
+}
+
+/// A page of `tickets list`, read from the list index: it costs the page,
+/// plus what overdue and due-within skip.
+fn list(engine: &Engine, q: &TicketQuery) -> Result<Answer, StoreError> {
+    let before = match q.page.as_deref() {
+        None => None,
+        Some(token) => match list_index::parse_position(token) {
+            Some(p) => Some(p),
+            None => {
+                return Ok(Answer::Error {
+                    message: format!(
+                        "\"{token}\" is not a page of tickets list (use the one it printed)"
+                    ),
+                })
+            }
+        },
+    };
+    let now = engine.now();
+    let horizon = q
+        .due_within_secs
+        .map(|s| now + chrono::Duration::seconds(s.min(i64::MAX as u64 / 2) as i64));
+    let mut tickets = Vec::new();
+    let mut last = None;
+    let mut more = false;
+    for item in engine.store().ticket_list(&q.filters(), q.since, before) {
+        let (pos, t) = item?;
+        if q.overdue || horizon.is_some() {
+            let targets = sla_of(engine, &t);
+            let is_overdue = targets
+                .iter()
+                .any(|x| x.state == crate::desk::sla::TargetState::Breached);
+            let due_soon = horizon.is_some_and(|h| {
+                targets.iter().any(|x| {
+                    x.state == crate::desk::sla::TargetState::Running
+                        && x.due.is_some_and(|d| d <= h)
+                })
+            });
+            if (q.overdue && !is_overdue) || (horizon.is_some() && !due_soon) {
+                continue;
+            }
+        }
+        if q.limit.is_some_and(|n| tickets.len() >= n) {
+            more = true;
+            break;
+        }
+        last = Some(pos);
+        tickets.push(t);
+    }
+    let next = more
+        .then(|| last.map(|p| list_index::position_token(&p)))
+        .flatten();
+    Ok(Answer::Tickets {
+        tickets,
+        more,
+        next,
     })
 }
 
@@ -468,7 +571,7 @@ mod tests {
             limit,
         };
         match answer(e, &q) {
-            Answer::Tickets { tickets, more } => (tickets.iter().map(|t| t.id).collect(), more),
+            Answer::Tickets { tickets, more, .. } => (tickets.iter().map(|t| t.id).collect(), more),
             other => panic!("{other:?}"),
         }
     }
@@ -482,6 +585,58 @@ mod tests {
             (vec![1004, 1003, 1002, 1001, 1000], false)
         );
         assert_eq!(list(&e, None).0.len(), 5);
+    }
+
+    fn page(e: &Engine, q: TicketQuery) -> (Vec<TicketId>, Option<String>) {
+        match answer(e, &Query::ListPage(q)) {
+            Answer::Tickets { tickets, next, .. } => (tickets.iter().map(|t| t.id).collect(), next),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn filters_page_through_the_index_with_a_token() {
+        let e = engine_with_tickets(6);
+        let mine = TicketQuery {
+            requester: Some("u4@c.test".into()),
+            ..TicketQuery::default()
+        };
+        assert_eq!(page(&e, mine).0, [1004]);
+        let first = TicketQuery {
+            limit: Some(4),
+            status: Some(Status::New),
+            ..TicketQuery::default()
+        };
+        let (ids, next) = page(&e, first.clone());
+        assert_eq!(ids, [1005, 1004, 1003, 1002]);
+        let rest = page(
+            &e,
+            TicketQuery {
+                page: next,
+                ..first.clone()
+            },
+        );
+        assert_eq!(rest, (vec![1001, 1000], None));
+        let bad = TicketQuery {
+            page: Some("x".into()),
+            ..first
+        };
+        let Answer::Error { message } = answer(&e, &Query::ListPage(bad)) else {
+            panic!()
+        };
+        assert!(message.contains("is not a page"), "{message}");
+    }
+
+    #[test]
+    fn a_filtered_list_crosses_the_control_socket_whole() {
+        let q = Query::ListPage(TicketQuery {
+            team: Some("it".into()),
+            since: Some(chrono::Utc::now()),
+            page: Some("1-2".into()),
+            ..TicketQuery::default()
+        });
+        let text = serde_json::to_string(&q).unwrap();
+        assert_eq!(serde_json::from_str::<Query>(&text).unwrap(), q);
     }
 
     #[test]

@@ -18,6 +18,8 @@ use super::error::StoreError;
 use super::layout::FORMAT;
 
 const MAGIC: &[u8] = b"deskgate-backup 1\n";
+/// The oldest store format a backup can hold.
+const OLDEST_FORMAT: u32 = 2;
 /// Largest key or value a backup may hold (sled's own values are far smaller).
 const MAX_ITEM: usize = 1 << 30;
 
@@ -156,9 +158,11 @@ fn check(path: &Path) -> Result<BackupSummary, StoreError> {
         return Err(damaged("it is not a deskgate backup"));
     }
     let format = u32::from_be_bytes(head[MAGIC.len()..].try_into().unwrap_or([0; 4]));
-    if format != FORMAT {
+    // Format 2 was the first with backups; an older format restored is
+    // converted by the next open, like any store of that format.
+    if !(OLDEST_FORMAT..=FORMAT).contains(&format) {
         return Err(damaged(&format!(
-            "it holds store format {format}, this release restores format {FORMAT}"
+            "it holds store format {format}, this release restores formats {OLDEST_FORMAT} to {FORMAT}"
         )));
     }
     hash.update(&head);

@@ -34,6 +34,9 @@ pub enum StoreError {
     },
     #[error("{0}")]
     Backup(String),
+    /// An export or import (`export.rs`, `import.rs`), in plain words.
+    #[error("{0}")]
+    Transfer(String),
     #[error("cannot convert the store from format {from}: {why}")]
     Migrate { from: u32, why: String },
     #[error("cannot decode stored {what}: {source}")]

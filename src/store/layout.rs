@@ -25,6 +25,7 @@
 //! | `TimerOf` (18) | ticket u64 BE | its `TimerDue` key | moves the entry when the ticket changes |
 //! | `Attempts` (19) | mailbox, 0, UIDVALIDITY, UID | u32 | processing attempts of a mail not yet committed (poison mail) |
 //! | `OutboxInDoubt` (20) | outbox id u64 BE | u32 | times the mail's body went to SMTP with no answer recorded (see `sending.rs`) |
+//! | `TicketIndex` (21) | kind u8, [value len u16 BE, value], updated ms u64 BE, ticket u64 BE | empty | `tickets list` by update time, status, team, assignee, requester, tag: a page is a range read (see `list_index.rs`) |
 //!
 //! Counted tables ([`COUNTED`]) keep their number of keys in `Meta` under
 //! `count`+table, moved in the same batch as the keys, so `stats` reads
@@ -75,6 +76,10 @@ pub(super) enum T {
     /// outbox id u64 BE → u32 BE: how often the entry's body was handed to
     /// SMTP without an answer recorded (see `sending.rs`).
     OutboxInDoubt,
+    /// Every ticket filed under its update time, and under each of its
+    /// status, team, assignee, requester and tags, most recent last: a
+    /// filtered page of `tickets list` is a range read (`list_index.rs`).
+    TicketIndex,
 }
 
 /// The tree names of format 1 stores, by table number.
@@ -109,8 +114,9 @@ pub(super) const COUNTED: &[u8] = &[
 ];
 
 /// The store format this release writes: 1 was one sled tree per table plus
-/// a write-ahead journal; 2 is one tree with prefixed keys.
-pub(super) const FORMAT: u32 = 2;
+/// a write-ahead journal; 2 is one tree with prefixed keys; 3 adds the
+/// ticket list index (`TicketIndex`).
+pub(super) const FORMAT: u32 = 3;
 pub(super) const FORMAT_KEY: &[u8] = b"format";
 /// A fingerprint of the SLA policies and timers the timer index was built
 /// with: another configuration means other due times.

@@ -29,6 +29,8 @@ use super::layout::{COUNTED, FORMAT, FORMAT_KEY, T, TREES};
 
 /// Keys per batch while copying: bounds the memory of the conversion.
 const COPY_BATCH: usize = 10_000;
+/// One tree with prefixed keys, before the list index.
+const FORMAT_2: u32 = 2;
 
 fn format_of(data: &Tree) -> Result<Option<u32>, StoreError> {
     Ok(data
@@ -46,9 +48,17 @@ fn has_format_1_trees(db: &sled::Db) -> bool {
 }
 
 /// Brings the store in `db` to the current format, or refuses a newer one.
+/// Each step brings one format to the next, so an old store walks them all.
 pub fn to_current(db: &sled::Db, path: &str) -> Result<(), StoreError> {
     let data = db.open_tree("data")?;
-    match format_of(&data)? {
+    let mut format = format_of(&data)?;
+    if format.is_none() && has_format_1_trees(db) {
+        let copied = convert_format_1(db, &data)?;
+        tracing::info!(keys = copied, "converted the store to format 2");
+        drop_format_1(db)?;
+        format = Some(FORMAT_2);
+    }
+    match format {
         Some(f) if f == FORMAT => {
             if has_format_1_trees(db) {
                 drop_format_1(db)?;
@@ -60,21 +70,33 @@ pub fn to_current(db: &sled::Db, path: &str) -> Result<(), StoreError> {
             found: f,
             supported: FORMAT,
         }),
+        Some(FORMAT_2) => {
+            if has_format_1_trees(db) {
+                drop_format_1(db)?;
+            }
+            step_list_index(db, &data)
+        }
         Some(f) => Err(StoreError::Migrate {
             from: f,
             why: "no such format was ever written".into(),
         }),
-        None if has_format_1_trees(db) => {
-            let copied = convert_format_1(db, &data)?;
-            tracing::info!(keys = copied, "converted the store to format {FORMAT}");
-            drop_format_1(db)
-        }
         None => {
             data.insert(full_key(T::Meta as u8, FORMAT_KEY), &FORMAT.to_be_bytes())?;
             db.flush()?;
             Ok(())
         }
     }
+}
+
+/// Format 2 → 3, the step "list index": files every ticket in the list
+/// index (`list_index.rs`), then writes the format. Rewriting index keys is
+/// harmless, so a crash before the format key is written just builds again.
+fn step_list_index(db: &sled::Db, data: &Tree) -> Result<(), StoreError> {
+    let tickets = super::list_index::build(data, COPY_BATCH)?;
+    data.insert(full_key(T::Meta as u8, FORMAT_KEY), &3u32.to_be_bytes())?;
+    db.flush()?;
+    tracing::info!(tickets, "built the ticket list index (store format 3)");
+    Ok(())
 }
 
 /// Copies the format 1 trees and journal into `data`; returns how many keys.
@@ -116,7 +138,7 @@ fn convert_format_1(db: &sled::Db, data: &Tree) -> Result<usize, StoreError> {
     for (table, n) in counts {
         batch.insert(&counter_key(table), &n.to_be_bytes());
     }
-    batch.insert(full_key(T::Meta as u8, FORMAT_KEY), &FORMAT.to_be_bytes());
+    batch.insert(full_key(T::Meta as u8, FORMAT_KEY), &FORMAT_2.to_be_bytes());
     data.apply_batch(batch)?;
     db.flush()?;
     Ok(copied)
@@ -253,6 +275,8 @@ mod tests {
         // Its mail, its acknowledgement and the reply.
         assert_eq!(store.messages(t).unwrap().len(), 3);
         assert_eq!(store.ticket(1014).unwrap().unwrap().id, 1014);
+        // Through format 2 to 3: the list index holds every ticket.
+        assert_eq!(store.ticket_list(&[], None, None).count(), 15);
         let cp = store.checkpoint("help").unwrap().unwrap();
         assert_eq!((cp.uid_validity, cp.last_uid), (7, 11));
         assert!(store
@@ -273,6 +297,99 @@ mod tests {
             .tree_names()
             .iter()
             .any(|n| n.as_ref() == b"journal" || n.as_ref() == b"tickets"));
+    }
+
+    #[test]
+    fn a_format_2_store_gets_its_list_index_built_once() {
+        use crate::store::records::Ticket;
+        use crate::store::ListFilter;
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .transact(|tx| {
+                    for id in 1..=3u64 {
+                        let mut t = Ticket::new(
+                            id,
+                            "s".into(),
+                            crate::mail::address::Party {
+                                name: None,
+                                address: crate::mail::address::EmailAddress::parse("a@b.c")
+                                    .unwrap(),
+                            },
+                            "help",
+                            chrono::Utc::now(),
+                        );
+                        t.team = (id != 2).then(|| "net".to_string());
+                        tx.put_ticket(&t)?;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            // What a format 2 store looks like: no index, format 2.
+            crate::store::list_index::drop_all(&store.db).unwrap();
+            store
+                .db
+                .put_direct(T::Meta as u8, FORMAT_KEY, &FORMAT_2.to_be_bytes())
+                .unwrap();
+            assert_eq!(store.ticket_list(&[], None, None).count(), 0);
+            store.flush_blocking().unwrap();
+        }
+        let store = Store::open_when_free(dir.path());
+        let net = [ListFilter::Team("net".into())];
+        let ids: Vec<_> = store
+            .ticket_list(&net, None, None)
+            .map(|r| r.unwrap().1.id)
+            .collect();
+        assert_eq!(ids, [3, 1]);
+        assert_eq!(store.ticket_list(&[], None, None).count(), 3);
+        let format = store.db.get(T::Meta as u8, FORMAT_KEY).unwrap().unwrap();
+        assert_eq!(format.as_ref(), &FORMAT.to_be_bytes());
+    }
+
+    #[test]
+    fn a_backup_made_by_the_format_2_release_restores_and_gets_its_index() {
+        use sha2::{Digest, Sha256};
+        let dir = tempfile::tempdir().unwrap();
+        let (old, file) = (dir.path().join("old"), dir.path().join("b.backup"));
+        {
+            let store = Store::open(&old).unwrap();
+            store
+                .transact(|tx| {
+                    let t = crate::store::records::Ticket::new(
+                        7,
+                        "s".into(),
+                        crate::mail::address::Party {
+                            name: None,
+                            address: crate::mail::address::EmailAddress::parse("a@b.c").unwrap(),
+                        },
+                        "help",
+                        chrono::Utc::now(),
+                    );
+                    tx.put_ticket(&t)
+                })
+                .unwrap();
+            crate::store::list_index::drop_all(&store.db).unwrap();
+            store
+                .db
+                .put_direct(T::Meta as u8, FORMAT_KEY, &FORMAT_2.to_be_bytes())
+                .unwrap();
+            store.backup(&file).unwrap();
+        }
+        // The header says format 2, as that release wrote it; the digest follows.
+        let mut bytes = std::fs::read(&file).unwrap();
+        let at = b"deskgate-backup 1\n".len();
+        bytes[at..at + 4].copy_from_slice(&FORMAT_2.to_be_bytes());
+        let end = bytes.len() - 32;
+        let digest = Sha256::digest(&bytes[..end]);
+        bytes[end..].copy_from_slice(&digest);
+        std::fs::write(&file, &bytes).unwrap();
+
+        let new = dir.path().join("new");
+        Store::restore(&new, &file).unwrap();
+        let store = Store::open_when_free(&new);
+        assert_eq!(store.ticket_list(&[], None, None).count(), 1);
+        assert_eq!(store.ticket(7).unwrap().unwrap().id, 7);
     }
 
     #[test]

@@ -24,14 +24,19 @@ mod attempts;
 pub mod backup;
 pub mod db;
 mod error;
+pub mod export;
+mod import;
 mod layout;
+pub mod list_index;
 mod migrate;
 pub mod records;
 mod reply_keys;
+pub mod retention;
 mod sending;
 mod tx;
 
 pub use error::{StoreError, TxResult};
+pub use list_index::{ListFilter, Position};
 pub use reply_keys::{KeyRing, ReplyKey};
 pub use sending::HELD_UNCERTAIN;
 pub use tx::Tx;
@@ -167,6 +172,30 @@ impl Store {
         }
     }
 
+    /// Writes the tickets, messages, events and attachments as JSON lines
+    /// to `file` (see [`export`]); commits wait while it runs.
+    pub fn export(
+        &self,
+        file: &Path,
+        now: DateTime<Utc>,
+    ) -> Result<export::TransferSummary, StoreError> {
+        export::write(&self.db, file, now)
+    }
+
+    /// Imports an export into the store at `path`, which must be new, like
+    /// a restore's.
+    pub fn import(path: &Path, file: &Path) -> Result<export::TransferSummary, StoreError> {
+        let store = Store::open_when_released(path)?;
+        let format_key = db::full_key(T::Meta as u8, FORMAT_KEY);
+        if store.db.holds_more_than(&[format_key])? {
+            return Err(StoreError::Transfer(format!(
+                "cannot import into {}: it already holds a store; import into an empty state directory",
+                path.display()
+            )));
+        }
+        import::read(&store, file)
+    }
+
     /// Opens a store this process may have just dropped: sled releases its
     /// lock a moment after the last handle goes, so this waits for that (at
     /// most 5 s). Only for offline work (a restore) and tests; the daemon
@@ -267,6 +296,18 @@ impl Store {
             .iter(T::Tickets as u8)
             .rev()
             .map(|r| decode("ticket", &r?.1))
+    }
+
+    /// Tickets matching every filter, most recently updated first, updated
+    /// at `since` or later, below `before` (a position of an earlier page):
+    /// read from the list index, a page costs its size (see `list_index`).
+    pub fn ticket_list<'a>(
+        &'a self,
+        filters: &[ListFilter],
+        since: Option<DateTime<Utc>>,
+        before: Option<Position>,
+    ) -> list_index::ListWalk<'a> {
+        list_index::ListWalk::new(&self.db, filters, since, before)
     }
 
     /// Counted in the transactions that add and remove tickets: one read.
