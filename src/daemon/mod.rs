@@ -279,6 +279,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             engine: engine.clone(),
             wake: wake.clone(),
             status: status.clone(),
+            retention: crate::engine::retention::rules_of(&config.retention),
             shutdown: shutdown.clone(),
         }
         .run(),

@@ -48,6 +48,9 @@ pub struct TimerTask {
     pub wake: Arc<Notify>,
     /// Its last run, for `deskgate status`.
     pub status: Arc<crate::daemon::status::Status>,
+    /// What `[retention]` lets go (from the start-up config); pruned at
+    /// most hourly, in bounded steps, after the timers.
+    pub retention: crate::store::retention::Retention,
     pub shutdown: CancellationToken,
 }
 
@@ -59,7 +62,15 @@ impl TimerTask {
             crate::daemon::fault::injected_fault("timers");
             // Right away at start: what fell due while the daemon was down fires now.
             let engine = self.engine.clone();
-            let round = match tokio::task::spawn_blocking(move || engine.run_timers()).await {
+            let retention = self.retention.clone();
+            let work = move || {
+                let fired = engine.run_timers();
+                if let Err(e) = crate::engine::retention::daemon_pass(&engine, &retention) {
+                    warn!(error = %e, "retention pass failed; trying again next hour");
+                }
+                fired
+            };
+            let round = match tokio::task::spawn_blocking(work).await {
                 Ok(Ok(0)) => Ok(()),
                 Ok(Ok(n)) => {
                     info!(actions = n, "timers fired");
