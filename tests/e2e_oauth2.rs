@@ -60,9 +60,6 @@ async fn tokens_log_in_to_imap_and_smtp_and_never_reach_the_log() {
         postfix.contains("sasl_method=XOAUTH2, sasl_username=help@desk.test"),
         "{postfix}"
     );
-    // One run: the cached token served IMAP and SMTP.
-    assert_eq!(runs(tokens.path()), 1);
-
     let logs = desk.logs();
     assert!(logs.contains("TRACE"), "not a trace log:\n{logs}");
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
@@ -74,6 +71,8 @@ async fn tokens_log_in_to_imap_and_smtp_and_never_reach_the_log() {
     ] {
         assert!(!logs.contains(&secret), "the log shows the token");
     }
+    // One run: the cached token served IMAP and SMTP.
+    assert_eq!(runs(tokens.path()), 1);
 }
 
 #[tokio::test]
@@ -91,6 +90,37 @@ async fn an_expired_token_is_fetched_again_and_the_login_succeeds() {
         "{}",
         desk.logs()
     );
+    assert!(desk.stop());
+}
+
+#[tokio::test]
+async fn a_refused_smtp_token_is_fetched_again_and_the_ack_goes_out() {
+    let s = OAuth2Servers::start(&[HELP, ALICE]);
+    let (imap_tokens, smtp_tokens) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let imap_command = token_command(imap_tokens.path(), &[s.token(HELP, 3600)]);
+    let smtp_command = token_command(
+        smtp_tokens.path(),
+        &[s.token(HELP, -600), s.token(HELP, 3600)],
+    );
+    let argv = |p: &std::path::Path| format!("[{}]", toml_str(&p.display().to_string()));
+    let text = DeskOptions::default()
+        .config()
+        .mailbox("oauth2_token_command", &argv(&imap_command))
+        .smtp("user", &toml_str(HELP))
+        .smtp("oauth2_token_command", &argv(&smtp_command))
+        .render();
+    let mut desk = Deskgate::with_config(&s.servers, &without_password(&text));
+    desk.start();
+    ticket_from_alice(&s, &desk, 1, "oauth-5@customer.test").await;
+    s.servers.imap().wait_for(ALICE, "INBOX", 1, T).await;
+    assert_eq!(runs(smtp_tokens.path()), 2);
+    // Within the same connect, not by the outbox trying again later.
+    let logs = desk.logs();
+    assert!(
+        logs.contains("the SMTP server refused the OAuth2 token; fetching a fresh one"),
+        "{logs}"
+    );
+    assert!(!logs.contains("cannot log in to SMTP server"), "{logs}");
     assert!(desk.stop());
 }
 

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::process::Stdio;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_imap::imap_proto::{Capability, Response};
@@ -86,6 +86,9 @@ pub enum OAuth2Error {
 #[derive(Default)]
 pub struct TokenCache {
     entries: Mutex<HashMap<TokenSource, (String, SystemTime)>>,
+    /// One fetch at a time per source: the mailbox and SMTP starting
+    /// together run the command once, not twice.
+    fetching: Mutex<HashMap<TokenSource, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl TokenCache {
@@ -94,6 +97,11 @@ impl TokenCache {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let (token, until) = entries.get(source)?;
         (now + EXPIRY_MARGIN < *until).then(|| token.clone())
+    }
+
+    fn fetch_lock(&self, source: &TokenSource) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(source.clone()).or_default().clone()
     }
 
     pub fn put(&self, source: &TokenSource, token: String, until: SystemTime) {
@@ -131,6 +139,8 @@ fn jwt_exp(token: &str) -> Option<u64> {
 
 /// A token: the cached one, or (when `fresh`, or none is cached) a new one.
 pub async fn token(o: &OAuth2, fresh: bool) -> Result<String, TokenError> {
+    let lock = CACHE.fetch_lock(&o.source);
+    let _fetching = lock.lock().await;
     let now = SystemTime::now();
     if !fresh {
         if let Some(t) = CACHE.get(&o.source, now) {
