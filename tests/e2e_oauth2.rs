@@ -170,3 +170,22 @@ async fn a_failing_token_command_is_explained_in_plain_words() {
     );
     assert!(desk.stop());
 }
+
+#[tokio::test]
+async fn a_token_file_logs_in_too() {
+    let s = OAuth2Servers::start(&[HELP, ALICE]);
+    let tokens = tempfile::tempdir().unwrap();
+    let file = tokens.path().join("token");
+    std::fs::write(&file, format!("{}\n", s.token(HELP, 3600))).unwrap();
+    let text = DeskOptions::default()
+        .config()
+        .mailbox("oauth2_token_file", &toml_str(&file.display().to_string()))
+        .render();
+    let mut desk = Deskgate::with_config(&s.servers, &without_password(&text));
+    desk.start();
+    ticket_from_alice(&s, &desk, 1, "oauth-6@customer.test").await;
+    assert!(s
+        .dovecot_log()
+        .contains("user=<help@desk.test>, method=OAUTHBEARER"));
+    assert!(desk.stop());
+}
