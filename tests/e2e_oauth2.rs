@@ -189,3 +189,32 @@ async fn a_token_file_logs_in_too() {
         .contains("user=<help@desk.test>, method=OAUTHBEARER"));
     assert!(desk.stop());
 }
+
+#[test]
+fn doctor_logs_in_with_the_token_and_says_why_a_bad_one_fails() {
+    let s = OAuth2Servers::start(&[HELP, ALICE]);
+    let tokens = tempfile::tempdir().unwrap();
+    let doctor = |command: &std::path::Path| {
+        let desk = Deskgate::with_config(&s.servers, &config(command, true));
+        let out = desk.cli(&["doctor"]);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let good = token_command(tokens.path(), &[s.token(HELP, 3600)]);
+    let (ok, text) = doctor(&good);
+    assert!(ok, "{text}");
+    assert!(text.contains("answers, logged in (nothing sent)"), "{text}");
+
+    let other = tempfile::tempdir().unwrap();
+    let wrong_user = token_command(other.path(), &[s.token(ALICE, 3600)]);
+    let (ok, text) = doctor(&wrong_user);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("cannot log in to 127.0.0.1 as help@desk.test: the server refused the OAuth2 token, a freshly fetched one too"),
+        "{text}"
+    );
+    assert!(!text.contains("Some(") && !text.contains("code:"), "{text}");
+}
