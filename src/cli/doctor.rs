@@ -278,7 +278,7 @@ async fn check_smtp(report: &mut Report, config: &Config) {
         Ok(p) => p,
         Err(e) => return report.line(Verdict::Fail, what, e),
     };
-    let auth = if smtp.credentials.is_some() {
+    let auth = if smtp.credentials.is_some() || smtp.oauth2.is_some() {
         ", logged in"
     } else {
         ""

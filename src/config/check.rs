@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::checked::*;
 use super::error::Problem;
+use super::oauth2::RawOAuth2;
 use super::raw::*;
 use super::tls::RawTlsTrust;
 use crate::mail::address::EmailAddress;
@@ -100,12 +101,19 @@ impl Validator {
                 },
                 base,
             );
+            let raw_oauth2 = RawOAuth2 {
+                command: m.oauth2_token_command.as_deref(),
+                file: m.oauth2_token_file.as_deref(),
+                lifetime: m.oauth2_token_lifetime,
+            };
+            let has_password = m.password_file.is_some() || m.password_env.is_some();
+            let oauth2 = self.oauth2(&key, &raw_oauth2, has_password, base);
             let password = self.secret(
                 &key,
                 m.password_file.as_deref(),
                 m.password_env.as_deref(),
                 base,
-                true,
+                !raw_oauth2.is_set(),
             );
             let after_processing = match (m.after_processing, m.move_to) {
                 (AfterProcessingKind::Seen, None) => AfterProcessing::FlagSeen,
@@ -167,6 +175,7 @@ impl Validator {
                 tls_trust,
                 user: m.user,
                 password: password.unwrap_or_default(),
+                oauth2,
                 folder: m.folder,
                 after_processing,
                 idle: m.idle,
@@ -192,6 +201,14 @@ impl Validator {
             },
             base,
         );
+        let raw_oauth2 = RawOAuth2 {
+            command: s.oauth2_token_command.as_deref(),
+            file: s.oauth2_token_file.as_deref(),
+            lifetime: s.oauth2_token_lifetime,
+        };
+        let has_password = s.password_file.is_some() || s.password_env.is_some();
+        let smtp_oauth2 = self.oauth2("smtp", &raw_oauth2, has_password, base);
+        let smtp_oauth2 = self.smtp_oauth2(s.user.as_ref(), smtp_oauth2);
         let credentials = match &s.user {
             Some(user) => self
                 .secret(
@@ -199,7 +216,7 @@ impl Validator {
                     s.password_file.as_deref(),
                     s.password_env.as_deref(),
                     base,
-                    true,
+                    !raw_oauth2.is_set(),
                 )
                 .map(|p| (user.clone(), p)),
             None => {
@@ -332,6 +349,7 @@ impl Validator {
                 tls: s.tls,
                 tls_trust: smtp_trust,
                 credentials,
+                oauth2: smtp_oauth2,
                 timeout: s.timeout,
                 envelope_from: envelope_from?,
             },

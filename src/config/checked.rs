@@ -161,6 +161,8 @@ pub struct MailboxConfig {
     pub tls_trust: TlsTrust,
     pub user: String,
     pub password: String,
+    /// Log in with an OAuth2 token instead of `password`.
+    pub oauth2: Option<OAuth2>,
     pub folder: String,
     pub after_processing: AfterProcessing,
     pub idle: bool,
@@ -182,6 +184,7 @@ impl std::fmt::Debug for MailboxConfig {
             .field("tls_trust", &self.tls_trust)
             .field("user", &self.user)
             .field("password", &"<redacted>")
+            .field("oauth2", &self.oauth2)
             .field("folder", &self.folder)
             .field("after_processing", &self.after_processing)
             .finish_non_exhaustive()
@@ -195,6 +198,8 @@ pub struct SmtpConfig {
     pub tls: TlsMode,
     pub tls_trust: TlsTrust,
     pub credentials: Option<(String, String)>,
+    /// AUTH as this user with an OAuth2 token (instead of `credentials`).
+    pub oauth2: Option<(String, OAuth2)>,
     pub timeout: Duration,
     pub envelope_from: EmailAddress,
 }
@@ -207,9 +212,43 @@ impl std::fmt::Debug for SmtpConfig {
             .field("tls", &self.tls)
             .field("tls_trust", &self.tls_trust)
             .field("user", &self.credentials.as_ref().map(|c| &c.0))
+            .field("oauth2", &self.oauth2)
             .field("envelope_from", &self.envelope_from)
             .finish_non_exhaustive()
     }
+}
+
+/// Where an OAuth2 access token comes from; daemon/oauth2.rs fetches and
+/// caches it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum TokenSource {
+    /// A program and its arguments, run without a shell; its stdout is the token.
+    Command(Vec<String>),
+    /// A file holding the token, kept fresh by something else.
+    File(std::path::PathBuf),
+}
+
+/// Only the program is shown: arguments may carry a client secret.
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSource::Command(argv) => {
+                write!(
+                    f,
+                    "Command({:?} …)",
+                    argv.first().map_or("", |s| s.as_str())
+                )
+            }
+            TokenSource::File(p) => write!(f, "File({})", p.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuth2 {
+    pub source: TokenSource,
+    /// How long a token that is not a JWT is used before it is fetched again.
+    pub lifetime: Duration,
 }
 
 #[derive(Debug, Clone)]

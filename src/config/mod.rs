@@ -22,6 +22,7 @@ pub mod checked;
 mod defaults;
 mod error;
 mod lines;
+mod oauth2;
 mod raw;
 pub mod rules;
 mod secrets;
@@ -35,6 +36,7 @@ pub use checked::{
     AfterProcessing, Agent, Config, Desk, Limits, MailboxConfig, OutboxConfig, SmtpConfig,
     StoreConfig, SubjectTag, Team, Tier, TlsMode, Trust,
 };
+pub use checked::{OAuth2, TokenSource};
 pub use error::{ConfigError, Problem};
 use lines::{line_of_offset, KeyLines};
 use raw::RawConfig;

@@ -248,6 +248,13 @@ pub(super) struct RawMailbox {
     pub(super) user: String,
     pub(super) password_file: Option<PathBuf>,
     pub(super) password_env: Option<String>,
+    /// OAuth2 instead of a password: the program (argv, no shell) that
+    /// prints an access token, or a file another program keeps fresh.
+    pub(super) oauth2_token_command: Option<Vec<String>>,
+    pub(super) oauth2_token_file: Option<PathBuf>,
+    /// How long a token that is not a JWT (which says itself) is used.
+    #[serde(default, with = "humantime_serde")]
+    pub(super) oauth2_token_lifetime: Option<Duration>,
     #[serde(default = "default_folder")]
     pub(super) folder: String,
     #[serde(default)]
@@ -294,6 +301,13 @@ pub(super) struct RawSmtp {
     pub(super) user: Option<String>,
     pub(super) password_file: Option<PathBuf>,
     pub(super) password_env: Option<String>,
+    /// OAuth2 instead of a password: the program (argv, no shell) that
+    /// prints an access token, or a file another program keeps fresh.
+    pub(super) oauth2_token_command: Option<Vec<String>>,
+    pub(super) oauth2_token_file: Option<PathBuf>,
+    /// How long a token that is not a JWT (which says itself) is used.
+    #[serde(default, with = "humantime_serde")]
+    pub(super) oauth2_token_lifetime: Option<Duration>,
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub(super) timeout: Duration,
     /// Envelope sender (MAIL FROM); defaults to the help address so bounces come back to us.

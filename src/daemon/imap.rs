@@ -43,6 +43,13 @@ pub enum ImapError {
         #[source]
         source: async_imap::error::Error,
     },
+    #[error("cannot log in to {host} as {user}: {source}")]
+    OAuth2 {
+        host: String,
+        user: String,
+        #[source]
+        source: crate::daemon::oauth2::OAuth2Error,
+    },
     #[error("cannot {what}: {}", in_words(.source))]
     Command {
         what: String,
@@ -190,6 +197,9 @@ pub async fn connect(cfg: &MailboxConfig) -> Result<ImapSession, ImapError> {
     let mut client = async_imap::Client::new(stream);
     if cfg.tls != TlsMode::Starttls {
         read_greeting(cfg, &mut client).await?;
+    }
+    if let Some(oauth2) = &cfg.oauth2 {
+        return crate::daemon::oauth2::imap_login(cfg, oauth2, client).await;
     }
     match tokio::time::timeout(cfg.timeout, client.login(&cfg.user, &cfg.password)).await {
         Ok(Ok(s)) => Ok(s),

@@ -13,6 +13,7 @@ pub mod fault;
 pub mod imap;
 pub mod mailbox;
 pub mod notify;
+pub mod oauth2;
 pub mod outbox;
 pub mod reload;
 pub mod status;

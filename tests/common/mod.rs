@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod load;
+pub mod oauth2;
 pub mod tls;
 
 use std::path::{Path, PathBuf};

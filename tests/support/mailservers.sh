@@ -36,9 +36,13 @@
 #       one, so tests can keep playing requester. A new mechanism (e.g.
 #       XOAUTH2 for OAuth2) is a matter of Dovecot's auth_mechanisms and a
 #       passdb that checks tokens, behind the same socket.
+# MAILSERVERS_OAUTH2=1 adds OAuth2 (see oauth2.sh): IMAP XOAUTH2/OAUTHBEARER
+# and SMTP AUTH, tokens checked against a key made for the run (OAUTH2_KEY).
 set -euo pipefail
 # shellcheck source=tests/support/tls.sh
 source "$(dirname "${BASH_SOURCE[0]}")/tls.sh"
+# shellcheck source=tests/support/oauth2.sh
+source "$(dirname "${BASH_SOURCE[0]}")/oauth2.sh"
 
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${PATH}"
 
@@ -581,6 +585,7 @@ cmd_start() {
     # (parallel tests); then retry with fresh ports.
     local attempt ports imap_port smtp_port tls_env="" imaps_port smtps_port
     [[ -z "${MAILSERVERS_TLS:-}" ]] || make_test_tls "$D"
+    [[ -z "${MAILSERVERS_OAUTH2:-}" ]] || make_test_oauth2 "$D"
     for attempt in 1 2 3; do
         ports="$(pick_ports)"
         read -r imap_port smtp_port <<<"$ports"
@@ -596,6 +601,10 @@ SMTPS_PORT=$smtps_port
 TLS_CA=$D/tls/ca.crt
 TLS_WRONG_CA=$D/tls/wrong-ca.crt
 TLS_CERT_SHA256=$TLS_CERT_SHA256"
+        fi
+        if [[ -n "${MAILSERVERS_OAUTH2:-}" ]]; then
+            oauth2_dovecot_conf "$D"
+            oauth2_postfix_conf "$D"
         fi
         start_servers "$imap_port" "$smtp_port" && break
         stop_all
@@ -626,6 +635,7 @@ SMTP_AUTH=${SMTP_AUTH:+yes}
 SASL_SOCKET=${SMTP_AUTH:+$SASL_SOCKET}
 EOF
     [[ -z "$tls_env" ]] || printf '%s\n' "$tls_env" >>"$ENV_FILE.tmp"
+    [[ -z "${MAILSERVERS_OAUTH2:-}" ]] || printf 'OAUTH2_KEY=%s\n' "$OAUTH2_KEY" >>"$ENV_FILE.tmp"
     mv -f "$ENV_FILE.tmp" "$ENV_FILE"
 }
 

@@ -151,6 +151,11 @@ impl Pool {
                 tls::check_pin(&self.cfg.tls_trust, leaf.as_deref())
                     .map_err(|e| self.unreachable("trust", e))?;
             }
+            if let Some((user, oauth2)) = &self.cfg.oauth2 {
+                crate::daemon::oauth2::smtp_auth(&mut conn, user, oauth2)
+                    .await
+                    .map_err(|e| self.unreachable("log in to", e))?;
+            }
             if let Some((user, pass)) = &self.cfg.credentials {
                 let creds = Credentials::new(user.clone(), pass.clone());
                 conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds)
