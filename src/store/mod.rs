@@ -28,6 +28,7 @@ mod layout;
 mod migrate;
 pub mod records;
 mod reply_keys;
+mod send_window;
 mod tx;
 
 pub use error::{StoreError, TxResult};
