@@ -6,7 +6,8 @@
 //! `cargo bench --bench store` (N = 100,000), `DESKGATE_BENCH_TICKETS=1000000`
 //! for a million. `DESKGATE_BENCH_SENDERS` (default 5,000) is how many
 //! addresses write: few senders under raised limits is the case where a
-//! per-recipient history would grow with every mail. Reports, as a table and in `target/bench-store.json`:
+//! per-recipient history would grow with every mail. `DESKGATE_BENCH_CACHE_MIB`
+//! sets sled's cache (default: the daemon's default). Reports, as a table and in `target/bench-store.json`:
 //! the build rate at the start and at the end (does ingest slow as the desk
 //! grows?), `tickets list` first page, `tickets show`, `stats`, a timer pass
 //! with 100 tickets due, reopening the store (start to ready), the store's
@@ -24,7 +25,7 @@ use deskgate::desk::policy::Policy;
 use deskgate::engine::clock::ManualClock;
 use deskgate::engine::queries::{answer, Answer, Query};
 use deskgate::engine::Engine;
-use deskgate::store::Store;
+use deskgate::store::{Store, StoreOptions};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -103,6 +104,15 @@ fn ms(d: Duration) -> f64 {
 fn main() {
     let n = env_usize("DESKGATE_BENCH_TICKETS", 100_000);
     let senders = env_usize("DESKGATE_BENCH_SENDERS", 5000).max(1);
+    let options = match std::env::var("DESKGATE_BENCH_CACHE_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(mib) => StoreOptions {
+            cache_bytes: mib << 20,
+        },
+        None => StoreOptions::default(),
+    };
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let t0: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")
@@ -115,7 +125,7 @@ fn main() {
     let mut rates = Vec::new();
     {
         let engine = Engine::new(
-            Store::open(&state).unwrap(),
+            Store::open_with(&state, options).unwrap(),
             clock.clone(),
             policy(dir.path()),
         );
@@ -153,7 +163,7 @@ fn main() {
         eprintln!("logical data: {} keys, {} bytes", s.keys, s.bytes);
     }
     let (engine, start) = time(|| {
-        let store = Store::open(&state).unwrap();
+        let store = Store::open_with(&state, options).unwrap();
         Engine::new(store, clock.clone(), policy(dir.path()))
     });
     // The first timer pass builds the timer index once (a new store has none).
