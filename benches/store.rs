@@ -4,7 +4,10 @@
 //! daemon do on it.
 //!
 //! `cargo bench --bench store` (N = 100,000), `DESKGATE_BENCH_TICKETS=1000000`
-//! for a million. Reports, as a table and in `target/bench-store.json`:
+//! for a million. `DESKGATE_BENCH_SENDERS` (default 5,000) is how many
+//! addresses write: few senders under raised limits is the case where a
+//! per-recipient history would grow with every mail. `DESKGATE_BENCH_CACHE_MIB`
+//! sets sled's cache (default: the daemon's default). Reports, as a table and in `target/bench-store.json`:
 //! the build rate at the start and at the end (does ingest slow as the desk
 //! grows?), `tickets list` first page, `tickets show`, `stats`, a timer pass
 //! with 100 tickets due, reopening the store (start to ready), the store's
@@ -22,7 +25,7 @@ use deskgate::desk::policy::Policy;
 use deskgate::engine::clock::ManualClock;
 use deskgate::engine::queries::{answer, Answer, Query};
 use deskgate::engine::Engine;
-use deskgate::store::Store;
+use deskgate::store::{Store, StoreOptions};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -100,6 +103,16 @@ fn ms(d: Duration) -> f64 {
 
 fn main() {
     let n = env_usize("DESKGATE_BENCH_TICKETS", 100_000);
+    let senders = env_usize("DESKGATE_BENCH_SENDERS", 5000).max(1);
+    let options = match std::env::var("DESKGATE_BENCH_CACHE_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(mib) => StoreOptions {
+            cache_bytes: mib << 20,
+        },
+        None => StoreOptions::default(),
+    };
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let t0: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")
@@ -112,7 +125,7 @@ fn main() {
     let mut rates = Vec::new();
     {
         let engine = Engine::new(
-            Store::open(&state).unwrap(),
+            Store::open_with(&state, options).unwrap(),
             clock.clone(),
             policy(dir.path()),
         );
@@ -124,7 +137,7 @@ fn main() {
                 .map(|i| {
                     format!(
                         "From: user{}@outside.example\r\nTo: help@desk.test\r\nSubject: Printer problem {i}\r\nMessage-ID: <s{i}@outside.example>\r\nDate: Mon, 2 Mar 2026 09:00:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}",
-                        i % 5000
+                        i % senders
                     )
                     .into_bytes()
                 })
@@ -143,8 +156,14 @@ fn main() {
         engine.store().flush_blocking().unwrap();
     }
     let size = dir_size(&state);
+    if let Ok(file) = std::env::var("DESKGATE_BENCH_BACKUP") {
+        // Every key and value as stored (before sled's own overhead), for
+        // `scripts`-free accounting of where the bytes go.
+        let s = Store::open(&state).unwrap().backup(file.as_ref()).unwrap();
+        eprintln!("logical data: {} keys, {} bytes", s.keys, s.bytes);
+    }
     let (engine, start) = time(|| {
-        let store = Store::open(&state).unwrap();
+        let store = Store::open_with(&state, options).unwrap();
         Engine::new(store, clock.clone(), policy(dir.path()))
     });
     // The first timer pass builds the timer index once (a new store has none).

@@ -15,30 +15,19 @@ use crate::mail::outgoing::{self, AutoSubmitted, Outgoing};
 use crate::store::records::{Direction, Event, EventKind, MessageRecord, OutboxEntry, Ticket};
 use crate::store::{Tx, TxResult};
 
-/// Drops send times that fell out of the window.
-pub fn prune(times: &mut Vec<DateTime<Utc>>, now: DateTime<Utc>, limits: &Limits) {
-    let window =
-        chrono::Duration::from_std(limits.auto_reply_window).unwrap_or(chrono::Duration::hours(1));
-    times.retain(|t| *t > now - window);
-}
-
-/// Whether one more automatic mail is allowed, given the (pruned) send logs.
-pub fn check_limits(
-    recipient_log: &[DateTime<Utc>],
-    ticket_log: &[DateTime<Utc>],
-    limits: &Limits,
-) -> Result<(), String> {
+/// Whether one more automatic mail is allowed, given how many went to the
+/// recipient and from the ticket within the window (see
+/// [`SendWindow`](crate::store::records::SendWindow)).
+pub fn check_limits(to_recipient: u32, from_ticket: u32, limits: &Limits) -> Result<(), String> {
     let window = humantime::format_duration(limits.auto_reply_window);
-    if recipient_log.len() >= limits.auto_replies_per_recipient as usize {
+    if to_recipient >= limits.auto_replies_per_recipient {
         return Err(format!(
-            "rate limit: {} automatic mails to this address within {window}",
-            recipient_log.len()
+            "rate limit: {to_recipient} automatic mails to this address within {window}"
         ));
     }
-    if ticket_log.len() >= limits.auto_replies_per_ticket as usize {
+    if from_ticket >= limits.auto_replies_per_ticket {
         return Err(format!(
-            "rate limit: {} automatic mails from this ticket within {window}",
-            ticket_log.len()
+            "rate limit: {from_ticket} automatic mails from this ticket within {window}"
         ));
     }
     Ok(())
@@ -189,10 +178,13 @@ pub fn queue_automatic(
     };
 
     if mail.rate_limited {
+        let window = policy.limits.auto_reply_window;
         let mut recipient_log = tx.auto_sent(to.as_str())?;
-        prune(&mut recipient_log, now, &policy.limits);
-        prune(&mut ticket.auto_sent, now, &policy.limits);
-        if let Err(reason) = check_limits(&recipient_log, &ticket.auto_sent, &policy.limits) {
+        if let Err(reason) = check_limits(
+            recipient_log.count(now, window),
+            ticket.auto_sent.count(now, window),
+            &policy.limits,
+        ) {
             // Kept on the ticket so an agent can still see (and send) it.
             tx.add_message(
                 ticket,
@@ -216,9 +208,9 @@ pub fn queue_automatic(
             )?;
             return Ok(0);
         }
-        recipient_log.push(now);
+        recipient_log.record(now, window);
         tx.put_auto_sent(to.as_str(), &recipient_log)?;
-        ticket.auto_sent.push(now);
+        ticket.auto_sent.record(now, window);
     }
     queue_mail(tx, policy, ticket, mail.kind, &outgoing, now)
 }
@@ -268,12 +260,12 @@ pub fn queue_rejection(
         Ok(r) => r,
         Err(e) => return Ok(Err(e.to_string())),
     };
+    let window = policy.limits.auto_reply_window;
     let mut log = tx.auto_sent(to.address.as_str())?;
-    prune(&mut log, now, &policy.limits);
-    if let Err(reason) = check_limits(&log, &[], &policy.limits) {
+    if let Err(reason) = check_limits(log.count(now, window), 0, &policy.limits) {
         return Ok(Err(reason));
     }
-    log.push(now);
+    log.record(now, window);
     tx.put_auto_sent(to.address.as_str(), &log)?;
     let outgoing = Outgoing {
         from: policy.desk.clone(),
@@ -365,6 +357,7 @@ pub fn queue_mail(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::records::SendWindow;
     use std::time::Duration;
 
     fn limits(per_recipient: u32, per_ticket: u32) -> Limits {
@@ -377,25 +370,48 @@ mod tests {
     }
 
     #[test]
-    fn limits_count_within_the_window() {
-        let now = Utc::now();
+    fn the_limit_holds_at_the_boundary() {
         let l = limits(2, 5);
-        let mut log = vec![
-            now - chrono::Duration::hours(2),
-            now - chrono::Duration::minutes(30),
-        ];
-        prune(&mut log, now, &l);
-        assert_eq!(log.len(), 1, "the two-hour-old send fell out of the window");
-        assert!(check_limits(&log, &[], &l).is_ok());
-        log.push(now);
-        let err = check_limits(&log, &[], &l).unwrap_err();
+        assert!(check_limits(1, 0, &l).is_ok());
+        let err = check_limits(2, 0, &l).unwrap_err();
         assert!(err.contains("to this address"), "{err}");
-        let err = check_limits(&[], &[now; 5], &l).unwrap_err();
+        assert!(check_limits(0, 4, &l).is_ok());
+        let err = check_limits(0, 5, &l).unwrap_err();
         assert!(err.contains("from this ticket"), "{err}");
     }
 
     #[test]
+    fn sends_leave_the_limit_when_the_window_rolls_over() {
+        let l = limits(2, 5);
+        let now = Utc::now();
+        let mut log = SendWindow::default();
+        log.record(now - chrono::Duration::hours(2), l.auto_reply_window);
+        log.record(now - chrono::Duration::minutes(30), l.auto_reply_window);
+        let sent = log.count(now, l.auto_reply_window);
+        assert_eq!(sent, 1, "the two-hour-old send fell out of the window");
+        assert!(check_limits(sent, 0, &l).is_ok());
+        log.record(now, l.auto_reply_window);
+        assert!(check_limits(log.count(now, l.auto_reply_window), 0, &l).is_err());
+        let later = now + chrono::Duration::minutes(65);
+        assert!(check_limits(log.count(later, l.auto_reply_window), 0, &l).is_ok());
+    }
+
+    #[test]
+    fn raised_limits_count_every_send() {
+        let l = limits(100_000, 100_000);
+        let now = Utc::now();
+        let mut log = SendWindow::default();
+        for i in 0..99_999 {
+            log.record(now + chrono::Duration::milliseconds(i), l.auto_reply_window);
+        }
+        let at = now + chrono::Duration::seconds(100);
+        assert!(check_limits(log.count(at, l.auto_reply_window), 0, &l).is_ok());
+        log.record(at, l.auto_reply_window);
+        assert!(check_limits(log.count(at, l.auto_reply_window), 0, &l).is_err());
+    }
+
+    #[test]
     fn zero_limit_holds_everything() {
-        assert!(check_limits(&[], &[], &limits(0, 5)).is_err());
+        assert!(check_limits(0, 0, &limits(0, 5)).is_err());
     }
 }

@@ -20,9 +20,8 @@ pub const WARNINGS_PER_SENDER: usize = 3;
 pub const WARNINGS_PER_TICKET: usize = 3;
 /// The window for both.
 const WARNING_WINDOW: Duration = Duration::hours(1);
-/// How long wrong tags are remembered for the count, and at most how many.
+/// How long wrong tags are remembered for the count.
 const WRONG_TAG_WINDOW: Duration = Duration::hours(24);
-const WRONG_TAG_MAX: usize = 1000;
 
 // The logs live with the auto-reply logs; their keys hold spaces, so no
 // address can collide with them.
@@ -36,24 +35,23 @@ fn wrong_tag_log(from: &str) -> String {
     format!("wrong reply tags from {from}")
 }
 
-/// Appends `now` to the log under `key` (dropping entries older than
-/// `window`, keeping at most `max`); returns how many entries were there
-/// before, within the window.
+/// How many sends the log under `key` holds within `window` (a fixed-size
+/// count, see [`SendWindow`](crate::store::records::SendWindow)); with
+/// `record`, counts one more at `now`. Returns the count before.
 fn count_and_log(
     tx: &Tx<'_>,
     key: &str,
     now: DateTime<Utc>,
     window: Duration,
-    max: usize,
     record: bool,
 ) -> TxResult<usize> {
+    let window = window
+        .to_std()
+        .unwrap_or(std::time::Duration::from_secs(3600));
     let mut log = tx.auto_sent(key)?;
-    log.retain(|t| *t > now - window);
-    let before = log.len();
+    let before = log.count(now, window) as usize;
     if record {
-        log.push(now);
-        let drop = log.len().saturating_sub(max);
-        log.drain(..drop);
+        log.record(now, window);
         tx.put_auto_sent(key, &log)?;
     }
     Ok(before)
@@ -72,14 +70,7 @@ pub fn file_unproven(
     let from = a.agent.address.as_str();
     let mut why = unproven.why.clone();
     if unproven.wrong_tag {
-        let earlier = count_and_log(
-            tx,
-            &wrong_tag_log(from),
-            now,
-            WRONG_TAG_WINDOW,
-            WRONG_TAG_MAX,
-            true,
-        )?;
+        let earlier = count_and_log(tx, &wrong_tag_log(from), now, WRONG_TAG_WINDOW, true)?;
         why = format!(
             "{why} ({} wrong tag(s) in {from}'s name within 24 hours)",
             earlier + 1
@@ -96,8 +87,8 @@ pub fn file_unproven(
             },
         ),
     )?;
-    let by_sender = count_and_log(tx, &sender_log(from), now, WARNING_WINDOW, 64, false)?;
-    let by_ticket = count_and_log(tx, &ticket_log(t), now, WARNING_WINDOW, 64, false)?;
+    let by_sender = count_and_log(tx, &sender_log(from), now, WARNING_WINDOW, false)?;
+    let by_ticket = count_and_log(tx, &ticket_log(t), now, WARNING_WINDOW, false)?;
     if by_sender >= WARNINGS_PER_SENDER || by_ticket >= WARNINGS_PER_TICKET {
         let reason = if by_sender >= WARNINGS_PER_SENDER {
             format!("no forgery warning: {by_sender} already sent about mail in {from}'s name within the hour")
@@ -109,8 +100,8 @@ pub fn file_unproven(
         tx.add_event(t, &event(now, "deskgate", EventKind::AckSkipped { reason }))?;
         return Ok(0);
     }
-    count_and_log(tx, &sender_log(from), now, WARNING_WINDOW, 64, true)?;
-    count_and_log(tx, &ticket_log(t), now, WARNING_WINDOW, 64, true)?;
+    count_and_log(tx, &sender_log(from), now, WARNING_WINDOW, true)?;
+    count_and_log(tx, &ticket_log(t), now, WARNING_WINDOW, true)?;
     // The real agent is told too: someone is writing in their name.
     let members = team_members(policy, t, None);
     tell_agents(

@@ -130,12 +130,12 @@ fn queue_standalone(
         Ok(r) => r,
         Err(e) => return Ok(Err(e.to_string())),
     };
+    let window = policy.limits.auto_reply_window;
     let mut log = tx.auto_sent(to.address.as_str())?;
-    automail::prune(&mut log, now, &policy.limits);
-    if let Err(reason) = automail::check_limits(&log, &[], &policy.limits) {
+    if let Err(reason) = automail::check_limits(log.count(now, window), 0, &policy.limits) {
         return Ok(Err(reason));
     }
-    log.push(now);
+    log.record(now, window);
     tx.put_auto_sent(to.address.as_str(), &log)?;
     let outgoing = Outgoing {
         from: policy.desk.clone(),

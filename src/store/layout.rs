@@ -18,7 +18,7 @@
 //! | `Checkpoints` (11) | mailbox name | `Checkpoint` | UIDVALIDITY and last UID per mailbox |
 //! | `OutboxDue` (12) | due ms u64 BE + outbox id | empty | the key order is the due order: the sender reads only what is due |
 //! | `Addresses` (13) | address | `AddressState` | hard bounces per address |
-//! | `AutoSent` (14) | address | times | rate limits of automatic mail |
+//! | `AutoSent` (14) | address (or a forgery-warning key) | `SendWindow` bytes (277, fixed) | rate limits of automatic mail, O(1) per mail |
 //! | `Ignored` (15) | id u64 BE | `IgnoredEntry` | mail kept but not filed |
 //! | `SentIds` (16) | Message-ID | recipients | our own mail coming back; whom a bounce may count against |
 //! | `TimerDue` (17) | due ms u64 BE + ticket u64 BE | empty | the next SLA/lifecycle timer of each ticket, in due order: a timer pass costs what is due |
@@ -59,7 +59,7 @@ pub(super) enum T {
     OutboxDue,
     /// Per-address delivery state (hard bounces, undeliverable).
     Addresses,
-    /// Per-recipient times of automatic mail, for rate limits.
+    /// Per-recipient counts of automatic mail per slot of the window, for rate limits.
     AutoSent,
     Ignored,
     /// Message-IDs of mail deskgate sent, with their recipients: recognises

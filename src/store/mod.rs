@@ -32,6 +32,7 @@ mod migrate;
 pub mod records;
 mod reply_keys;
 pub mod retention;
+mod send_window;
 mod sending;
 mod tx;
 

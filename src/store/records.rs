@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::mail::address::{EmailAddress, Party};
 use crate::mail::outgoing::{self, ComposeError, Outgoing};
+pub use crate::store::send_window::SendWindow;
 
 pub type TicketId = u64;
 
@@ -93,9 +94,9 @@ pub struct Ticket {
     /// Number of messages and events stored; the next sequence numbers.
     pub message_count: u32,
     pub event_count: u32,
-    /// When this ticket sent automatic mail, within the rate-limit window.
+    /// Automatic mail this ticket sent lately, for its rate limit.
     #[serde(default)]
-    pub auto_sent: Vec<DateTime<Utc>>,
+    pub auto_sent: SendWindow,
     #[serde(default)]
     pub tags: Vec<String>,
     /// People who receive public replies (the requester's first Cc).
@@ -157,7 +158,7 @@ impl Ticket {
             resolved_at: None,
             message_count: 0,
             event_count: 0,
-            auto_sent: Vec::new(),
+            auto_sent: SendWindow::default(),
             tags: Vec::new(),
             watchers: Vec::new(),
             links: Vec::new(),

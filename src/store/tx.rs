@@ -11,6 +11,7 @@ use super::records::{
     AddressState, Delivery, Disposition, Event, IgnoredEntry, MessageRecord, OutboxEntry,
     QuarantineEntry, Ticket, TicketId,
 };
+use super::send_window::SendWindow;
 use crate::mail::address::EmailAddress;
 
 /// The view of the store inside one transaction.
@@ -243,20 +244,20 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Times automatic mail went to `address` (oldest first).
-    pub fn auto_sent(&self, address: &str) -> TxResult<Vec<DateTime<Utc>>> {
-        Ok(match self.get(T::AutoSent, address.as_bytes())? {
-            Some(v) => tx_decode("auto-reply log", &v)?,
-            None => Vec::new(),
-        })
+    /// Automatic mail sent to `address` lately (see [`SendWindow`]): one
+    /// fixed-size record, read and rewritten per mail whatever the limits.
+    pub fn auto_sent(&self, address: &str) -> TxResult<SendWindow> {
+        match self.get(T::AutoSent, address.as_bytes())? {
+            Some(v) => SendWindow::from_bytes(&v).ok_or_else(|| StoreError::Decode {
+                what: "auto-reply log",
+                source: serde::de::Error::custom("neither send counts nor a list of times"),
+            }),
+            None => Ok(SendWindow::default()),
+        }
     }
 
-    pub fn put_auto_sent(&self, address: &str, times: &[DateTime<Utc>]) -> TxResult<()> {
-        self.insert(
-            T::AutoSent,
-            address.as_bytes(),
-            tx_encode("auto-reply log", &times)?,
-        );
+    pub fn put_auto_sent(&self, address: &str, sent: &SendWindow) -> TxResult<()> {
+        self.insert(T::AutoSent, address.as_bytes(), sent.to_bytes());
         Ok(())
     }
 
