@@ -305,7 +305,7 @@ pub fn build<'a>(
     let mut esc: BTreeMap<String, (u64, BTreeMap<String, u64>)> = BTreeMap::new();
     let mut effort = EffortTally::default();
     for r in records {
-        if !spec.filter.admits(&r.ticket) {
+        if !spec.filter.admits(&r.ticket) || r.ticket.created_at >= spec.until {
             continue;
         }
         count(policy, spec, r, &mut total.0, &mut total.1);
