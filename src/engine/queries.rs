@@ -389,17 +389,17 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
 fn report(engine: &Engine, spec: &crate::desk::report::Spec) -> Result<Answer, StoreError> {
     let store = engine.store();
     let policy = engine.policy();
-    let mut records = Vec::new();
+    let mut b = crate::desk::report::Builder::new(&policy, spec);
     for t in store.tickets() {
         let ticket = t?;
-        if !spec.filter.admits(&ticket) || ticket.created_at >= spec.until {
+        if !b.wants(&ticket) {
             continue;
         }
         let events = store.events(ticket.id)?;
-        records.push(crate::desk::report::Record { ticket, events });
+        b.add(&crate::desk::report::Record { ticket, events });
     }
     Ok(Answer::Report {
-        report: Box::new(crate::desk::report::build(&policy, spec, &records)),
+        report: Box::new(b.finish()),
     })
 }
 

@@ -268,6 +268,30 @@ fn sla_row(g: &mut Group, target: Target) -> &mut SlaFigures {
     &mut g.sla[i]
 }
 
+fn merge(into: &mut (Group, Samples), one: &(Group, Samples)) {
+    let (g, s) = into;
+    let (o, os) = one;
+    g.created += o.created;
+    g.resolved += o.resolved;
+    g.closed += o.closed;
+    g.reopened += o.reopened;
+    g.backlog += o.backlog;
+    for (a, b) in g.backlog_age.iter_mut().zip(o.backlog_age) {
+        *a += b;
+    }
+    for x in &o.sla {
+        let row = sla_row(g, x.target);
+        row.met += x.met;
+        row.breached += x.breached;
+        row.running += x.running;
+    }
+    g.effort_minutes += o.effort_minutes;
+    s.fr_business.extend_from_slice(&os.fr_business);
+    s.fr_wall.extend_from_slice(&os.fr_wall);
+    s.res_business.extend_from_slice(&os.res_business);
+    s.res_wall.extend_from_slice(&os.res_wall);
+}
+
 #[derive(Default)]
 struct Samples {
     fr_business: Vec<i64>,
@@ -300,19 +324,54 @@ pub fn build<'a>(
     spec: &Spec,
     records: impl IntoIterator<Item = &'a Record>,
 ) -> Report {
-    let mut total = (Group::default(), Samples::default());
-    let mut groups: BTreeMap<String, (Group, Samples)> = BTreeMap::new();
-    let mut esc: BTreeMap<String, (u64, BTreeMap<String, u64>)> = BTreeMap::new();
-    let mut effort = EffortTally::default();
+    let mut b = Builder::new(policy, spec);
     for r in records {
-        if !spec.filter.admits(&r.ticket) || r.ticket.created_at >= spec.until {
-            continue;
+        b.add(r);
+    }
+    b.finish()
+}
+
+/// A report being added up, one ticket at a time: the store is read as a
+/// stream, never held whole.
+pub struct Builder<'p> {
+    policy: &'p Policy,
+    spec: Spec,
+    total: (Group, Samples),
+    groups: BTreeMap<String, (Group, Samples)>,
+    esc: BTreeMap<String, (u64, BTreeMap<String, u64>)>,
+    effort: EffortTally,
+}
+
+impl<'p> Builder<'p> {
+    pub fn new(policy: &'p Policy, spec: &Spec) -> Builder<'p> {
+        Builder {
+            policy,
+            spec: spec.clone(),
+            total: Default::default(),
+            groups: BTreeMap::new(),
+            esc: BTreeMap::new(),
+            effort: EffortTally::default(),
         }
-        count(policy, spec, r, &mut total.0, &mut total.1);
+    }
+
+    /// Whether a ticket can count at all (the filter, and created before
+    /// the end): the caller need not read the trail of one that cannot.
+    pub fn wants(&self, t: &Ticket) -> bool {
+        self.spec.filter.admits(t) && t.created_at < self.spec.until
+    }
+
+    pub fn add(&mut self, r: &Record) {
+        let (policy, spec) = (self.policy, &self.spec);
+        if !self.wants(&r.ticket) {
+            return;
+        }
+        // Each ticket's figures once, added to all and to its row.
+        let mut one = (Group::default(), Samples::default());
+        count(policy, spec, r, &mut one.0, &mut one.1);
+        merge(&mut self.total, &one);
         if let Some(by) = spec.by {
             let key = group_key(policy, by, &r.ticket);
-            let (g, s) = groups.entry(key).or_default();
-            count(policy, spec, r, g, s);
+            merge(self.groups.entry(key).or_default(), &one);
         }
         for e in r.events.iter().filter(|e| in_period(spec, e.at)) {
             if let EventKind::Escalated {
@@ -326,42 +385,47 @@ pub fn build<'a>(
                     tier_name(tier_of(policy, from_team.as_deref())),
                     tier_name(tier_of(policy, Some(to_team)))
                 );
-                let x = esc.entry(key).or_default();
+                let x = self.esc.entry(key).or_default();
                 x.0 += 1;
                 *x.1.entry(reason.clone()).or_default() += 1;
             }
         }
-        effort.add(policy, spec, &r.ticket);
+        self.effort.add(policy, spec, &r.ticket);
     }
-    let all = finish(
-        Group {
-            key: "all".into(),
-            ..total.0
-        },
-        total.1,
-    );
-    Report {
-        since: spec.since,
-        until: spec.until,
-        by: spec.by,
-        groups: groups
-            .into_iter()
-            .map(|(key, (g, s))| finish(Group { key, ..g }, s))
-            .collect(),
-        total: all,
-        escalations: esc
-            .into_iter()
-            .map(|(transition, (count, reasons))| {
-                let mut reasons: Vec<(String, u64)> = reasons.into_iter().collect();
-                reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-                Escalations {
-                    transition,
-                    count,
-                    reasons,
-                }
-            })
-            .collect(),
-        effort: effort.finish(),
+
+    pub fn finish(self) -> Report {
+        let (total, samples) = self.total;
+        Report {
+            since: self.spec.since,
+            until: self.spec.until,
+            by: self.spec.by,
+            groups: self
+                .groups
+                .into_iter()
+                .map(|(key, (g, s))| finish(Group { key, ..g }, s))
+                .collect(),
+            total: finish(
+                Group {
+                    key: "all".into(),
+                    ..total
+                },
+                samples,
+            ),
+            escalations: self
+                .esc
+                .into_iter()
+                .map(|(transition, (count, reasons))| {
+                    let mut reasons: Vec<(String, u64)> = reasons.into_iter().collect();
+                    reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                    Escalations {
+                        transition,
+                        count,
+                        reasons,
+                    }
+                })
+                .collect(),
+            effort: self.effort.finish(),
+        }
     }
 }
 
