@@ -364,3 +364,31 @@ fn prune_removes_old_raw_mail_and_dedupe_keys_and_keeps_the_history() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("retention.dedupe_keys_after"));
 }
+
+#[test]
+fn a_desk_time_zone_that_does_not_exist_is_refused_in_plain_words() {
+    let config = fixtures().join("report/bad-timezone.toml");
+    let o = Command::new(env!("CARGO_BIN_EXE_deskgate"))
+        .arg("-c")
+        .arg(&config)
+        .arg("check-config")
+        .output()
+        .expect("run deskgate");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("desk.timezone"), "{err}");
+    assert!(err.contains("is not a time zone name"), "{err}");
+    // The read commands say so too, before touching anything.
+    let o = Command::new(env!("CARGO_BIN_EXE_deskgate"))
+        .arg("-c")
+        .arg(&config)
+        .args(["report", "--last", "7d"])
+        .output()
+        .expect("run deskgate");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("\"Mars/Olympus\" is not a time zone name"),
+        "{err}"
+    );
+}

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+mod board;
 mod doctor;
 mod dry_run;
 mod event_text;
@@ -21,8 +22,10 @@ mod logging;
 mod recurring;
 mod reload;
 mod render;
+mod report;
 mod status;
 mod terminal;
+mod times;
 mod trust;
 
 use crate::config::Config;
@@ -155,6 +158,19 @@ enum Command {
         jsonl: bool,
         file: PathBuf,
     },
+    /// Figures for managers over a period: volume, backlog, response and
+    /// resolution times, SLA, escalations, effort.
+    Report(report::ReportArgs),
+    /// The tickets in hand, in lanes: new, open, follow-up, waiting on the
+    /// customer, requires further support, resolved recently.
+    Board {
+        #[arg(long)]
+        team: Option<String>,
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -265,6 +281,26 @@ enum TicketsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What to work on first: by SLA due time, then priority, then age.
+    Next {
+        #[arg(long, conflicts_with = "team")]
+        agent: Option<String>,
+        #[arg(long)]
+        team: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tickets whose subject, requester or message text contains TEXT
+    /// (case-insensitive), newest first.
+    Search {
+        text: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the command line; errors are printed in plain words.
@@ -280,6 +316,7 @@ pub fn main() -> ExitCode {
 
 fn real_main() -> Result<ExitCode> {
     let cli = Cli::parse();
+    let tm = times::Times::of_config(&cli.config)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -347,7 +384,7 @@ fn real_main() -> Result<ExitCode> {
                             more,
                             next,
                         } => {
-                            print!("{}", render::render_ticket_list(&tickets, more));
+                            print!("{}", render::render_ticket_list(&tickets, more, &tm));
                             if let Some(next) = next {
                                 println!("next page: --page {next}");
                             }
@@ -368,8 +405,43 @@ fn real_main() -> Result<ExitCode> {
                 TicketsCommand::Show { id, json } => {
                     match rt.block_on(ask(&cli.config, cli.any_user, Query::ShowTicket { id }))? {
                         Answer::Ticket { view: Some(v) } if json => print_json(&v)?,
-                        Answer::Ticket { view: Some(v) } => print!("{}", render::render_ticket(&v)),
+                        Answer::Ticket { view: Some(v) } => {
+                            print!("{}", render::render_ticket(&v, &tm))
+                        }
                         Answer::Ticket { view: None } => bail!("no ticket {id}"),
+                        other => bail!(unexpected(other)),
+                    }
+                }
+                TicketsCommand::Next {
+                    agent,
+                    team,
+                    limit,
+                    json,
+                } => match rt.block_on(ask(
+                    &cli.config,
+                    cli.any_user,
+                    Query::Next { team, agent, limit },
+                ))? {
+                    Answer::Next { tickets, .. } if json => print_json(&tickets)?,
+                    Answer::Next { tickets, more } => print!(
+                        "{}",
+                        board::render_next(&tickets, more, &tm, chrono::Utc::now())
+                    ),
+                    other => bail!(unexpected(other)),
+                },
+                TicketsCommand::Search { text, limit, json } => {
+                    if text.trim().is_empty() {
+                        bail!("say what to search for");
+                    }
+                    match rt.block_on(ask(
+                        &cli.config,
+                        cli.any_user,
+                        Query::Search { text, limit },
+                    ))? {
+                        Answer::Found { hits, .. } if json => print_json(&hits)?,
+                        Answer::Found { hits, more } => {
+                            print!("{}", board::render_hits(&hits, more, &tm))
+                        }
                         other => bail!(unexpected(other)),
                     }
                 }
@@ -392,7 +464,7 @@ fn real_main() -> Result<ExitCode> {
         } => {
             match rt.block_on(ask(&cli.config, cli.any_user, Query::Outbox))? {
                 Answer::Outbox { entries } if json => print_json(&entries)?,
-                Answer::Outbox { entries } => print!("{}", render::render_outbox(&entries)),
+                Answer::Outbox { entries } => print!("{}", render::render_outbox(&entries, &tm)),
                 other => bail!(unexpected(other)),
             }
             Ok(ExitCode::SUCCESS)
@@ -418,7 +490,7 @@ fn real_main() -> Result<ExitCode> {
                     match rt.block_on(ask(&cli.config, cli.any_user, Query::Quarantine))? {
                         Answer::Quarantine { entries } if json => print_json(&entries)?,
                         Answer::Quarantine { entries } => {
-                            print!("{}", render::render_quarantine(&entries))
+                            print!("{}", render::render_quarantine(&entries, &tm))
                         }
                         other => bail!(unexpected(other)),
                     }
@@ -454,7 +526,10 @@ fn real_main() -> Result<ExitCode> {
                     Answer::QuarantineItem {
                         entry: Some(e),
                         raw,
-                    } => print!("{}", render::render_quarantine_item(&e, raw.as_deref())),
+                    } => print!(
+                        "{}",
+                        render::render_quarantine_item(&e, raw.as_deref(), &tm)
+                    ),
                     Answer::QuarantineItem { entry: None, .. } => bail!("no quarantined mail {id}"),
                     other => bail!(unexpected(other)),
                 },
@@ -555,10 +630,30 @@ fn real_main() -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Report(args) => {
+            let spec = args.spec(&tm, chrono::Utc::now())?;
+            match rt.block_on(ask(&cli.config, cli.any_user, Query::Report { spec }))? {
+                Answer::Report { report } => match args.output() {
+                    report::Output::Json => print_json(&report)?,
+                    report::Output::Csv => print!("{}", report::render_csv(&report)?),
+                    report::Output::Text => print!("{}", report::render_text(&report, &tm)),
+                },
+                other => bail!(unexpected(other)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Board { team, agent, json } => {
+            match rt.block_on(ask(&cli.config, cli.any_user, Query::Board { team, agent }))? {
+                Answer::Board { board } if json => print_json(&board)?,
+                Answer::Board { board } => print!("{}", board::render_board(&board, &tm)),
+                other => bail!(unexpected(other)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Ignored { json } => {
             match rt.block_on(ask(&cli.config, cli.any_user, Query::Ignored))? {
                 Answer::Ignored { entries } if json => print_json(&entries)?,
-                Answer::Ignored { entries } => print!("{}", render::render_ignored(&entries)),
+                Answer::Ignored { entries } => print!("{}", render::render_ignored(&entries, &tm)),
                 other => bail!(unexpected(other)),
             }
             Ok(ExitCode::SUCCESS)

@@ -4,32 +4,29 @@
 use std::fmt::Write as _;
 
 use super::terminal::{safe, safe_mail};
+use super::times::Times;
 
 use crate::cli::event_text::describe_event;
 use crate::engine::queries::{OutboxSummary, TicketView};
 use crate::store::records::{IgnoredEntry, QuarantineEntry, Ticket};
 
-fn fmt_time(t: &chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
-
 /// `more`: the list was cut at the limit.
-pub fn render_ticket_list(tickets: &[Ticket], more: bool) -> String {
+pub fn render_ticket_list(tickets: &[Ticket], more: bool, tm: &Times) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>8}  {:<9} {:<7} {:<28} {:<20} SUBJECT",
+        "{:>8}  {:<9} {:<7} {:<28} {:<22} SUBJECT",
         "ID", "STATUS", "PRIO", "REQUESTER", "UPDATED"
     );
     for t in tickets {
         let _ = writeln!(
             out,
-            "{:>8}  {:<9} {:<7} {:<28} {:<20} {}",
+            "{:>8}  {:<9} {:<7} {:<28} {:<22} {}",
             t.id,
             t.status.as_str(),
             t.priority.as_str(),
             truncate(t.requester.address.as_str(), 28),
-            t.updated_at.format("%Y-%m-%d %H:%M"),
+            tm.at(&t.updated_at),
             t.subject
         );
     }
@@ -45,7 +42,7 @@ pub fn render_ticket_list(tickets: &[Ticket], more: bool) -> String {
     safe(&out)
 }
 
-fn truncate(s: &str, n: usize) -> String {
+pub(super) fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {
@@ -55,7 +52,7 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-pub fn render_ticket(v: &TicketView) -> String {
+pub fn render_ticket(v: &TicketView, tm: &Times) -> String {
     let t = &v.ticket;
     let mut out = String::new();
     let _ = writeln!(out, "Ticket {}: {}", t.id, t.subject);
@@ -73,40 +70,41 @@ pub fn render_ticket(v: &TicketView) -> String {
         t.assignee.as_deref().unwrap_or("-")
     );
     let _ = writeln!(out, "  Mailbox:        {}", t.mailbox);
-    let _ = writeln!(out, "  Created:        {}", fmt_time(&t.created_at));
-    let _ = writeln!(out, "  Updated:        {}", fmt_time(&t.updated_at));
+    let _ = writeln!(out, "  Created:        {}", tm.at(&t.created_at));
+    let _ = writeln!(out, "  Updated:        {}", tm.at(&t.updated_at));
     let _ = writeln!(
         out,
         "  First response: {}",
         t.first_response_at
             .as_ref()
-            .map(fmt_time)
+            .map(|x| tm.at(x))
             .unwrap_or_else(|| "-".into())
     );
     render_ticket_extras(&mut out, t);
     for x in &v.sla {
         let state = match &x.state {
-            crate::desk::sla::TargetState::Met { at, late } => format!(
-                "met at {}{}",
-                fmt_time(at),
-                if *late { " (LATE)" } else { "" }
-            ),
+            crate::desk::sla::TargetState::Met { at, late } => {
+                format!("met at {}{}", tm.at(at), if *late { " (LATE)" } else { "" })
+            }
             crate::desk::sla::TargetState::Running => "running".into(),
             crate::desk::sla::TargetState::Paused => "paused (waiting on the customer)".into(),
             crate::desk::sla::TargetState::Breached => "BREACHED".into(),
             crate::desk::sla::TargetState::Stopped { at, late } => format!(
                 "stopped at {} (ticket finished){}",
-                fmt_time(at),
+                tm.at(at),
                 if *late { " (LATE)" } else { "" }
             ),
         };
         let _ = writeln!(
             out,
-            "  SLA {:<15} {} min ({}): due {} — {state}",
+            "  SLA {:<15} {} ({}): due {} — {state}",
             x.target.key(),
-            x.target_minutes,
+            super::times::minutes(x.target_minutes.max(0) as u64),
             x.policy,
-            x.due.as_ref().map(fmt_time).unwrap_or_else(|| "-".into())
+            x.due
+                .as_ref()
+                .map(|x| tm.at(x))
+                .unwrap_or_else(|| "-".into())
         );
     }
     let _ = writeln!(out, "\nMessages ({}):", v.messages.len());
@@ -125,7 +123,7 @@ pub fn render_ticket(v: &TicketView) -> String {
             "\n  #{}{from_other} {} {}  {}{}",
             m.seq,
             dir,
-            fmt_time(&m.recorded_at),
+            tm.at(&m.recorded_at),
             m.from
                 .as_ref()
                 .map(|p| p.display())
@@ -163,7 +161,7 @@ pub fn render_ticket(v: &TicketView) -> String {
         let _ = writeln!(
             out,
             "  {}  {:<28} {}",
-            fmt_time(&e.at),
+            tm.at(&e.at),
             truncate(&e.actor, 28),
             describe_event(&e.kind)
         );
@@ -197,7 +195,11 @@ fn render_ticket_extras(out: &mut String, t: &Ticket) {
     }
     if !t.effort.is_empty() {
         let total: u32 = t.effort.iter().map(|e| e.minutes).sum();
-        let _ = writeln!(out, "  Effort:         {total} min in all");
+        let _ = writeln!(
+            out,
+            "  Effort:         {} in all",
+            super::times::minutes(total as u64)
+        );
         let mut by_agent: Vec<(String, u32)> = Vec::new();
         for e in &t.effort {
             match by_agent.iter_mut().find(|(a, _)| *a == e.agent) {
@@ -206,17 +208,21 @@ fn render_ticket_extras(out: &mut String, t: &Ticket) {
             }
         }
         for (a, m) in by_agent {
-            let _ = writeln!(out, "                  {a}: {m} min");
+            let _ = writeln!(
+                out,
+                "                  {a}: {}",
+                super::times::minutes(m as u64)
+            );
         }
     }
 }
 
-pub fn render_outbox(entries: &[OutboxSummary]) -> String {
+pub fn render_outbox(entries: &[OutboxSummary], tm: &Times) -> String {
     let mut out = String::new();
     for e in entries {
         let _ = writeln!(
             out,
-            "{:>6}  ticket {:<8} {:<16} to {:<30} attempts {:<3} {}{}",
+            "{:>6}  ticket {:<8} {:<16} to {:<30} attempts {:<3} {}{}{}",
             e.id,
             e.ticket
                 .map(|t| t.to_string())
@@ -225,6 +231,11 @@ pub fn render_outbox(entries: &[OutboxSummary]) -> String {
             e.recipients.join(","),
             e.attempts,
             if e.failed { "FAILED" } else { "pending" },
+            if e.failed {
+                String::new()
+            } else {
+                format!(" (next try {})", tm.at(&e.next_attempt_at))
+            },
             e.last_error
                 .as_deref()
                 .map(|x| format!(": {x}"))
@@ -235,14 +246,14 @@ pub fn render_outbox(entries: &[OutboxSummary]) -> String {
     safe(&out)
 }
 
-pub fn render_ignored(entries: &[IgnoredEntry]) -> String {
+pub fn render_ignored(entries: &[IgnoredEntry], tm: &Times) -> String {
     let mut out = String::new();
     for e in entries {
         let _ = writeln!(
             out,
             "{:>6}  {}  {:<28} {:<40} {}",
             e.id,
-            fmt_time(&e.at),
+            tm.at(&e.at),
             truncate(e.from.as_deref().unwrap_or("(no sender)"), 28),
             truncate(&e.subject, 40),
             e.reason
@@ -252,14 +263,14 @@ pub fn render_ignored(entries: &[IgnoredEntry]) -> String {
     safe(&out)
 }
 
-pub fn render_quarantine(entries: &[QuarantineEntry]) -> String {
+pub fn render_quarantine(entries: &[QuarantineEntry], tm: &Times) -> String {
     let mut out = String::new();
     for q in entries {
         let _ = writeln!(
             out,
             "{:>6}  {}  {:<20} {:>8} bytes  {}",
             q.id,
-            fmt_time(&q.at),
+            tm.at(&q.at),
             q.mailbox,
             q.size,
             q.reason
@@ -270,13 +281,15 @@ pub fn render_quarantine(entries: &[QuarantineEntry]) -> String {
 }
 
 /// One quarantined mail: why it is there, then the raw mail as text.
-pub fn render_quarantine_item(e: &QuarantineEntry, raw: Option<&str>) -> String {
+pub fn render_quarantine_item(e: &QuarantineEntry, raw: Option<&str>, tm: &Times) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Quarantined mail {}: {}", e.id, e.reason);
     let _ = writeln!(
         out,
         "  mailbox {}, {} bytes, at {}\n",
-        e.mailbox, e.size, e.at
+        e.mailbox,
+        e.size,
+        tm.at(&e.at)
     );
     let mut out = safe(&out);
     out.push_str(&safe_mail(raw.unwrap_or("(raw bytes missing)")));
@@ -290,6 +303,8 @@ pub fn render_quarantine_item(e: &QuarantineEntry, raw: Option<&str>) -> String 
 mod tests {
     use super::*;
     use crate::mail::address::{EmailAddress, Party};
+
+    const UTC_TIMES: Times = Times { tz: chrono_tz::UTC };
 
     /// Characters that must never reach a terminal from mail: C0/C1
     /// controls (ESC starts escape sequences, CR overwrites a line) and the
@@ -320,7 +335,7 @@ mod tests {
 
     #[test]
     fn ticket_list_shows_no_control_or_bidi_characters() {
-        let out = render_ticket_list(&[evil_ticket()], false);
+        let out = render_ticket_list(&[evil_ticket()], false, &UTC_TIMES);
         assert_eq!(hostile(&out), Vec::<char>::new(), "{out:?}");
         // What was there is still visible, escaped.
         assert!(out.contains("Invoice \\u{1b}[2J"), "{out}");
@@ -335,7 +350,7 @@ mod tests {
             events: Vec::new(),
             sla: Vec::new(),
         };
-        let out = render_ticket(&view);
+        let out = render_ticket(&view, &UTC_TIMES);
         assert_eq!(hostile(&out), Vec::<char>::new(), "{out:?}");
     }
 
@@ -349,10 +364,10 @@ mod tests {
             raw_key: "k".into(),
             size: 3,
         };
-        let list = render_quarantine(std::slice::from_ref(&q));
+        let list = render_quarantine(std::slice::from_ref(&q), &UTC_TIMES);
         assert_eq!(hostile(&list), Vec::<char>::new(), "{list:?}");
         let raw = format!("Subject: {EVIL}\r\n\r\nbody\r\n");
-        let shown = render_quarantine_item(&q, Some(&raw));
+        let shown = render_quarantine_item(&q, Some(&raw), &UTC_TIMES);
         assert_eq!(hostile(&shown), Vec::<char>::new(), "{shown:?}");
         // Line ends are line ends, not escaped carriage returns.
         assert!(shown.contains("\nbody\n"), "{shown:?}");

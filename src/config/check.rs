@@ -68,6 +68,22 @@ impl Validator {
             }
             None => None,
         };
+        let timezone = match raw
+            .desk
+            .timezone
+            .as_deref()
+            .map(str::parse::<chrono_tz::Tz>)
+        {
+            None => chrono_tz::UTC,
+            Some(Ok(tz)) => tz,
+            Some(Err(_)) => {
+                self.problem(
+                    "desk.timezone",
+                    "is not a time zone name (such as \"Europe/Berlin\" or \"UTC\")",
+                );
+                chrono_tz::UTC
+            }
+        };
         let control_socket = raw
             .desk
             .control_socket
@@ -340,6 +356,7 @@ impl Validator {
                 first_ticket: raw.desk.first_ticket,
                 comment_address,
                 default_sla: raw.desk.default_sla.clone(),
+                timezone,
             },
             store: StoreConfig { cache_bytes },
             mailboxes,

@@ -109,6 +109,8 @@ pub struct Desk {
     pub first_ticket: u64,
     pub comment_address: Option<EmailAddress>,
     pub default_sla: Option<String>,
+    /// Where the command line's times are shown (and report days begin).
+    pub timezone: chrono_tz::Tz,
 }
 
 /// The subject token format, split around `{id}` so it can be both rendered and recognised.

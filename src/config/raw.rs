@@ -227,6 +227,9 @@ pub(super) struct RawDesk {
     pub(super) comment_address: Option<String>,
     /// The SLA policy of tickets no rule gives one.
     pub(super) default_sla: Option<String>,
+    /// The time zone the command line shows times in, and reports' days and
+    /// months begin in (an IANA name such as "Europe/Berlin"; UTC if unset).
+    pub(super) timezone: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
