@@ -268,7 +268,7 @@ async fn agents_work_the_ticket_from_their_mail_client() {
         .contains(&serde_json::json!(1001)));
     let text = String::from_utf8_lossy(&desk.cli(&["tickets", "show", "1000"]).stdout).into_owned();
     assert!(text.contains("Merged from:    #1001"), "{text}");
-    assert!(text.contains("Effort:         45 min"), "{text}");
+    assert!(text.contains("Effort:         45m in all"), "{text}");
     assert!(
         text.contains("Watchers:       dave@customer.test"),
         "{text}"

@@ -96,7 +96,8 @@ async fn a_backup_taken_while_running_restores_and_the_desk_carries_on() {
 
 #[tokio::test]
 async fn twenty_kills_lose_and_duplicate_no_ticket_and_every_ack_goes_out() {
-    const N: usize = 600;
+    // Enough that most kills land mid-ingest on a fast, idle machine too.
+    const N: usize = 1500;
     let servers = MailServers::start(&[HELP]);
     let imap = servers.imap();
     let mails = burst(N, "kill");
@@ -109,6 +110,7 @@ async fn twenty_kills_lose_and_duplicate_no_ticket_and_every_ack_goes_out() {
         },
     );
     let mut seen = 0;
+    let mut mid_ingest = 0;
     for kill in 0..20 {
         desk.start();
         if kill % 4 == 0 {
@@ -122,10 +124,13 @@ async fn twenty_kills_lose_and_duplicate_no_ticket_and_every_ack_goes_out() {
         }
         desk.kill9();
         seen = desk.tickets().len();
+        if seen < N {
+            mid_ingest += 1;
+        }
     }
     assert!(
-        seen < N,
-        "the kills should land before the end (had {seen})"
+        mid_ingest >= 10,
+        "at least half the kills should land before the end (only {mid_ingest} did)"
     );
     desk.start();
     let tickets = desk.wait_tickets(N, Duration::from_secs(90));
