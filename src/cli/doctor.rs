@@ -236,7 +236,7 @@ async fn check_store(report: &mut Report, config: &Config) {
 
 async fn check_mailbox(report: &mut Report, m: &MailboxConfig) {
     let what = format!("mailbox {}", m.name);
-    let mut session = match imap::connect(m).await {
+    let mut session = match crate::daemon::imap_login::connect(m).await {
         Ok(s) => s,
         Err(e) => return report.line(Verdict::Fail, &what, e),
     };

@@ -25,6 +25,7 @@ mod render;
 mod report;
 mod status;
 mod terminal;
+mod tickets;
 mod times;
 mod trust;
 
@@ -34,8 +35,8 @@ use crate::desk::policy::Policy;
 use crate::engine::clock::SystemClock;
 use crate::engine::queries::{self, Answer, Query};
 use crate::engine::Engine;
-use crate::store::records::Status;
 use crate::store::Store;
+use tickets::TicketsCommand;
 
 #[derive(Parser)]
 #[command(
@@ -214,95 +215,6 @@ enum QuarantineCommand {
     Retry { id: u64 },
 }
 
-/// A `--due-within` horizon: a duration, at most 100 years (further out no
-/// date can be computed, and no SLA target is that long).
-fn parse_horizon(s: &str) -> Result<std::time::Duration, String> {
-    const MAX: std::time::Duration = std::time::Duration::from_secs(100 * 31_557_600);
-    let d = humantime::parse_duration(s).map_err(|e| format!("\"{s}\" is not a duration: {e}"))?;
-    if d > MAX {
-        return Err(format!("\"{s}\" is too long: at most 100 years"));
-    }
-    Ok(d)
-}
-
-#[derive(Subcommand)]
-enum TicketsCommand {
-    /// Write one attachment out: by its number in `tickets show` or by name.
-    Attachment {
-        id: u64,
-        /// The attachment's number (1, 2 …) or file name.
-        which: String,
-        /// The file to write (default: the attachment's own name, in the
-        /// current folder; `-` for standard output).
-        #[arg(short = 'o', long)]
-        output: Option<PathBuf>,
-    },
-    /// List tickets.
-    List {
-        #[arg(long, value_enum)]
-        status: Option<Status>,
-        /// Only tickets with a breached SLA target.
-        #[arg(long)]
-        overdue: bool,
-        /// Only tickets with an SLA target due within this time (e.g. 1h, 30m).
-        #[arg(long, value_parser = parse_horizon)]
-        due_within: Option<std::time::Duration>,
-        /// Only tickets of this team.
-        #[arg(long)]
-        team: Option<String>,
-        /// Only tickets assigned to this agent.
-        #[arg(long)]
-        assignee: Option<String>,
-        /// Only tickets of this requester (an address).
-        #[arg(long)]
-        requester: Option<String>,
-        /// Only tickets with this tag.
-        #[arg(long)]
-        tag: Option<String>,
-        /// Only tickets updated since: a time ago (7d, 12h) or a date
-        /// (2026-11-30, or RFC 3339).
-        #[arg(long, value_parser = list_args::parse_since)]
-        since: Option<chrono::DateTime<chrono::Utc>>,
-        /// At most this many tickets, most recently updated first.
-        #[arg(long, default_value_t = 50, conflicts_with = "all")]
-        limit: usize,
-        /// Every ticket that matches, most recently updated first.
-        #[arg(long)]
-        all: bool,
-        /// The next page: the token the previous page printed.
-        #[arg(long)]
-        page: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show one ticket with its whole history.
-    Show {
-        id: u64,
-        #[arg(long)]
-        json: bool,
-    },
-    /// What to work on first: by SLA due time, then priority, then age.
-    Next {
-        #[arg(long, conflicts_with = "team")]
-        agent: Option<String>,
-        #[arg(long)]
-        team: Option<String>,
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Tickets whose subject, requester or message text contains TEXT
-    /// (case-insensitive), newest first.
-    Search {
-        text: String,
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
 /// Runs the command line; errors are printed in plain words.
 pub fn main() -> ExitCode {
     match real_main() {
@@ -350,102 +262,7 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Tickets { command } => {
-            match command {
-                TicketsCommand::List {
-                    status,
-                    overdue,
-                    due_within,
-                    team,
-                    assignee,
-                    requester,
-                    tag,
-                    since,
-                    limit,
-                    all,
-                    page,
-                    json,
-                } => {
-                    let q = Query::ListPage(queries::TicketQuery {
-                        status,
-                        team,
-                        assignee: assignee.map(list_args::agent),
-                        requester: requester.map(|r| list_args::address(&r)).transpose()?,
-                        tag,
-                        since,
-                        overdue,
-                        due_within_secs: due_within.map(|d| d.as_secs()),
-                        limit: (!all).then_some(limit),
-                        page,
-                    });
-                    match rt.block_on(ask(&cli.config, cli.any_user, q))? {
-                        Answer::Tickets { tickets, .. } if json => print_json(&tickets)?,
-                        Answer::Tickets {
-                            tickets,
-                            more,
-                            next,
-                        } => {
-                            print!("{}", render::render_ticket_list(&tickets, more, &tm));
-                            if let Some(next) = next {
-                                println!("next page: --page {next}");
-                            }
-                        }
-                        other => bail!(unexpected(other)),
-                    }
-                }
-                TicketsCommand::Attachment { id, which, output } => {
-                    let q = Query::Attachment { ticket: id, which };
-                    match rt.block_on(ask(&cli.config, cli.any_user, q))? {
-                        Answer::Attachment { name, hex, .. } => {
-                            let bytes = hex::decode(hex).context("the daemon sent bad hex")?;
-                            write_attachment(&name, &bytes, output)?
-                        }
-                        other => bail!(unexpected(other)),
-                    }
-                }
-                TicketsCommand::Show { id, json } => {
-                    match rt.block_on(ask(&cli.config, cli.any_user, Query::ShowTicket { id }))? {
-                        Answer::Ticket { view: Some(v) } if json => print_json(&v)?,
-                        Answer::Ticket { view: Some(v) } => {
-                            print!("{}", render::render_ticket(&v, &tm))
-                        }
-                        Answer::Ticket { view: None } => bail!("no ticket {id}"),
-                        other => bail!(unexpected(other)),
-                    }
-                }
-                TicketsCommand::Next {
-                    agent,
-                    team,
-                    limit,
-                    json,
-                } => match rt.block_on(ask(
-                    &cli.config,
-                    cli.any_user,
-                    Query::Next { team, agent, limit },
-                ))? {
-                    Answer::Next { tickets, .. } if json => print_json(&tickets)?,
-                    Answer::Next { tickets, more } => print!(
-                        "{}",
-                        board::render_next(&tickets, more, &tm, chrono::Utc::now())
-                    ),
-                    other => bail!(unexpected(other)),
-                },
-                TicketsCommand::Search { text, limit, json } => {
-                    if text.trim().is_empty() {
-                        bail!("say what to search for");
-                    }
-                    match rt.block_on(ask(
-                        &cli.config,
-                        cli.any_user,
-                        Query::Search { text, limit },
-                    ))? {
-                        Answer::Found { hits, .. } if json => print_json(&hits)?,
-                        Answer::Found { hits, more } => {
-                            print!("{}", board::render_hits(&hits, more, &tm))
-                        }
-                        other => bail!(unexpected(other)),
-                    }
-                }
-            }
+            tickets::run(&rt, &cli.config, cli.any_user, &tm, command)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Outbox {

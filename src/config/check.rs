@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use super::checked::*;
 use super::error::Problem;
-use super::oauth2::RawOAuth2;
 use super::raw::*;
-use super::tls::RawTlsTrust;
 use crate::mail::address::EmailAddress;
 
 /// sled's page cache unless `[store] cache` says otherwise.

@@ -15,14 +15,15 @@ use std::path::{Path, PathBuf};
 
 pub mod calendar;
 mod check;
+mod check_oauth2;
 mod check_retention;
 mod check_sla;
 mod check_teams;
+mod check_tls;
 pub mod checked;
 mod defaults;
 mod error;
 mod lines;
-mod oauth2;
 mod raw;
 pub mod rules;
 mod secrets;

@@ -1,7 +1,7 @@
 //! The file as serde reads it: exactly what the TOML says, nothing derived.
 //! Every table refuses unknown keys; checking happens in `check`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -339,4 +339,27 @@ impl Default for RawOutbox {
             concurrency: default_concurrency(),
         }
     }
+}
+
+/// The OAuth2 keys of one `[[mailbox]]` or `[smtp]`, as written.
+pub(super) struct RawOAuth2<'a> {
+    pub(super) command: Option<&'a [String]>,
+    pub(super) file: Option<&'a Path>,
+    pub(super) lifetime: Option<Duration>,
+}
+
+impl RawOAuth2<'_> {
+    /// Whether the table asks for OAuth2 at all (then no password is needed).
+    pub(super) fn is_set(&self) -> bool {
+        self.command.is_some() || self.file.is_some()
+    }
+}
+
+/// The raw settings, as written in a `[[mailbox]]` or `[smtp]` table.
+pub(super) struct RawTlsTrust<'a> {
+    pub(super) tls: TlsMode,
+    pub allow_insecure: bool,
+    pub ca_file: Option<&'a Path>,
+    pub tls_pin: Option<&'a str>,
+    pub tls_verify: bool,
 }

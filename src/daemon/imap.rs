@@ -159,8 +159,9 @@ where
     }
 }
 
-/// Connects and logs in.
-pub async fn connect(cfg: &MailboxConfig) -> Result<ImapSession, ImapError> {
+/// Connects, starts TLS as configured and reads the greeting: a client
+/// ready to log in (see `imap_login::connect`).
+pub async fn open(cfg: &MailboxConfig) -> Result<async_imap::Client<ImapStream>, ImapError> {
     let tcp = match tokio::time::timeout(
         cfg.timeout,
         TcpStream::connect((cfg.host.as_str(), cfg.port)),
@@ -198,9 +199,14 @@ pub async fn connect(cfg: &MailboxConfig) -> Result<ImapSession, ImapError> {
     if cfg.tls != TlsMode::Starttls {
         read_greeting(cfg, &mut client).await?;
     }
-    if let Some(oauth2) = &cfg.oauth2 {
-        return crate::daemon::oauth2::imap_login(cfg, oauth2, client).await;
-    }
+    Ok(client)
+}
+
+/// `LOGIN` with the configured password.
+pub async fn password_login(
+    cfg: &MailboxConfig,
+    client: async_imap::Client<ImapStream>,
+) -> Result<ImapSession, ImapError> {
     match tokio::time::timeout(cfg.timeout, client.login(&cfg.user, &cfg.password)).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err((source, _))) => Err(ImapError::Login {

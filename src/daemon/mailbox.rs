@@ -14,9 +14,10 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::{AfterProcessing, MailboxConfig};
 use crate::daemon::imap::{
-    self, bounded, collect_bounded, collect_sized, search_after, uid_set, ImapError, ImapSession,
+    bounded, collect_bounded, collect_sized, search_after, uid_set, ImapError, ImapSession,
     IDLE_REFRESH,
 };
+use crate::daemon::imap_login;
 use crate::daemon::notify::Gauges;
 use crate::daemon::status::MailboxState;
 use crate::desk::outcome::Outcome;
@@ -241,7 +242,7 @@ impl MailboxTask {
     async fn session(&self, lasting: &mut Lasting) -> Result<(), IngestError> {
         let cfg = &self.cfg;
         let mut s = tokio::select! {
-            r = imap::connect(cfg) => r?,
+            r = imap_login::connect(cfg) => r?,
             _ = self.shutdown.cancelled() => return Ok(()),
         };
         let caps = bounded(cfg, "read capabilities", s.capabilities()).await?;

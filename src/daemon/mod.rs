@@ -11,6 +11,7 @@ pub mod backlog;
 pub mod control;
 pub mod fault;
 pub mod imap;
+pub mod imap_login;
 pub mod mailbox;
 pub mod notify;
 pub mod oauth2;

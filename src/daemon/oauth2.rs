@@ -11,8 +11,6 @@ use std::process::Stdio;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_imap::imap_proto::{Capability, Response};
-use async_imap::types::UnsolicitedResponse;
 use base64::Engine;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::AsyncSmtpConnection;
@@ -20,8 +18,7 @@ use lettre::transport::smtp::commands::Auth;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::config::{MailboxConfig, OAuth2, TokenSource};
-use crate::daemon::imap::{self, ImapError, ImapSession, ImapStream};
+use crate::config::{OAuth2, TokenSource};
 
 /// A token command that takes longer is killed (fetching a token is one
 /// HTTPS request; the connection it is for has its own timeout).
@@ -300,14 +297,14 @@ async fn read_capped<R: AsyncRead + Unpin>(
 
 /// The SASL mechanisms for a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sasl {
+pub(crate) enum Sasl {
     XOAuth2,
     /// RFC 7628.
     OAuthBearer,
 }
 
 impl Sasl {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Sasl::XOAuth2 => "XOAUTH2",
             Sasl::OAuthBearer => "OAUTHBEARER",
@@ -315,7 +312,7 @@ impl Sasl {
     }
 
     /// The client's first (and only) message.
-    fn initial(self, user: &str, host: &str, port: u16, token: &str) -> String {
+    pub(crate) fn initial(self, user: &str, host: &str, port: u16, token: &str) -> String {
         match self {
             Sasl::XOAuth2 => format!("user={user}\x01auth=Bearer {token}\x01\x01"),
             Sasl::OAuthBearer => {
@@ -329,108 +326,10 @@ impl Sasl {
 
     /// The answer to the server's error challenge, which ends the exchange
     /// with a NO (RFC 7628 asks for a single ^A; XOAUTH2 for nothing).
-    fn after_error(self) -> &'static [u8] {
+    pub(crate) fn after_error(self) -> &'static [u8] {
         match self {
             Sasl::XOAuth2 => b"",
             Sasl::OAuthBearer => b"\x01",
-        }
-    }
-}
-
-/// Answers async-imap's AUTHENTICATE exchange.
-struct Exchange {
-    sasl: Sasl,
-    first: Option<String>,
-}
-
-impl async_imap::Authenticator for Exchange {
-    type Response = Vec<u8>;
-
-    fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
-        match self.first.take() {
-            Some(first) => first.into_bytes(),
-            None => self.sasl.after_error().to_vec(),
-        }
-    }
-}
-
-/// Whether CAPABILITY lists `AUTH=OAUTHBEARER`.
-async fn offers_oauthbearer(
-    cfg: &MailboxConfig,
-    client: &mut async_imap::Client<ImapStream>,
-) -> Result<bool, ImapError> {
-    let (tx, rx) = async_channel::bounded(64);
-    imap::bounded(
-        cfg,
-        "ask the server how to log in",
-        client.run_command_and_check_ok("CAPABILITY", Some(tx)),
-    )
-    .await?;
-    let mut offered = false;
-    while let Ok(u) = rx.try_recv() {
-        if let UnsolicitedResponse::Other(data) = u {
-            if let Response::Capabilities(caps) = data.parsed() {
-                offered |= caps.iter().any(
-                    |c| matches!(c, Capability::Auth(m) if m.eq_ignore_ascii_case("OAUTHBEARER")),
-                );
-            }
-        }
-    }
-    Ok(offered)
-}
-
-/// Logs in to the mailbox with a token; a refused token is replaced by a
-/// freshly fetched one once.
-pub async fn imap_login(
-    cfg: &MailboxConfig,
-    o: &OAuth2,
-    mut client: async_imap::Client<ImapStream>,
-) -> Result<ImapSession, ImapError> {
-    let failed = |source: OAuth2Error| ImapError::OAuth2 {
-        host: cfg.host.clone(),
-        user: cfg.user.clone(),
-        source,
-    };
-    let sasl = if offers_oauthbearer(cfg, &mut client).await? {
-        Sasl::OAuthBearer
-    } else {
-        Sasl::XOAuth2
-    };
-    let mut fresh = false;
-    loop {
-        let token = token(o, fresh).await.map_err(|e| failed(e.into()))?;
-        let exchange = Exchange {
-            sasl,
-            first: Some(sasl.initial(&cfg.user, &cfg.host, cfg.port, &token)),
-        };
-        let attempt = tokio::time::timeout(cfg.timeout, client.authenticate(sasl.name(), exchange));
-        match attempt.await {
-            Ok(Ok(session)) => return Ok(session),
-            Ok(Err((async_imap::error::Error::No(_), again))) if !fresh => {
-                tracing::info!(
-                    mailbox = %cfg.name,
-                    "{} refused the OAuth2 token; fetching a fresh one",
-                    cfg.host
-                );
-                client = again;
-                fresh = true;
-            }
-            Ok(Err((e @ async_imap::error::Error::No(_), _))) => {
-                return Err(failed(OAuth2Error::Refused(imap::in_words(&e))))
-            }
-            Ok(Err((source, _))) => {
-                return Err(ImapError::Command {
-                    what: format!("log in with {}", sasl.name()),
-                    source,
-                })
-            }
-            Err(_) => {
-                return Err(ImapError::Timeout {
-                    what: "log in".into(),
-                    host: cfg.host.clone(),
-                    secs: cfg.timeout.as_secs(),
-                })
-            }
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod queries;
 pub mod recurring;
 pub mod retention;
 pub mod status_view;
+mod views;
 
 use std::sync::{Arc, RwLock};
 

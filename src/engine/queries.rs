@@ -5,6 +5,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::views;
+pub use crate::engine::views::SearchHit;
 use crate::engine::{Engine, EngineError};
 use crate::store::records::{
     Event, IgnoredEntry, MessageRecord, OutboxEntry, QuarantineEntry, Status, Ticket, TicketId,
@@ -265,20 +267,6 @@ pub enum Answer {
     },
 }
 
-/// A ticket `tickets search` found, and where.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SearchHit {
-    pub id: TicketId,
-    pub subject: String,
-    pub status: Status,
-    pub requester: String,
-    pub updated_at: chrono::DateTime<chrono::Utc>,
-    /// "subject", "requester" or "message".
-    pub found_in: String,
-    /// The text around the first match (messages only).
-    pub excerpt: Option<String>,
-}
-
 /// One reply key, without the key: its epoch and until when it verifies
 /// (None: the current, signing key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -376,7 +364,7 @@ fn release(engine: &Engine, id: u64) -> Result<Answer, EngineError> {
 /// Longest raw mail shown by `quarantine show`.
 const SHOW_LIMIT: usize = 64 * 1024;
 
-fn sla_of(engine: &Engine, t: &Ticket) -> Vec<crate::desk::sla::TargetStatus> {
+pub(crate) fn sla_of(engine: &Engine, t: &Ticket) -> Vec<crate::desk::sla::TargetStatus> {
     let policy = engine.policy();
     policy
         .sla(t.sla.as_deref())
@@ -523,12 +511,20 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
             }
             Answer::Pruned { summary }
         }
-        Query::Report { spec } => report(engine, spec)?,
-        Query::Board { team, agent } => board(engine, team.as_deref(), agent.as_deref())?,
+        Query::Report { spec } => Answer::Report {
+            report: Box::new(views::report(engine, spec)?),
+        },
+        Query::Board { team, agent } => Answer::Board {
+            board: views::board(engine, team.as_deref(), agent.as_deref())?,
+        },
         Query::Next { team, agent, limit } => {
-            next(engine, team.as_deref(), agent.as_deref(), *limit)?
+            let (tickets, more) = views::next(engine, team.as_deref(), agent.as_deref(), *limit)?;
+            Answer::Next { tickets, more }
         }
-        Query::Search { text, limit } => search(engine, text, *limit)?,
+        Query::Search { text, limit } => {
+            let (hits, more) = views::search(engine, text, *limit)?;
+            Answer::Found { hits, more }
+        }
         Query::Stats => {
             let (pending, failed) = store.outbox_counts();
             Answer::Stats {
@@ -599,159 +595,6 @@ fn list(engine: &Engine, q: &TicketQuery) -> Result<Answer, StoreError> {
         more,
         next,
     })
-}
-
-/// Reads every ticket with its trail: a report is computed from the
-/// stored events (no sampling, no cache that could drift from them).
-fn report(engine: &Engine, spec: &crate::desk::report::Spec) -> Result<Answer, StoreError> {
-    let store = engine.store();
-    let policy = engine.policy();
-    let mut b = crate::desk::report::Builder::new(&policy, spec);
-    for t in store.tickets() {
-        let ticket = t?;
-        if !b.wants(&ticket) {
-            continue;
-        }
-        let events = store.events(ticket.id)?;
-        b.add(&crate::desk::report::Record { ticket, events });
-    }
-    Ok(Answer::Report {
-        report: Box::new(b.finish()),
-    })
-}
-
-/// Whether a ticket belongs to the asked team and agent (either may be absent).
-fn belongs(t: &Ticket, team: Option<&str>, agent: Option<&str>) -> bool {
-    team.is_none_or(|x| t.team.as_deref() == Some(x))
-        && agent.is_none_or(|x| {
-            t.assignee
-                .as_deref()
-                .is_some_and(|a| a.eq_ignore_ascii_case(x))
-        })
-}
-
-fn board(engine: &Engine, team: Option<&str>, agent: Option<&str>) -> Result<Answer, StoreError> {
-    use crate::desk::board::{self, Facts};
-    let store = engine.store();
-    let policy = engine.policy();
-    let now = engine.now();
-    let mut placed = Vec::new();
-    for t in store.tickets() {
-        let t = t?;
-        if t.status == Status::Closed || t.merged_into.is_some() || !belongs(&t, team, agent) {
-            continue;
-        }
-        let events = store.events(t.id)?;
-        // Only an open ticket can be a follow-up: read its mail only then.
-        let follow_up =
-            t.status == Status::Open && board::follow_up(&policy, &store.messages(t.id)?, &events);
-        let facts = Facts {
-            ticket: &t,
-            escalated: board::escalated(&events),
-            follow_up,
-        };
-        if let Some(lane) = board::lane_of(&policy, &facts, now) {
-            placed.push((lane, board::card(&policy, &t, now)));
-        }
-    }
-    Ok(Answer::Board {
-        board: board::board(placed, now),
-    })
-}
-
-fn next(
-    engine: &Engine,
-    team: Option<&str>,
-    agent: Option<&str>,
-    limit: usize,
-) -> Result<Answer, StoreError> {
-    use crate::desk::next;
-    let policy = engine.policy();
-    let now = engine.now();
-    let mut cands = Vec::new();
-    for t in engine.store().tickets() {
-        let t = t?;
-        if next::actionable(&t) && belongs(&t, team, agent) {
-            cands.push(next::candidate(&t, policy.sla(t.sla.as_deref()), now));
-        }
-    }
-    let mut tickets = next::order(cands);
-    let more = tickets.len() > limit;
-    tickets.truncate(limit);
-    Ok(Answer::Next { tickets, more })
-}
-
-/// Longest excerpt shown around a match, in characters either side.
-const EXCERPT: usize = 40;
-
-fn search(engine: &Engine, text: &str, limit: usize) -> Result<Answer, StoreError> {
-    let store = engine.store();
-    let needle = text.to_lowercase();
-    let mut hits = Vec::new();
-    let mut more = false;
-    if needle.trim().is_empty() {
-        return Ok(Answer::Found { hits, more });
-    }
-    for t in store.tickets_newest_first() {
-        let t = t?;
-        let requester = t.requester.display();
-        let found = if t.subject.to_lowercase().contains(&needle) {
-            Some(("subject", None))
-        } else if requester.to_lowercase().contains(&needle) {
-            Some(("requester", None))
-        } else {
-            store
-                .messages(t.id)?
-                .iter()
-                .find_map(|m| excerpt(&m.text, &needle))
-                .map(|x| ("message", Some(x)))
-        };
-        let Some((found_in, excerpt)) = found else {
-            continue;
-        };
-        if hits.len() >= limit {
-            more = true;
-            break;
-        }
-        hits.push(SearchHit {
-            id: t.id,
-            subject: t.subject,
-            status: t.status,
-            requester,
-            updated_at: t.updated_at,
-            found_in: found_in.into(),
-            excerpt,
-        });
-    }
-    Ok(Answer::Found { hits, more })
-}
-
-/// The text around the first case-insensitive match of `needle` (already
-/// lower case), on one line.
-fn excerpt(text: &str, needle: &str) -> Option<String> {
-    let lower: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
-    let chars: Vec<char> = text.chars().collect();
-    let n: Vec<char> = needle.chars().collect();
-    // Lower-casing can change lengths (rarely); then match on the text alone.
-    let hay = if lower.len() == chars.len() {
-        &lower
-    } else {
-        &chars
-    };
-    let at = hay.windows(n.len()).position(|w| w == n.as_slice())?;
-    let start = at.saturating_sub(EXCERPT);
-    let end = (at + n.len() + EXCERPT).min(chars.len());
-    let mut s: String = chars[start..end]
-        .iter()
-        .map(|&c| if c.is_whitespace() { ' ' } else { c })
-        .collect();
-    if start > 0 {
-        s.insert(0, '…');
-    }
-    if end < chars.len() {
-        s.push('…');
-    }
-    Some(s)
 }
 
 #[cfg(test)]
@@ -871,7 +714,7 @@ mod tests {
         assert_eq!(q("u2@c.TEST"), [(1002, "requester".to_string())]);
         assert_eq!(q("nothing like it"), []);
         assert_eq!(
-            excerpt("Line one\nthe PRINTER jams", "printer").unwrap(),
+            views::excerpt("Line one\nthe PRINTER jams", "printer").unwrap(),
             "Line one the PRINTER jams"
         );
     }

@@ -23,11 +23,10 @@ use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
 
-use super::db::Db;
+use super::db::{Db, WriteSet};
 use super::error::StoreError;
 use super::layout::{decode, due_key, u64_of, T};
 use super::records::{Status, Ticket, TicketId};
-use super::tx::Tx;
 
 const ALL: u8 = 0;
 const STATUS: u8 = 1;
@@ -104,15 +103,15 @@ pub(super) fn keys_of(t: &Ticket) -> Vec<Vec<u8>> {
 
 /// Moves `new`'s index keys from where `old` (the ticket as stored before
 /// this write, if any) had them: only the keys that differ are written.
-pub(super) fn refile(tx: &Tx<'_>, old: Option<&Ticket>, new: &Ticket) {
+pub(super) fn refile(ws: &WriteSet<'_>, old: Option<&Ticket>, new: &Ticket) {
     let table = T::TicketIndex as u8;
     let new_keys = keys_of(new);
     let old_keys = old.map(keys_of).unwrap_or_default();
     for k in old_keys.iter().filter(|k| !new_keys.contains(k)) {
-        tx.ws.remove(table, k);
+        ws.remove(table, k);
     }
     for k in new_keys.iter().filter(|k| !old_keys.contains(k)) {
-        tx.ws.insert(table, k, &[][..]);
+        ws.insert(table, k, &[][..]);
     }
 }
 

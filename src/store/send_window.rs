@@ -23,7 +23,10 @@ pub struct SendWindow {
     /// Number (time in ms / `slot_ms`) of the slot `counts[0]` counts.
     newest: i64,
     /// `counts[i]`: sends in slot `newest - i`.
-    #[serde(with = "counts")]
+    #[serde(
+        serialize_with = "serialize_counts",
+        deserialize_with = "deserialize_counts"
+    )]
     counts: [u32; SLOTS + 1],
     /// Send times read from a store of an older release (a list of times),
     /// folded into the counts at the next send.
@@ -51,7 +54,10 @@ enum Stored {
     Counts {
         slot_ms: u64,
         newest: i64,
-        #[serde(with = "counts")]
+        #[serde(
+            serialize_with = "serialize_counts",
+            deserialize_with = "deserialize_counts"
+        )]
         counts: [u32; SLOTS + 1],
         #[serde(default)]
         legacy: Vec<DateTime<Utc>>,
@@ -82,20 +88,18 @@ impl From<Stored> for SendWindow {
 }
 
 /// serde derives arrays only up to 32 long: the counts go as a list.
-mod counts {
-    use super::SLOTS;
-    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+fn serialize_counts<S: serde::Serializer>(c: &[u32; SLOTS + 1], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(c.iter())
+}
 
-    pub fn serialize<S: Serializer>(c: &[u32; SLOTS + 1], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(c.iter())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u32; SLOTS + 1], D::Error> {
-        let v = Vec::<u32>::deserialize(d)?;
-        let n = v.len();
-        v.try_into()
-            .map_err(|_| D::Error::custom(format!("{n} send counts, not {}", SLOTS + 1)))
-    }
+fn deserialize_counts<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<[u32; SLOTS + 1], D::Error> {
+    use serde::de::Error;
+    let v = Vec::<u32>::deserialize(d)?;
+    let n = v.len();
+    v.try_into()
+        .map_err(|_| D::Error::custom(format!("{n} send counts, not {}", SLOTS + 1)))
 }
 
 /// The slot length for a window: rounded up, so that `SLOTS` slots cover it.

@@ -6,24 +6,11 @@ use std::time::Duration;
 
 use super::check::Validator;
 use super::checked::{OAuth2, TokenSource};
+use super::raw::RawOAuth2;
 
 /// Tokens that do not say when they expire are used this long: Microsoft and
 /// Google hand out hour-long tokens, so this refreshes before either expires.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(50 * 60);
-
-/// The OAuth2 keys of one `[[mailbox]]` or `[smtp]`, as written.
-pub(super) struct RawOAuth2<'a> {
-    pub(super) command: Option<&'a [String]>,
-    pub(super) file: Option<&'a Path>,
-    pub(super) lifetime: Option<Duration>,
-}
-
-impl RawOAuth2<'_> {
-    /// Whether the table asks for OAuth2 at all (then no password is needed).
-    pub(super) fn is_set(&self) -> bool {
-        self.command.is_some() || self.file.is_some()
-    }
-}
 
 impl Validator {
     /// Checks the OAuth2 keys of `key`; `has_password` says whether
