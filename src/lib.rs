@@ -21,8 +21,10 @@
 //!
 //! # The path of one mail
 //!
-//! 1. **Fetch** — `daemon::mailbox` (one task per mailbox, through
-//!    `daemon::imap`) waits in IDLE or polls and fetches every UID past the
+//! 1. **Fetch** — `daemon::mailbox` (one task per mailbox; it logs in through
+//!    `daemon::imap_login` — a password, or an OAuth2 token from
+//!    `daemon::oauth2` — over `daemon::imap`, whose TLS trust is
+//!    `daemon::tls`) waits in IDLE or polls and fetches every UID past the
 //!    mailbox's stored checkpoint, in batches; while one batch commits, the
 //!    next is fetched and the previous one is flushed and marked.
 //! 2. **Prepare** — `engine` hands the batch to `desk::prepare`, which is pure:
@@ -49,9 +51,12 @@
 //!    only then flags the batch `\Seen` (or moves it). A crash before that
 //!    refetches the mail; its dedupe key makes the second pass a no-op.
 //! 6. **Send** — `daemon::outbox` formats due entries into RFC 5322 bytes
-//!    (`mail::outgoing::build`, a pure function of the stored value) and
-//!    delivers them over SMTP with retry and backoff, recording each chunk of
-//!    deliveries on its tickets in the transaction that removes the entries.
+//!    (`mail::outgoing::build`, a pure function of the stored value, with an
+//!    agent's attachments) and delivers them over SMTP with retry and backoff.
+//!    Each chunk's mails are marked "possibly sent" (`store::sending`) before
+//!    their bodies go, and their deliveries are recorded on their tickets in
+//!    the transaction that removes the entries; a mail interrupted twice is
+//!    held, never sent a third time.
 //!
 //! **Time.** `daemon::timers` asks `engine::Engine::run_timers` what is due
 //! (read from the timer index, so a pass costs what is due);
@@ -63,10 +68,17 @@
 //! Around that: `config` loads and checks the file once (errors with file,
 //! line and key); `daemon::reload` swaps in a new `desk::policy::Policy` on
 //! SIGHUP or a change on disk; `daemon::control` answers the CLI over a Unix
-//! socket with `engine::queries`, which `cli::render` turns into text;
+//! socket with `engine::queries` (the list index `store::list_index`, the
+//! managers' views `engine::views` over `desk::report`, `desk::board`,
+//! `desk::next`, and `engine::recurring` over `desk::recurring`), which
+//! `cli::render` turns into text; `deskgate status` reads what the tasks
+//! report into `daemon::status`, and `deskgate reload` waits for the reload
+//! task's verdict;
 //! `daemon` supervises every task and tells systemd it is ready
 //! (`daemon::notify`); `store::migrate` converts stores of older releases,
-//! `store::backup` writes and restores whole-store copies.
+//! `store::backup` writes and restores whole-store copies, `store::export`
+//! and `store::import` move tickets to and from JSON lines, and
+//! `store::retention` prunes what `[retention]` lets go.
 
 pub mod cli;
 pub mod config;
