@@ -260,6 +260,22 @@ pub fn queue_rejection(
         Ok(r) => r,
         Err(e) => return Ok(Err(e.to_string())),
     };
+    queue_ticketless(tx, policy, to, "rejection", rendered, in_reply_to, now)
+}
+
+/// An automatic reply outside any ticket (a rejection, the commands list):
+/// the per-recipient limit counts it, and it is queued in the transaction
+/// with its Message-ID remembered, so a bounce or a reply is recognised.
+#[allow(clippy::too_many_arguments)]
+pub fn queue_ticketless(
+    tx: &Tx<'_>,
+    policy: &Policy,
+    to: &Party,
+    kind: &str,
+    rendered: crate::desk::templates::Rendered,
+    in_reply_to: Option<String>,
+    now: DateTime<Utc>,
+) -> TxResult<Result<(), String>> {
     let window = policy.limits.auto_reply_window;
     let mut log = tx.auto_sent(to.address.as_str())?;
     if let Err(reason) = check_limits(log.count(now, window), 0, &policy.limits) {
@@ -273,7 +289,7 @@ pub fn queue_rejection(
         reply_to: None,
         subject: rendered.subject,
         body: rendered.body,
-        message_id: outgoing::new_message_id("reject", None, policy.desk.address.domain()),
+        message_id: outgoing::new_message_id(kind, None, policy.desk.address.domain()),
         references: in_reply_to.iter().cloned().collect(),
         in_reply_to,
         auto_submitted: Some(AutoSubmitted::AutoReplied),
@@ -288,7 +304,7 @@ pub fn queue_rejection(
     tx.put_outbox(&OutboxEntry::queued(
         tx.generate_id()?,
         None,
-        "rejection",
+        kind,
         policy.envelope_from.clone(),
         recipients.clone(),
         &outgoing,

@@ -4,8 +4,6 @@
 //! reply (`Auto-Submitted: auto-replied`), answered only to a person's mail,
 //! under the per-recipient rate limit like every other automatic reply.
 
-use std::time::SystemTime;
-
 use chrono::{DateTime, Utc};
 
 use crate::desk::agent_tell::{agent_name, AgentMail};
@@ -16,9 +14,9 @@ use crate::desk::proof::{agent_proof, AddressSignals};
 use crate::desk::trust::reply_to_for;
 use crate::mail::address::Party;
 use crate::mail::classify::Class;
-use crate::mail::outgoing::{self, AutoSubmitted, Outgoing};
+use crate::mail::outgoing::AutoSubmitted;
 use crate::mail::parse::InboundMail;
-use crate::store::records::{OutboxEntry, Ticket};
+use crate::store::records::Ticket;
 use crate::store::{Tx, TxResult};
 
 const TEMPLATE: &str = "commands.txt";
@@ -130,40 +128,13 @@ fn queue_standalone(
         Ok(r) => r,
         Err(e) => return Ok(Err(e.to_string())),
     };
-    let window = policy.limits.auto_reply_window;
-    let mut log = tx.auto_sent(to.address.as_str())?;
-    if let Err(reason) = automail::check_limits(log.count(now, window), 0, &policy.limits) {
-        return Ok(Err(reason));
-    }
-    log.record(now, window);
-    tx.put_auto_sent(to.address.as_str(), &log)?;
-    let outgoing = Outgoing {
-        from: policy.desk.clone(),
-        to: vec![to.clone()],
-        reply_to: None,
-        subject: rendered.subject,
-        body: rendered.body,
-        message_id: outgoing::new_message_id("help", None, policy.desk.address.domain()),
-        references: mail.message_id.iter().cloned().collect(),
-        in_reply_to: mail.message_id.clone(),
-        auto_submitted: Some(AutoSubmitted::AutoReplied),
-        x_loop: policy.desk.address.clone(),
-        date: SystemTime::from(now),
-        attachments: Vec::new(),
-    };
-    if let Err(e) = outgoing::check(&outgoing) {
-        return Ok(Err(e.to_string()));
-    }
-    let recipients = vec![to.address.clone()];
-    tx.put_outbox(&OutboxEntry::queued(
-        tx.generate_id()?,
-        None,
+    automail::queue_ticketless(
+        tx,
+        policy,
+        to,
         "help",
-        policy.envelope_from.clone(),
-        recipients.clone(),
-        &outgoing,
+        rendered,
+        mail.message_id.clone(),
         now,
-    ))?;
-    tx.put_sent(&outgoing.message_id, &recipients)?;
-    Ok(Ok(()))
+    )
 }

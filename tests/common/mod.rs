@@ -28,6 +28,23 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The KEY=value lines mailservers.sh wrote to DIR/env.
+pub struct ServerEnv(String);
+
+impl ServerEnv {
+    pub fn get(&self, k: &str) -> String {
+        self.0
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("{k} missing in env file:\n{}", self.0))
+    }
+
+    pub fn port(&self, k: &str) -> u16 {
+        self.get(k).parse().expect("a port")
+    }
+}
+
 /// A private Dovecot + Postfix pair; stopped when dropped.
 pub struct MailServers {
     pub dir: tempfile::TempDir,
@@ -51,6 +68,16 @@ impl MailServers {
     }
 
     pub fn start_with(users: &[&str], options: &ServerOptions) -> MailServers {
+        MailServers::start_env(users, options, None).0
+    }
+
+    /// Starts the servers with `switch` (e.g. `MAILSERVERS_TLS`) set to 1,
+    /// and returns what the script wrote to DIR/env besides the ports.
+    pub fn start_env(
+        users: &[&str],
+        options: &ServerOptions,
+        switch: Option<&str>,
+    ) -> (MailServers, ServerEnv) {
         let mut flags = Vec::new();
         if let Some(caps) = options.imap_capability {
             flags.push(format!("--imap-capability={caps}"));
@@ -69,6 +96,7 @@ impl MailServers {
             .arg(dir.path())
             .args(&flags)
             .args(users)
+            .envs(switch.map(|v| (v, "1")))
             .output()
             .expect("run mailservers.sh");
         assert!(
@@ -77,18 +105,13 @@ impl MailServers {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let env = std::fs::read_to_string(dir.path().join("env")).expect("env file");
-        let get = |k: &str| -> u16 {
-            env.lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}=")))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or_else(|| panic!("{k} missing in env file:\n{env}"))
-        };
-        MailServers {
-            imap_port: get("IMAP_PORT"),
-            smtp_port: get("SMTP_PORT"),
+        let env = ServerEnv(std::fs::read_to_string(dir.path().join("env")).expect("env file"));
+        let servers = MailServers {
+            imap_port: env.port("IMAP_PORT"),
+            smtp_port: env.port("SMTP_PORT"),
             dir,
-        }
+        };
+        (servers, env)
     }
 
     fn script(&self, cmd: &str) {

@@ -4,13 +4,12 @@
 //! AUTH; the test mints the tokens with that key.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
 
-use super::MailServers;
+use super::{MailServers, ServerOptions};
 
 pub struct OAuth2Servers {
     pub servers: MailServers,
@@ -19,42 +18,12 @@ pub struct OAuth2Servers {
 
 impl OAuth2Servers {
     pub fn start(users: &[&str]) -> OAuth2Servers {
-        let dir = tempfile::Builder::new()
-            .prefix("dg-")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        let out = Command::new("bash")
-            .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/mailservers.sh"))
-            .arg("start")
-            .arg(dir.path())
-            .args(users)
-            .env("MAILSERVERS_OAUTH2", "1")
-            .output()
-            .expect("run mailservers.sh");
-        assert!(
-            out.status.success(),
-            "mailservers.sh start (OAuth2) failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let env = std::fs::read_to_string(dir.path().join("env")).expect("env file");
-        let get = |k: &str| -> String {
-            env.lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}=")))
-                .map(|v| v.trim().to_string())
-                .unwrap_or_else(|| panic!("{k} missing in env file:\n{env}"))
-        };
-        let port = |k: &str| get(k).parse::<u16>().expect("a port");
+        let (servers, env) =
+            MailServers::start_env(users, &ServerOptions::default(), Some("MAILSERVERS_OAUTH2"));
         let key = base64::engine::general_purpose::STANDARD
-            .decode(get("OAUTH2_KEY"))
+            .decode(env.get("OAUTH2_KEY"))
             .expect("a base64 key");
-        OAuth2Servers {
-            key,
-            servers: MailServers {
-                imap_port: port("IMAP_PORT"),
-                smtp_port: port("SMTP_PORT"),
-                dir,
-            },
-        }
+        OAuth2Servers { key, servers }
     }
 
     /// An HS256 JWT for `user` that expires `exp_in` seconds from now
