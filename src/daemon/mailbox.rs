@@ -340,7 +340,9 @@ impl MailboxTask {
             None => 0,
         };
         loop {
-            bounded(cfg, "poll for new mail", s.noop()).await?;
+            // No NOOP first: UID SEARCH makes the server sync the folder
+            // itself, and a fresh mail's acknowledgement should not wait for
+            // one more round trip to a busy server.
             let Some(search) = search_after(last_uid) else {
                 self.gauges.set_waiting(&cfg.name, 0);
                 return Ok(false);
