@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::env_usize;
+use common::{env_usize, ms};
 use deskgate::desk::policy::Policy;
 use deskgate::engine::clock::ManualClock;
 use deskgate::engine::queries::{answer, Answer, Query, TicketQuery};
@@ -79,10 +79,6 @@ fn best(engine: &Engine, q: &TicketQuery) -> (usize, Duration) {
         }
     }
     (found, times.into_iter().min().unwrap_or_default())
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 fn main() {

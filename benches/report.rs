@@ -13,10 +13,10 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use common::env_usize;
+use common::{env_usize, ms, time};
 use deskgate::desk::policy::Policy;
 use deskgate::desk::report::{Filter, GroupBy, Spec};
 use deskgate::engine::clock::ManualClock;
@@ -78,16 +78,6 @@ resolution = {{ normal = "5d" }}
     std::fs::write(dir.join("pw"), "x").unwrap();
     let cfg = deskgate::config::Config::from_str_at(&text, &dir.join("d.toml")).unwrap();
     Policy::from_config(&cfg).unwrap()
-}
-
-fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
-    let t = Instant::now();
-    let r = f();
-    (r, t.elapsed())
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 const PER_DAY: usize = 1000;

@@ -318,6 +318,18 @@ pub fn burst(n: usize, tag: &str) -> Vec<Vec<u8>> {
 }
 
 /// A number from the environment (benchmarks' knobs), or the default.
+/// Runs `f` and says how long it took (for the benchmarks).
+pub fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let t = Instant::now();
+    let r = f();
+    (r, t.elapsed())
+}
+
+/// A duration in milliseconds, for benchmark tables.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
