@@ -14,8 +14,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::{AfterProcessing, MailboxConfig};
 use crate::daemon::imap::{
-    bounded, collect_bounded, collect_sized, search_after, uid_set, ImapError, ImapSession,
-    IDLE_REFRESH,
+    bounded, collect_bounded, collect_sized, uid_set, ImapError, ImapSession, IDLE_REFRESH,
 };
 use crate::daemon::imap_login;
 use crate::daemon::notify::Gauges;
@@ -111,6 +110,7 @@ pub struct MailboxTask {
 }
 
 mod mark;
+mod pass;
 mod poison;
 mod progress;
 
@@ -340,52 +340,31 @@ impl MailboxTask {
             None => 0,
         };
         loop {
-            // No NOOP first: UID SEARCH makes the server sync the folder
-            // itself, and a fresh mail's acknowledgement should not wait for
-            // one more round trip to a busy server.
-            let Some(search) = search_after(last_uid) else {
+            let Some(mut pass) = self.search_new(s, last_uid).await? else {
                 self.gauges.set_waiting(&cfg.name, 0);
                 return Ok(false);
             };
-            let found = bounded(cfg, "search for new mail", s.uid_search(search)).await?;
-            // "n:*" always includes the highest UID, even when it is below n.
-            let mut uids: Vec<u32> = found.into_iter().filter(|&u| u > last_uid).collect();
-            if uids.is_empty() {
-                self.gauges.set_waiting(&cfg.name, 0);
-                return Ok(false);
-            }
-            uids.sort_unstable();
-            self.gauges.set_waiting(&cfg.name, uids.len() as u64);
-            undelivered.start_pass(&uids);
-            let sizes = self.fetch_sizes(s, &uids).await?;
-            let batches = plan_batches(&sizes, cfg.batch_size as usize, cfg.batch_bytes);
+            self.gauges.set_waiting(&cfg.name, pass.uids.len() as u64);
+            undelivered.start_pass(&pass.uids);
             // Processed, or given up: what the checkpoint may pass. A subset
-            // of `uids` (start_pass dropped given-up UIDs no longer listed).
+            // of `pass.uids` (start_pass dropped given-up UIDs no longer listed).
             let mut done = undelivered.given_up().clone();
             // Pipelined: while batch k is committed on a blocking thread,
-            // batch k+1 is fetched and parsed, batch k-1 is flushed and then
-            // marked processed, so neither the IMAP round trips nor the disk
-            // nor the parser stand in the way of the next commit.
+            // batch k+1 is fetched and parsed (or, with none left, newer mail
+            // is searched for), batch k-1 is flushed and then marked
+            // processed, so neither the IMAP round trips nor the disk nor the
+            // parser stand in the way of the next commit.
             let mut in_flight: Option<InFlight> = None;
             let mut unflushed: Option<Committed> = None;
-            let mut batches = batches.iter();
             loop {
-                let next = batches.next();
-                let (fetched, durable) = tokio::join!(
-                    async {
-                        match next {
-                            Some((chunk, bytes)) => Some(self.fetch_batch(s, chunk, *bytes).await),
-                            None => None,
-                        }
-                    },
-                    async {
-                        match unflushed.take() {
-                            Some(c) => Some(self.make_durable(c).await),
-                            None => None,
-                        }
+                let busy = in_flight.is_some() || unflushed.is_some();
+                let (fetched, durable) = tokio::join!(self.fetch_next(s, &mut pass, busy), async {
+                    match unflushed.take() {
+                        Some(c) => Some(self.make_durable(c).await),
+                        None => None,
                     }
-                );
-                let (fetched, durable) = match (fetched.transpose(), durable.transpose()) {
+                });
+                let (fetched, durable) = match (fetched, durable.transpose()) {
                     (Ok(f), Ok(d)) => (f, d),
                     (Err(e), _) | (_, Err(e)) => {
                         if let Some(prev) = in_flight.take() {
@@ -429,9 +408,9 @@ impl MailboxTask {
                             return Err(e);
                         }
                     }
-                    let left = uids.len().saturating_sub(done.len());
+                    let left = pass.uids.len().saturating_sub(done.len());
                     self.gauges.set_waiting(&cfg.name, left as u64);
-                    let cp = checkpoint_after(last_uid, &uids, &done);
+                    let cp = checkpoint_after(last_uid, &pass.uids, &done);
                     if cp > last_uid {
                         last_uid = cp;
                         let store = self.engine.store().clone();
@@ -450,7 +429,7 @@ impl MailboxTask {
             if self.shutdown.is_cancelled() {
                 return Ok(false);
             }
-            let left = uids.len().saturating_sub(done.len());
+            let left = pass.uids.len().saturating_sub(done.len());
             if left > 0 {
                 warn!(mailbox = %cfg.name, mails = left, "some mail was not processed this pass; trying again soon");
                 return Ok(true);
