@@ -210,3 +210,38 @@ fn our_own_mail_from_any_queue_address_is_never_a_ticket() {
     .unwrap();
     assert!(e.store().ticket(1000).unwrap().unwrap().watchers.is_empty());
 }
+
+#[test]
+fn no_automatic_mail_goes_to_a_queue_address() {
+    let (_d, e) = queue_engine();
+    // A requester whose Reply-To is another queue (a forwarded mail, a
+    // colleague's misconfigured client): the acknowledgement would go to
+    // hr@, which would file it as a new mail.
+    e.ingest(
+        &carol(
+            "it@desk.test",
+            "Printer",
+            "c1@c",
+            "Reply-To: hr@desk.test\r\n",
+        ),
+        "it",
+    )
+    .unwrap();
+    assert!(outbox_of(&e, "acknowledgement").is_empty());
+    let skipped: Vec<String> = e
+        .store()
+        .events(1000)
+        .unwrap()
+        .into_iter()
+        .filter_map(|ev| match ev.kind {
+            EventKind::AckSkipped { reason } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        skipped
+            .iter()
+            .any(|r| r.contains("hr@desk.test is one of the desk's own addresses")),
+        "{skipped:?}"
+    );
+}
