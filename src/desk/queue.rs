@@ -151,27 +151,37 @@ impl Policy {
         self.own_addresses().find_map(|a| trust::plus_tag(a, addr))
     }
 
-    /// The queue a new ticket from `mail` (fetched from `mailbox`) joins: the
-    /// first of our addresses it was delivered or written to (Delivered-To,
-    /// then To, then Cc; the desk's own address is the default queue), else
-    /// the first queue the mailbox receives, else the default queue.
+    /// The queue a new ticket from `mail` (fetched from `mailbox`) joins:
+    /// a queue's address in Delivered-To (the copy in that queue's mailbox);
+    /// else the first of our addresses in To, then Cc (the desk's own is the
+    /// default queue); else the default queue when Delivered-To is the
+    /// desk's address (a Bcc); else the first queue the mailbox receives;
+    /// else the default queue. Delivered-To names the mailbox an alias was
+    /// rewritten to, not the address written to, hence queues first there.
     pub fn queue_for_mail(&self, mail: &InboundMail, mailbox: Option<&str>) -> Option<&Queue> {
-        let recipients = mail
-            .delivered_to
-            .iter()
-            .chain(mail.to.iter().map(|p| &p.address))
-            .chain(mail.cc.iter().map(|p| &p.address));
-        for r in recipients {
+        let queue_of = |r: &EmailAddress| {
+            self.queues
+                .iter()
+                .find(|q| is_or_plus_of(&q.party.address, r))
+        };
+        if let Some(q) = mail.delivered_to.iter().find_map(queue_of) {
+            return Some(q);
+        }
+        let written = mail.to.iter().chain(&mail.cc).map(|p| &p.address);
+        for r in written {
             if is_or_plus_of(&self.desk.address, r) {
                 return None;
             }
-            if let Some(q) = self
-                .queues
-                .iter()
-                .find(|q| is_or_plus_of(&q.party.address, r))
-            {
+            if let Some(q) = queue_of(r) {
                 return Some(q);
             }
+        }
+        if mail
+            .delivered_to
+            .iter()
+            .any(|r| is_or_plus_of(&self.desk.address, r))
+        {
+            return None;
         }
         let mailbox = mailbox?;
         self.queues.iter().find(|q| q.mailbox == mailbox)
@@ -279,6 +289,24 @@ mod tests {
             None,
             "a longer local part is not a plus-address"
         );
+    }
+
+    #[test]
+    fn through_an_alias_the_address_written_to_counts_not_the_mailbox() {
+        let p = policy();
+        // hr@ is an alias of the desk's mailbox: Delivered-To is help@.
+        assert_eq!(
+            chosen(
+                &p,
+                "Delivered-To: help@desk.test\r\nTo: hr@desk.test\r\n",
+                Some("shared")
+            )
+            .as_deref(),
+            Some("hr")
+        );
+        // A Bcc to the desk's own address: the default queue.
+        let bcc = "Delivered-To: help@desk.test\r\nTo: list@customer.test\r\n";
+        assert_eq!(chosen(&p, bcc, Some("shared")), None);
     }
 
     #[test]
