@@ -165,3 +165,76 @@ async fn each_queue_answers_from_its_own_address_and_keeps_its_tickets() {
     assert!(String::from_utf8_lossy(&shown.stdout).contains("Queue:          hr"));
     assert!(desk.stop());
 }
+
+/// One mailbox, help@, receives it@ and hr@ through Postfix aliases (so its
+/// Delivered-To is always help@): the queues name it, and the address
+/// written to still decides.
+#[tokio::test]
+async fn one_mailbox_receiving_both_addresses_through_aliases() {
+    let servers = MailServers::start(&[
+        HELP,
+        "alias:it@desk.test=help@desk.test",
+        "alias:hr@desk.test=help@desk.test",
+        AGENT,
+        CAROL,
+    ]);
+    let imap = servers.imap();
+    let port = servers.smtp_port;
+    let config = team_desk()
+        .mailbox("default_team", "\"support\"")
+        .agent(AGENT, Some("Alice"), &["support"])
+        .team("support", "")
+        .table(
+            r#"
+[[queue]]
+name = "it"
+address = "it@desk.test"
+mailbox = "help"
+
+[[queue]]
+name = "hr"
+address = "hr@desk.test"
+display_name = "People Team"
+mailbox = "help"
+"#,
+        )
+        .render();
+    let mut desk = Deskgate::with_config(&servers, &config);
+    desk.start();
+
+    let first = mail(CAROL, HR, "Holidays", "c1@customer.test", "", "Days left?");
+    smtp_send(port, CAROL, &[HR], &first).await;
+    desk.wait_tickets(1, T);
+    let second = mail(CAROL, IT, "Printer jam", "c2@customer.test", "", "Jammed.");
+    smtp_send(port, CAROL, &[IT], &second).await;
+    desk.wait_tickets(2, T);
+    assert_eq!(desk.ticket(1000)["ticket"]["queue"], "hr");
+    assert_eq!(desk.ticket(1001)["ticket"]["queue"], "it");
+
+    let acks = imap.wait_for(CAROL, "INBOX", 2, T).await;
+    let hr_ack = find(&acks, "Holidays");
+    assert_eq!(address_in(&header(hr_ack, "From").unwrap()), HR);
+    assert_eq!(
+        address_in(&header(find(&acks, "Printer jam"), "From").unwrap()),
+        IT
+    );
+
+    // Alice's reply through hr+1000.…@ arrives by the alias too: proven, relayed from hr@.
+    let notes = imap.wait_for(AGENT, "INBOX", 2, T).await;
+    let note = find(&notes, "[#1000]");
+    let signed = address_in(&header(note, "Reply-To").unwrap());
+    assert!(signed.starts_with("hr+1000."), "{signed}");
+    let reply = mail(
+        AGENT,
+        &signed,
+        &format!("Re: {}", subject(note)),
+        "a1@desk.test",
+        "",
+        "Ten days left.",
+    );
+    smtp_send(port, AGENT, &[signed.as_str()], &reply).await;
+    let carols = imap.wait_for(CAROL, "INBOX", 3, T).await;
+    let relayed = find(&carols, "Ten days left");
+    assert_eq!(address_in(&header(relayed, "From").unwrap()), HR);
+    assert!(desk.stop());
+}
