@@ -39,7 +39,9 @@
 //!    `desk::forgery`) and `desk::commands`; everything else goes to
 //!    `desk::requester`, after `desk::routing`'s rules. Who hears of it comes
 //!    from `desk::workers`; every automatic mail passes the loop guards in
-//!    `desk::automail` and is rendered from `desk::templates`.
+//!    `desk::automail` and is rendered from `desk::templates`, and every
+//!    mail of a ticket goes out from its queue's address (`desk::queue`:
+//!    the address the requester wrote to).
 //! 4. **Commit** — the batch's ticket changes, every mail's dedupe key and
 //!    every outgoing mail (an outbox entry holding the `mail::outgoing`
 //!    value) are written by `store::Store::transact` as one atomic sled batch

@@ -70,6 +70,9 @@ pub fn render_ticket(v: &TicketView, tm: &Times) -> String {
         t.assignee.as_deref().unwrap_or("-")
     );
     let _ = writeln!(out, "  Mailbox:        {}", t.mailbox);
+    if let Some(q) = &t.queue {
+        let _ = writeln!(out, "  Queue:          {q}");
+    }
     let _ = writeln!(out, "  Created:        {}", tm.at(&t.created_at));
     let _ = writeln!(out, "  Updated:        {}", tm.at(&t.updated_at));
     let _ = writeln!(

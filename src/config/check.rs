@@ -340,7 +340,18 @@ impl Validator {
             );
         }
         let retention = self.check_retention(&raw.retention);
+        let queues = self.check_queues(
+            raw.queues,
+            &super::check_queues::Known {
+                desk: address.as_ref(),
+                mailboxes: &mailboxes,
+                teams: &team_names,
+                slas: &sla_names,
+            },
+            base,
+        );
         Some(Config {
+            queues,
             retention,
             warnings: std::mem::take(&mut self.warnings),
             path: path.to_path_buf(),

@@ -36,6 +36,23 @@ pub struct Config {
     pub warnings: Vec<String>,
     pub store: StoreConfig,
     pub retention: RetentionConfig,
+    /// `[[queue]]`s: help addresses besides `[desk] address`, the default queue.
+    pub queues: Vec<QueueConfig>,
+}
+
+/// One `[[queue]]`, checked: its address is received by `mailbox`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    pub name: String,
+    pub address: EmailAddress,
+    /// The From name of its mail; the desk's name when unset.
+    pub display_name: Option<String>,
+    /// The `[[mailbox]]` (by name) that receives the address.
+    pub mailbox: String,
+    pub default_team: Option<String>,
+    pub default_sla: Option<String>,
+    /// A folder whose templates replace the desk's, file by file.
+    pub templates: Option<PathBuf>,
 }
 
 /// `[retention]`: how old raw mail, delivery logs and dedupe keys get before

@@ -7,7 +7,8 @@
 //!
 //! Raw serde structs (`raw`, every table `deny_unknown_fields`), their defaults
 //! (`defaults`), the checked form (`checked`, plus `rules`, `sla`, `calendar`),
-//! the checking itself (`check*`, `secrets`) and the key-to-line map (`lines`)
+//! the checking itself (`check*`, `secrets`; `check_queues` for
+//! `[[queue]]`) and the key-to-line map (`lines`)
 //! each have their own file. May import `mail` and `store`'s record vocabulary
 //! (priorities); must not import `desk`, `engine`, `daemon` or `cli`.
 
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 pub mod calendar;
 mod check;
 mod check_oauth2;
+mod check_queues;
 mod check_retention;
 mod check_sla;
 mod check_teams;
@@ -33,6 +35,7 @@ mod trust_notes;
 mod values;
 
 use check::Validator;
+pub use checked::QueueConfig;
 pub use checked::{
     AfterProcessing, Agent, Config, Desk, Limits, MailboxConfig, OutboxConfig, SmtpConfig,
     StoreConfig, SubjectTag, Team, Tier, TlsMode, Trust,

@@ -39,6 +39,22 @@ pub(super) struct RawConfig {
     pub(super) store: RawStore,
     #[serde(default)]
     pub(super) retention: RawRetention,
+    #[serde(default, rename = "queue")]
+    pub(super) queues: Vec<RawQueue>,
+}
+
+/// `[[queue]]`: a help address of its own (checked in `check_queues`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawQueue {
+    pub(super) name: String,
+    pub(super) address: String,
+    pub(super) display_name: Option<String>,
+    /// The `[[mailbox]]` that receives this address, when it does not log in as it.
+    pub(super) mailbox: Option<String>,
+    pub(super) default_team: Option<String>,
+    pub(super) default_sla: Option<String>,
+    pub(super) templates: Option<PathBuf>,
 }
 
 /// `[retention]`: each age absent keeps that kind forever (the default).

@@ -508,7 +508,7 @@ fn relay(
         }
     }
     to.retain(|p| {
-        p.address != policy.desk.address && !crate::mail::classify::is_machine_address(&p.address)
+        !policy.is_own_address(&p.address) && !crate::mail::classify::is_machine_address(&p.address)
     });
     if to.is_empty() {
         return Ok(0);
@@ -517,25 +517,27 @@ fn relay(
     // those deskgate issued. The agent's Message-ID can name the agent's
     // host, and the requester never saw that mail anyway.
     let references: Vec<String> = t.last_inbound_id.iter().cloned().collect();
+    // From the ticket's queue: the address the requester wrote to.
+    let desk = policy.sender_of(t);
     let outgoing = Outgoing {
         from: Party {
             name: Some(format!(
                 "{} via {}",
                 agent_name(policy, a.agent),
-                policy.desk.name.as_deref().unwrap_or("the help desk")
+                desk.display_name()
             )),
-            address: policy.desk.address.clone(),
+            address: desk.address().clone(),
         },
         to: to.clone(),
         reply_to: None,
         subject: policy.matcher.tagged_subject(t.id, &t.subject),
         body: text.to_string(),
-        message_id: outgoing::new_message_id("reply", Some(t.id), policy.desk.address.domain()),
+        message_id: outgoing::new_message_id("reply", Some(t.id), desk.address().domain()),
         in_reply_to: t.last_inbound_id.clone(),
         references,
         // A person's words: not automatic mail.
         auto_submitted: None,
-        x_loop: policy.desk.address.clone(),
+        x_loop: desk.address().clone(),
         date: std::time::SystemTime::from(now),
         // The agent's files go to the requester as they came (a mail over
         // the size limit kept none, and its notice says so).

@@ -55,12 +55,12 @@ pub fn tell_agents(
             kind,
             template,
             requester: a.agent.clone(),
-            reply_to: Some(reply_to_for(policy, t.id, &agent.address)),
+            reply_to: Some(reply_to_for(policy, t, &agent.address)),
             to: agent,
             from_name: Some(format!(
                 "{} via {}",
                 agent_name(policy, a.agent),
-                policy.desk.name.as_deref().unwrap_or("the help desk")
+                policy.sender_of(t).display_name()
             )),
             in_reply_to: a.mail.message_id.clone(),
             references: a.mail.message_id.iter().cloned().collect(),

@@ -1,6 +1,7 @@
 //! Automatic mail (acknowledgements, notices) and the guards that keep it from
-//! looping: none to our own address, none to an address that hard-bounced too
-//! often, none past the per-recipient and per-ticket rate limits. What a guard
+//! looping: none to our own addresses (the desk's and every queue's), none
+//! to an address that hard-bounced too often, none past the per-recipient and
+//! per-ticket rate limits. What a guard
 //! holds back is recorded on the ticket, never silently dropped.
 
 use std::time::SystemTime;
@@ -10,6 +11,7 @@ use serde::Serialize;
 
 use crate::config::Limits;
 use crate::desk::policy::Policy;
+use crate::desk::queue::Sender;
 use crate::mail::address::{EmailAddress, Party};
 use crate::mail::outgoing::{self, AutoSubmitted, Outgoing};
 use crate::store::records::{Direction, Event, EventKind, MessageRecord, OutboxEntry, Ticket};
@@ -110,8 +112,8 @@ fn display_name(p: &Party) -> &str {
 
 /// The guards every automatic mail passes, whatever it is: a reason to skip it, or None.
 fn blocked(tx: &Tx<'_>, policy: &Policy, to: &EmailAddress) -> TxResult<Option<String>> {
-    if *to == policy.desk.address {
-        return Ok(Some("it would go to the help address itself".into()));
+    if policy.is_own_address(to) {
+        return Ok(Some(format!("{to} is one of the desk's own addresses")));
     }
     if crate::mail::classify::is_machine_address(to) {
         return Ok(Some(format!("{to} is a machine address")));
@@ -140,6 +142,7 @@ pub fn queue_automatic(
     if let Some(reason) = blocked(tx, policy, &to)? {
         return skipped(tx, ticket, format!("no {}: {reason}", mail.kind), now);
     }
+    let sender = policy.sender_of(ticket);
     let ctx = MailContext {
         ticket: Some(ticket),
         tag: policy.matcher.render(ticket.id),
@@ -147,13 +150,13 @@ pub fn queue_automatic(
         recipient_name: display_name(&mail.to),
         requester: &mail.requester,
         requester_name: display_name(&mail.requester),
-        desk: &policy.desk,
+        desk: sender.party,
         message: mail.message,
         dropped_attachments: mail.dropped_attachments,
         max_message_size: bytesize::ByteSize::b(policy.limits.max_message_size).to_string(),
         rule: None,
     };
-    let rendered = match policy.templates.render(mail.template, &ctx) {
+    let rendered = match sender.templates.render(mail.template, &ctx) {
         Ok(r) => r,
         Err(e) => {
             return skipped(tx, ticket, e.to_string(), now);
@@ -161,18 +164,18 @@ pub fn queue_automatic(
     };
     let outgoing = Outgoing {
         from: Party {
-            name: mail.from_name.or_else(|| policy.desk.name.clone()),
-            address: policy.desk.address.clone(),
+            name: mail.from_name.or_else(|| sender.party.name.clone()),
+            address: sender.address().clone(),
         },
         to: vec![mail.to.clone()],
         reply_to: mail.reply_to,
         subject: policy.matcher.tagged_subject(ticket.id, &rendered.subject),
         body: rendered.body,
-        message_id: outgoing::new_message_id("auto", Some(ticket.id), policy.desk.address.domain()),
+        message_id: outgoing::new_message_id("auto", Some(ticket.id), sender.address().domain()),
         in_reply_to: mail.in_reply_to,
         references: mail.references,
         auto_submitted: Some(mail.auto_submitted),
-        x_loop: policy.desk.address.clone(),
+        x_loop: sender.address().clone(),
         date: SystemTime::from(now),
         attachments: Vec::new(),
     };
@@ -220,6 +223,8 @@ pub fn queue_automatic(
 /// was not sent, if it was not.
 /// A rule's refusal of a mail, to be answered politely.
 pub struct Rejection<'a> {
+    /// The queue the mail was written to: the refusal comes from there.
+    pub from: Sender<'a>,
     pub to: &'a Party,
     pub template: &'a str,
     pub rule: &'a str,
@@ -234,6 +239,7 @@ pub fn queue_rejection(
     now: DateTime<Utc>,
 ) -> TxResult<Result<(), String>> {
     let Rejection {
+        from,
         to,
         template,
         rule,
@@ -250,17 +256,26 @@ pub fn queue_rejection(
         recipient_name: display_name(to),
         requester: to,
         requester_name: display_name(to),
-        desk: &policy.desk,
+        desk: from.party,
         message,
         dropped_attachments: Vec::new(),
         max_message_size: bytesize::ByteSize::b(policy.limits.max_message_size).to_string(),
         rule: Some(rule),
     };
-    let rendered = match policy.templates.render(template, &ctx) {
+    let rendered = match from.templates.render(template, &ctx) {
         Ok(r) => r,
         Err(e) => return Ok(Err(e.to_string())),
     };
-    queue_ticketless(tx, policy, to, "rejection", rendered, in_reply_to, now)
+    queue_ticketless_from(
+        tx,
+        policy,
+        from,
+        to,
+        "rejection",
+        rendered,
+        in_reply_to,
+        now,
+    )
 }
 
 /// An automatic reply outside any ticket (a rejection, the commands list):
@@ -276,6 +291,23 @@ pub fn queue_ticketless(
     in_reply_to: Option<String>,
     now: DateTime<Utc>,
 ) -> TxResult<Result<(), String>> {
+    let from = policy.desk_sender();
+    queue_ticketless_from(tx, policy, from, to, kind, rendered, in_reply_to, now)
+}
+
+/// [`queue_ticketless`] from the queue `from` (the address the mail being
+/// answered was written to).
+#[allow(clippy::too_many_arguments)]
+pub fn queue_ticketless_from(
+    tx: &Tx<'_>,
+    policy: &Policy,
+    from: Sender<'_>,
+    to: &Party,
+    kind: &str,
+    rendered: crate::desk::templates::Rendered,
+    in_reply_to: Option<String>,
+    now: DateTime<Utc>,
+) -> TxResult<Result<(), String>> {
     let window = policy.limits.auto_reply_window;
     let mut log = tx.auto_sent(to.address.as_str())?;
     if let Err(reason) = check_limits(log.count(now, window), 0, &policy.limits) {
@@ -284,16 +316,16 @@ pub fn queue_ticketless(
     log.record(now, window);
     tx.put_auto_sent(to.address.as_str(), &log)?;
     let outgoing = Outgoing {
-        from: policy.desk.clone(),
+        from: from.party.clone(),
         to: vec![to.clone()],
         reply_to: None,
         subject: rendered.subject,
         body: rendered.body,
-        message_id: outgoing::new_message_id(kind, None, policy.desk.address.domain()),
+        message_id: outgoing::new_message_id(kind, None, from.address().domain()),
         references: in_reply_to.iter().cloned().collect(),
         in_reply_to,
         auto_submitted: Some(AutoSubmitted::AutoReplied),
-        x_loop: policy.desk.address.clone(),
+        x_loop: from.address().clone(),
         date: SystemTime::from(now),
         attachments: Vec::new(),
     };
@@ -305,7 +337,7 @@ pub fn queue_ticketless(
         tx.generate_id()?,
         None,
         kind,
-        policy.envelope_from.clone(),
+        from.envelope_from.clone(),
         recipients.clone(),
         &outgoing,
         now,
@@ -351,7 +383,7 @@ pub fn queue_mail(
         id,
         Some(ticket.id),
         kind,
-        policy.envelope_from.clone(),
+        policy.sender_of(ticket).envelope_from.clone(),
         recipients,
         outgoing,
         now,

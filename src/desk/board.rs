@@ -154,7 +154,7 @@ pub fn follow_up(policy: &Policy, messages: &[MessageRecord], events: &[Event]) 
         m.direction == Direction::Inbound
             && m.recorded_at > replied
             && m.from.as_ref().is_some_and(|p| {
-                policy.agent(&p.address).is_none() && p.address != policy.desk.address
+                policy.agent(&p.address).is_none() && !policy.is_own_address(&p.address)
             })
     })
 }

@@ -83,7 +83,7 @@ pub fn escalate(
         let m = AutoMail {
             kind: "escalation",
             template: "escalation.txt",
-            reply_to: Some(reply_to_for(policy, t.id, &p.address)),
+            reply_to: Some(reply_to_for(policy, t, &p.address)),
             to: p,
             requester: t.requester.clone(),
             from_name: None,

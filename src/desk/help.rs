@@ -43,7 +43,7 @@ pub fn on_ticket(
         kind: "help",
         template: TEMPLATE,
         requester: to.clone(),
-        reply_to: Some(reply_to_for(policy, t.id, &to.address)),
+        reply_to: Some(reply_to_for(policy, t, &to.address)),
         to,
         from_name: None,
         in_reply_to: a.mail.message_id.clone(),
@@ -108,6 +108,8 @@ fn queue_standalone(
     if crate::mail::classify::is_machine_address(&to.address) {
         return Ok(Err(format!("{} is a machine address", to.address)));
     }
+    // From the queue whose help+commands@ the agent wrote to.
+    let from = policy.sender_for_mail(mail, None);
     let ctx = MailContext {
         ticket: None,
         tag: String::new(),
@@ -115,7 +117,7 @@ fn queue_standalone(
         recipient_name: to.name.as_deref().unwrap_or(to.address.local_part()),
         requester: to,
         requester_name: to.name.as_deref().unwrap_or(to.address.local_part()),
-        desk: &policy.desk,
+        desk: from.party,
         message: MessageContext {
             subject: &mail.subject,
             text: "",
@@ -124,13 +126,14 @@ fn queue_standalone(
         max_message_size: bytesize::ByteSize::b(policy.limits.max_message_size).to_string(),
         rule: None,
     };
-    let rendered = match policy.templates.render(TEMPLATE, &ctx) {
+    let rendered = match from.templates.render(TEMPLATE, &ctx) {
         Ok(r) => r,
         Err(e) => return Ok(Err(e.to_string())),
     };
-    automail::queue_ticketless(
+    automail::queue_ticketless_from(
         tx,
         policy,
+        from,
         to,
         "help",
         rendered,

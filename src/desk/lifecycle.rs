@@ -51,7 +51,7 @@ fn mail_to(
     let m = AutoMail {
         kind,
         template,
-        reply_to: agent.then(|| reply_to_for(policy, t.id, &to.address)),
+        reply_to: agent.then(|| reply_to_for(policy, t, &to.address)),
         to,
         requester: t.requester.clone(),
         from_name: None,

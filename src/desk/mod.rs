@@ -1,8 +1,8 @@
 //! The help desk's rules, each applied inside a store transaction that the
 //! engine opened: how a mail finds its ticket, routing, the requester's and
 //! the agent's paths (commands, trust), delivery reports, automatic mail and
-//! its loop guards, templates, SLAs, calendars, escalation and the timed
-//! lifecycle.
+//! its loop guards, queues (help addresses of their own), templates, SLAs,
+//! calendars, escalation and the timed lifecycle.
 //!
 //! Never opens a transaction, never touches the network or a clock (the time
 //! comes in as a value). May import `mail`, `store` and `config`; must not
@@ -27,6 +27,7 @@ pub mod policy;
 pub mod prepare;
 pub mod proof;
 pub mod quarantine;
+pub mod queue;
 pub mod recurring;
 pub mod report;
 pub mod requester;

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use crate::config::rules::Rule;
 use crate::config::sla::{SlaPolicy, Timers};
 use crate::config::{Agent, Config, Limits, SubjectTag, Team, Trust};
+use crate::desk::queue::Queue;
 use crate::desk::templates::{TemplateError, Templates};
 use crate::desk::threading::TokenMatcher;
 use crate::mail::address::{EmailAddress, Party};
@@ -36,6 +37,8 @@ pub struct Policy {
     pub slas: Vec<SlaPolicy>,
     pub default_sla: Option<String>,
     pub timers: Timers,
+    /// `[[queue]]`s: help addresses besides `desk`'s (see `desk::queue`).
+    pub queues: Vec<Queue>,
 }
 
 impl Policy {
@@ -58,6 +61,7 @@ impl Policy {
             slas: Vec::new(),
             default_sla: None,
             timers: Timers::default(),
+            queues: Vec::new(),
         }
     }
 
@@ -107,8 +111,19 @@ impl Policy {
             slas: cfg.slas.clone(),
             default_sla: cfg.desk.default_sla.clone(),
             timers: cfg.timers.clone(),
+            queues: queues_of(cfg)?,
         })
     }
+}
+
+/// The config's queues; their bounce address is the desk-wide one only when
+/// `[smtp] envelope_from` names an address other than the desk's.
+fn queues_of(cfg: &Config) -> Result<Vec<Queue>, TemplateError> {
+    let shared = Some(&cfg.smtp.envelope_from).filter(|e| **e != cfg.desk.address);
+    cfg.queues
+        .iter()
+        .map(|q| Queue::load(q, &cfg.desk.name, &cfg.desk.templates, shared))
+        .collect()
 }
 
 #[cfg(test)]

@@ -37,7 +37,9 @@ impl<'a> Prepared<'a> {
                     raw,
                     dedupe_key: mail.dedupe_key(),
                     parsed: Ok(ParsedParts {
-                        class: classify(&mail, &policy.desk.address),
+                        class: policy
+                            .queue_loop(&mail)
+                            .unwrap_or_else(|| classify(&mail, &policy.desk.address)),
                         keys: thread_keys(
                             &policy.matcher,
                             &mail.subject,

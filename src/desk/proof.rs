@@ -31,7 +31,9 @@ pub fn address_signals(policy: &Policy, mail: &InboundMail) -> AddressSignals {
         if policy.comment_address.as_ref() == Some(a) {
             s.comment = true;
         }
-        match trust::plus_tag(&policy.desk.address, a) {
+        // On any of our addresses: a tag proves the same on each (see
+        // `Policy::plus_tag`).
+        match policy.plus_tag(a) {
             Some(trust::PlusTag::Comment) => s.comment = true,
             Some(trust::PlusTag::Commands) => s.commands_help = true,
             Some(trust::PlusTag::Ticket { ticket, sig }) if s.signed_ticket.is_none() => {

@@ -52,6 +52,7 @@ pub fn file(
             tx,
             policy,
             mail,
+            mailbox,
             *class == Class::Human,
             template,
             &routing,
@@ -73,10 +74,12 @@ pub fn file(
 
 /// A rule rejected the mail: a person gets a polite reply (within the loop
 /// guards), and the mail is kept in the ignored list with why.
+#[allow(clippy::too_many_arguments)]
 fn reject(
     tx: &Tx<'_>,
     policy: &Policy,
     mail: &InboundMail,
+    mailbox: &str,
     human: bool,
     template: &str,
     routing: &Routing,
@@ -89,6 +92,7 @@ fn reject(
             tx,
             policy,
             automail::Rejection {
+                from: policy.sender_for_mail(mail, Some(mailbox)),
                 to: mail.reply_to.as_ref().unwrap_or(from),
                 template,
                 rule: &rule,
@@ -200,11 +204,7 @@ fn watchers_of(
     let mut w = Vec::new();
     for p in &mail.cc {
         let a = &p.address;
-        let ours = a.domain() == policy.desk.address.domain()
-            && (a.local_part() == policy.desk.address.local_part()
-                || a.local_part()
-                    .starts_with(&format!("{}+", policy.desk.address.local_part())));
-        if ours
+        if policy.is_own_address(a)
             || policy.agent(a).is_some()
             || *a == from.address
             || w.contains(a)
@@ -234,7 +234,7 @@ pub fn notify_agents(
     let via = format!(
         "{} via {}",
         writer.name.as_deref().unwrap_or(writer.address.as_str()),
-        policy.desk.name.as_deref().unwrap_or("the help desk")
+        policy.sender_of(ticket).display_name()
     );
     let text: std::borrow::Cow<'_, str> = match &stranger {
         Some(s) => std::borrow::Cow::Owned(format!(
@@ -247,7 +247,7 @@ pub fn notify_agents(
         let n = AutoMail {
             kind: "notification",
             template: "notification.txt",
-            reply_to: Some(reply_to_for(policy, ticket.id, &agent.address)),
+            reply_to: Some(reply_to_for(policy, ticket, &agent.address)),
             to: agent,
             requester: writer.clone(),
             from_name: Some(via.clone()),
@@ -294,16 +294,24 @@ pub fn create_ticket(
         subject
     };
     let mut ticket = Ticket::new(id, subject, from.clone(), mailbox, now);
+    // The queue the requester wrote to; its defaults come after the rules'.
+    let queue = policy.queue_for_mail(mail, Some(mailbox));
+    ticket.queue = queue.map(|q| q.name.clone());
     ticket.priority = routing.priority.unwrap_or_default();
     ticket.team = routing
         .team
         .clone()
+        .or_else(|| queue.and_then(|q| q.default_team.clone()))
         .or_else(|| policy.mailbox_teams.get(mailbox).cloned());
     ticket.assignee = routing.assignee.as_ref().map(|a| a.to_string());
     ticket.tags = routing.tags.clone();
     ticket.watchers = watchers_of(policy, from, mail);
     ticket.last_inbound_id = mail.message_id.clone();
-    ticket.sla = routing.sla.clone().or_else(|| policy.default_sla.clone());
+    ticket.sla = routing
+        .sla
+        .clone()
+        .or_else(|| queue.and_then(|q| q.default_sla.clone()))
+        .or_else(|| policy.default_sla.clone());
     tx.add_event(
         &mut ticket,
         &event(

@@ -93,13 +93,24 @@ impl Templates {
     /// Loads every template now, so a syntax error shows at start-up (and in
     /// `check-config`), not on the first mail.
     pub fn load(dir: &Path) -> Result<Templates, TemplateError> {
+        Templates::load_layered(&[dir])
+    }
+
+    /// Like `load`, each file taken from the first folder that has it (a
+    /// queue's own folder over the desk's).
+    pub fn load_layered(dirs: &[&Path]) -> Result<Templates, TemplateError> {
+        let dir = dirs.first().copied().unwrap_or(Path::new("."));
         let mut env = minijinja::Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
         // Mail is plain text: no HTML escaping.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.set_keep_trailing_newline(true);
         for name in TEMPLATE_NAMES {
-            let path = dir.join(name);
+            let path = dirs
+                .iter()
+                .map(|d| d.join(name))
+                .find(|p| p.exists())
+                .unwrap_or_else(|| dir.join(name));
             let built_in = BUILT_IN.iter().find(|(n, _)| n == name).map(|(_, t)| *t);
             let source = match (std::fs::read_to_string(&path), built_in) {
                 (Ok(s), _) => s,

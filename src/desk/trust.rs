@@ -20,7 +20,7 @@ use crate::config::Trust;
 use crate::desk::policy::Policy;
 use crate::mail::address::{EmailAddress, Party};
 use crate::mail::auth_results;
-use crate::store::records::TicketId;
+use crate::store::records::{Ticket, TicketId};
 use crate::store::ReplyKey;
 
 /// Hex digits of the tag in a reply address: 80 bits. A wrong guess is an
@@ -217,16 +217,18 @@ pub fn commands_need_signed_reply(policy: &Policy, agent: &EmailAddress) -> bool
 }
 
 /// Where an agent's reply to a notification should go: the keyed per-ticket
-/// address (proof the reply is theirs), or plainly the help address.
-pub fn reply_to_for(policy: &Policy, ticket: TicketId, agent: &EmailAddress) -> Party {
+/// address (proof the reply is theirs), or plainly the help address; both on
+/// the address of the ticket's queue.
+pub fn reply_to_for(policy: &Policy, ticket: &Ticket, agent: &EmailAddress) -> Party {
+    let desk = policy.sender_of(ticket).party;
     let keys = policy.reply_keys.get();
     let current = keys.last().filter(|k| !k.key.is_empty());
     let signed = current
         .filter(|_| policy.trust.signed_reply_addresses)
-        .and_then(|k| reply_address(&policy.desk.address, k, ticket, agent));
+        .and_then(|k| reply_address(&desk.address, k, ticket.id, agent));
     Party {
-        name: policy.desk.name.clone(),
-        address: signed.unwrap_or_else(|| policy.desk.address.clone()),
+        name: desk.name.clone(),
+        address: signed.unwrap_or_else(|| desk.address.clone()),
     }
 }
 

@@ -328,6 +328,7 @@ mod tests {
     use crate::store::records::{EventKind, Status};
 
     mod bugs_tests;
+    mod queues_tests;
     mod trust_tests;
     use crate::store::Store;
 

@@ -126,6 +126,10 @@ pub struct Ticket {
     /// Timer actions that have fired (warnings, breaches, reminders …): each fires once.
     #[serde(default)]
     pub fired: Vec<String>,
+    /// The `[[queue]]` (by name) whose address the ticket's mail goes out
+    /// from; None for the desk's own address (and tickets from before queues).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +174,7 @@ impl Ticket {
             pauses: Vec::new(),
             waiting_since: None,
             fired: Vec::new(),
+            queue: None,
         }
     }
 

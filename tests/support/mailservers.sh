@@ -15,6 +15,9 @@
 # one of the users' domains goes to the IMAP user CATCHALL, never off the box.
 # A `ghost:` address is accepted by Postfix but unknown to Dovecot: delivery
 # fails after acceptance, so Postfix sends a real bounce (DSN) to the sender.
+# An `alias:FROM@DOMAIN=USER@DOMAIN` is a Postfix virtual alias: mail to FROM
+# (and FROM+tag) lands in USER's INBOX (as USER+tag), with Delivered-To USER;
+# FROM's domain must be one of the users' domains.
 #
 # MAILSERVERS_TLS=1 adds TLS with a CA made for the run (see tls.sh): STARTTLS
 # on both ports, implicit TLS on IMAPS_PORT and SMTPS_PORT.
@@ -365,7 +368,17 @@ EOF
     # envelope recipient as an address extension, so tests can see it in
     # Delivered-To: someone@elsewhere.example becomes
     # catchall+someone=elsewhere.example@outside.test (INBOX of catchall).
-    cat >"$PF_CONF/valias" <<EOF
+    : >"$PF_CONF/valias"
+    local alias from to
+    for alias in "${ALIASES[@]}"; do
+        from="${alias%%=*}"
+        from="${from//./\\.}"
+        to="${alias#*=}"
+        # /^hr(\+[^@]*)?@desk\.test$/ help${1}@desk.test (the tag kept)
+        printf '/^%s%s@%s$/ %s%s@%s\n' "${from%@*}" '(\+[^@]*)?' "${from#*@}" \
+            "${to%@*}" '${1}' "${to#*@}" >>"$PF_CONF/valias"
+    done
+    cat >>"$PF_CONF/valias" <<EOF
 if !/@($pattern)\$/
 /^([^@"\\[:space:]]+)@([^@"\\[:space:]]+)\$/ ${CATCHALL%@*}+\${1}=\${2}@${CATCHALL#*@}
 /./ $CATCHALL
@@ -543,9 +556,17 @@ cmd_start() {
 
     USERS=()
     GHOSTS=()
+    ALIASES=()
     local domains=() u dom d seen
     for u in "$@" "$CATCHALL"; do
         u="${u,,}"
+        if [[ "$u" == alias:* ]]; then
+            u="${u#alias:}"
+            [[ "$u" =~ ^[a-z0-9._-]+@[a-z0-9.-]+=[a-z0-9._-]+@[a-z0-9.-]+$ ]] ||
+                die "not alias:FROM@DOMAIN=USER@DOMAIN: $u"
+            ALIASES+=("$u")
+            continue
+        fi
         if [[ "$u" == ghost:* ]]; then
             u="${u#ghost:}"
             GHOSTS+=("$u")
