@@ -24,6 +24,7 @@ mod reload;
 mod render;
 mod report;
 mod status;
+mod steer;
 mod terminal;
 mod tickets;
 mod times;
