@@ -354,6 +354,7 @@ mod tests {
     use crate::store::records::{EventKind, Status};
 
     mod bugs_tests;
+    mod steer_tests;
     mod trust_tests;
     use crate::store::Store;
 
