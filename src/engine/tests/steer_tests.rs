@@ -76,7 +76,10 @@ fn set_changes_the_ticket_as_the_cli_user_and_tells_the_new_assignee() {
         text.contains("cli:root assigned this ticket to you"),
         "{text}"
     );
-    assert!(text.contains("<help+1000.1."), "signed reply address: {text}");
+    assert!(
+        text.contains("<help+1000.1."),
+        "signed reply address: {text}"
+    );
     assert_eq!(
         e.store().outbox().unwrap().len(),
         before + 1,
@@ -211,7 +214,10 @@ fn a_reply_goes_to_the_requester_with_its_files_and_a_comment_stays_inside() {
     let to: Vec<&str> = o[0].recipients.iter().map(|r| r.as_str()).collect();
     assert_eq!(to, ["carol@c.test", "dave@c.test"]);
     let text = o[0].formatted().unwrap().into_owned();
-    assert!(text.contains("From: \"Alice via Help Desk\" <help@desk.test>"), "{text}");
+    assert!(
+        text.contains("From: \"Alice via Help Desk\" <help@desk.test>"),
+        "{text}"
+    );
     assert!(
         !text.contains("alice@desk.test"),
         "the agent's address is not shown"
