@@ -73,10 +73,14 @@ async fn wait_mail(imap: &Imap, user: &str, what: &str) -> Vec<u8> {
     let deadline = Instant::now() + T;
     loop {
         let all = imap.fetch_all(user, "INBOX").await;
+        let subjects: Vec<String> = all.iter().map(|m| subject(m)).collect();
         if let Some(m) = all.into_iter().find(|m| subject(m).contains(what)) {
             return m;
         }
-        assert!(Instant::now() < deadline, "{user}: no mail about {what:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{user}: no mail about {what:?} among {subjects:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -266,6 +270,18 @@ async fn tickets_are_steered_from_the_command_line_and_by_mail() {
         &ask(ALICE, "n1@desk.test"),
     )
     .await;
+    let deadline = Instant::now() + T;
+    loop {
+        let ignored = ok(&desk, &["ignored", "--json"]);
+        if ignored.contains("#next by mail: not from an agent")
+            && ignored.contains("#next by mail: the list was sent to alice@desk.test")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{ignored}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Within the wait, not at the sender's idle round a minute later.
     let list = wait_mail(&imap, ALICE, "Your tickets").await;
     let text = String::from_utf8_lossy(&list).into_owned();
     assert!(text.contains("#1000 [normal, open"), "{text}");
@@ -274,15 +290,6 @@ async fn tickets_are_steered_from_the_command_line_and_by_mail() {
         header(&list, "Auto-Submitted").as_deref(),
         Some("auto-replied")
     );
-    let deadline = Instant::now() + T;
-    loop {
-        let ignored = ok(&desk, &["ignored", "--json"]);
-        if ignored.contains("#next by mail: not from an agent") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{ignored}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
     assert_eq!(
         imap.count(MALLORY, "INBOX").await,
         0,
