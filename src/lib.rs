@@ -73,7 +73,10 @@
 //! socket with `engine::queries` (the list index `store::list_index`, the
 //! managers' views `engine::views` over `desk::report`, `desk::board`,
 //! `desk::next`, and `engine::recurring` over `desk::recurring`), which
-//! `cli::render` turns into text; `deskgate status` reads what the tasks
+//! `cli::render` turns into text; the CLI's `tickets set|comment|reply|
+//! merge|link` are applied by `engine::Engine::steer` through `desk::steer`,
+//! the same commands as an agent's mail (`desk::ticket_commands`);
+//! `deskgate status` reads what the tasks
 //! report into `daemon::status`, and `deskgate reload` waits for the reload
 //! task's verdict;
 //! `daemon` supervises every task and tells systemd it is ready

@@ -24,6 +24,7 @@ mod reload;
 mod render;
 mod report;
 mod status;
+mod steer;
 mod terminal;
 mod tickets;
 mod times;
@@ -401,7 +402,7 @@ fn real_main() -> Result<ExitCode> {
         }
         Command::Reload => reload::run(&rt, &cli.config),
         Command::Doctor => doctor::run(&rt, &cli.config),
-        Command::Status { json } => status::run(&rt, &cli.config, json),
+        Command::Status { json } => status::run(&rt, &cli.config, json, &tm),
         Command::Recurring { last, min, json } => {
             let q = Query::Recurring {
                 since_secs: last.as_secs(),
@@ -417,7 +418,7 @@ fn real_main() -> Result<ExitCode> {
                     truncated,
                 } => print!(
                     "{}",
-                    recurring::render(&clusters, since, until, tickets_read, truncated)
+                    recurring::render(&clusters, since, until, tickets_read, truncated, &tm)
                 ),
                 other => bail!(unexpected(other)),
             }

@@ -9,12 +9,18 @@ use anyhow::{bail, Result};
 use chrono::{DateTime, Utc};
 
 use crate::cli::terminal::safe;
+use crate::cli::times::{duration_secs, Times};
 use crate::config::Locations;
 use crate::daemon::control;
 use crate::engine::queries::{Answer, Query};
 use crate::engine::status_view::{DaemonStatus, MailboxState};
 
-pub fn run(rt: &tokio::runtime::Runtime, config: &Path, json: bool) -> Result<ExitCode> {
+pub fn run(
+    rt: &tokio::runtime::Runtime,
+    config: &Path,
+    json: bool,
+    tm: &Times,
+) -> Result<ExitCode> {
     let at = Locations::load(config)?;
     let status = match rt.block_on(control::ask(&at.control_socket, &Query::Status))? {
         None => {
@@ -31,7 +37,7 @@ pub fn run(rt: &tokio::runtime::Runtime, config: &Path, json: bool) -> Result<Ex
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
-        print!("{}", render(&status, Utc::now()));
+        print!("{}", render(&status, Utc::now(), tm));
     }
     let failing = status
         .mailboxes
@@ -44,21 +50,16 @@ pub fn run(rt: &tokio::runtime::Runtime, config: &Path, json: bool) -> Result<Ex
     })
 }
 
-/// "2h 10m", "45s": how long ago, for a person.
-pub fn ago(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    let s = (now - then).num_seconds().max(0);
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m {}s", s / 60, s % 60),
-        3600..=86_399 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
-        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
-    }
+/// "2h 10m", "45s": how long ago, for a person (a clock a little ahead
+/// of ours reads as now).
+fn ago(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    duration_secs((now - then).num_seconds().max(0))
 }
 
-pub fn render(s: &DaemonStatus, now: DateTime<Utc>) -> String {
+pub fn render(s: &DaemonStatus, now: DateTime<Utc>, tm: &Times) -> String {
     let mut out = format!(
         "deskgate running since {} ({} ago)\n",
-        s.started_at.format("%Y-%m-%d %H:%M UTC"),
+        tm.at(&s.started_at),
         ago(s.started_at, now)
     );
     for m in &s.mailboxes {
@@ -124,17 +125,20 @@ mod tests {
             timers_last_run: Some(now - chrono::Duration::seconds(14)),
             started_at: min(200),
         };
-        let text = render(&s, now);
+        let berlin = Times {
+            tz: "Europe/Berlin".parse().unwrap(),
+        };
+        let text = render(&s, now, &berlin);
         assert!(
-            text.contains("deskgate running since 2026-12-02 08:40 UTC (3h 20m ago)"),
+            text.contains("deskgate running since 2026-12-02 09:40 CET (3h 20m ago)"),
             "{text}"
         );
         assert!(
-            text.contains("mailbox hr: FAILING for 2m 0s, no fetch yet, 0 waiting on the server"),
+            text.contains("mailbox hr: FAILING for 2m, no fetch yet, 0 waiting on the server"),
             "{text}"
         );
         assert!(
-            text.contains("  last error 2m 0s ago: cannot log in to imap.example.com"),
+            text.contains("  last error 2m ago: cannot log in to imap.example.com"),
             "{text}"
         );
         assert!(

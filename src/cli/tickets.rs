@@ -1,12 +1,15 @@
 //! `deskgate tickets …`: list (paged, filtered by the store's list index),
-//! show, attachment, next and search.
+//! show, attachment, next and search; set, comment, reply, merge and link
+//! change a ticket (`cli::steer`).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 
+use super::steer::{self, AsAgent, SetArgs};
 use super::{ask, board, list_args, print_json, render, times, unexpected, write_attachment};
+use crate::desk::steer::Action;
 use crate::engine::queries::{Answer, Query, TicketQuery};
 use crate::store::records::Status;
 
@@ -97,6 +100,55 @@ pub enum TicketsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change a ticket's status, assignee, priority, team or tags, or log
+    /// effort: the same as the mail commands (#status, #assign …).
+    Set {
+        id: u64,
+        #[command(flatten)]
+        set: SetArgs,
+        #[command(flatten)]
+        who: AsAgent,
+    },
+    /// Add an internal comment (the team hears of it, never the requester);
+    /// the text from --file or standard input.
+    Comment {
+        id: u64,
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        who: AsAgent,
+    },
+    /// Reply to the requester and watchers from the help address; the text
+    /// from --file or standard input.
+    Reply {
+        id: u64,
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// A file to attach (repeat for more).
+        #[arg(long)]
+        attach: Vec<PathBuf>,
+        #[command(flatten)]
+        who: AsAgent,
+    },
+    /// Merge ticket ID into ticket INTO (as #merge INTO on ticket ID).
+    Merge {
+        id: u64,
+        into: u64,
+        #[command(flatten)]
+        who: AsAgent,
+    },
+    /// Relate two tickets (both sides); --parent makes OTHER the parent of
+    /// ID, --problem makes OTHER the problem ticket ID is an incident of.
+    Link {
+        id: u64,
+        other: u64,
+        #[arg(long, conflicts_with = "problem")]
+        parent: bool,
+        #[arg(long)]
+        problem: bool,
+        #[command(flatten)]
+        who: AsAgent,
+    },
 }
 
 pub fn run(
@@ -181,6 +233,47 @@ pub fn run(
             ),
             other => bail!(unexpected(other)),
         },
+        TicketsCommand::Set { id, set, who } => {
+            let lines = set.lines();
+            if lines.is_empty() {
+                bail!("say what to change: --status, --assignee, --priority, --team, --tag, --time or --escalate");
+            }
+            steer::run(rt, config, any_user, id, who, Action::Commands { lines })?
+        }
+        TicketsCommand::Comment { id, file, who } => {
+            let text = steer::text_of(file.as_deref())?;
+            steer::run(rt, config, any_user, id, who, Action::Comment { text })?
+        }
+        TicketsCommand::Reply {
+            id,
+            file,
+            attach,
+            who,
+        } => {
+            let attachments = steer::attachments(&attach)?;
+            let text = steer::text_of(file.as_deref())?;
+            let action = Action::Reply { text, attachments };
+            steer::run(rt, config, any_user, id, who, action)?
+        }
+        TicketsCommand::Merge { id, into, who } => {
+            let lines = vec![format!("#merge {into}")];
+            steer::run(rt, config, any_user, id, who, Action::Commands { lines })?
+        }
+        TicketsCommand::Link {
+            id,
+            other,
+            parent,
+            problem,
+            who,
+        } => {
+            let kind = match (parent, problem) {
+                (_, true) => "problem",
+                (true, _) => "parent",
+                _ => "link",
+            };
+            let lines = vec![format!("#{kind} {other}")];
+            steer::run(rt, config, any_user, id, who, Action::Commands { lines })?
+        }
         TicketsCommand::Search { text, limit, json } => {
             if text.trim().is_empty() {
                 bail!("say what to search for");

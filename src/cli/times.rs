@@ -46,6 +46,11 @@ impl Times {
             .to_string()
     }
 
+    /// The day of an instant, in the desk's zone.
+    pub fn day(&self, t: &DateTime<Utc>) -> String {
+        t.with_timezone(&self.tz).format("%Y-%m-%d").to_string()
+    }
+
     /// The age of something that began at `t`, at `now`.
     pub fn age(&self, t: DateTime<Utc>, now: DateTime<Utc>) -> String {
         duration_secs((now - t).num_seconds())
@@ -108,5 +113,8 @@ mod tests {
         };
         assert_eq!(berlin.at(&t), "2026-11-02 09:30 CET");
         assert_eq!(Times { tz: chrono_tz::UTC }.at(&t), "2026-11-02 08:30 UTC");
+        let late = t + chrono::Duration::hours(15);
+        assert_eq!(berlin.day(&late), "2026-11-03", "past midnight in Berlin");
+        assert_eq!(Times { tz: chrono_tz::UTC }.day(&late), "2026-11-02");
     }
 }

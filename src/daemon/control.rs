@@ -201,6 +201,12 @@ pub struct DaemonSide {
     pub gauges: Arc<crate::daemon::notify::Gauges>,
 }
 
+/// The budget of one query: 64 KiB, and room for a `tickets reply` whose
+/// attachments (base64 in JSON, 4/3 of their size) fill `max_message_size`.
+fn request_limit(engine: &Engine) -> u64 {
+    MAX_REQUEST + engine.policy().limits.max_message_size.saturating_mul(3) / 2
+}
+
 async fn serve(
     stream: UnixStream,
     engine: Arc<Engine>,
@@ -208,13 +214,21 @@ async fn serve(
     side: &DaemonSide,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
+    let limit = request_limit(&engine);
+    let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, limit));
     let mut line = String::new();
     match tokio::time::timeout(IO_TIMEOUT, reader.read_line(&mut line)).await {
         Ok(r) => r?,
         Err(_) => return Ok(()),
     };
+    let cut = line.len() as u64 >= limit && !line.ends_with('\n');
     let reply = match serde_json::from_str::<Query>(&line) {
+        Err(_) if cut => Answer::Error {
+            message: format!(
+                "the request is over {} (64 KiB, plus max_message_size for attachments)",
+                bytesize::ByteSize::b(limit)
+            ),
+        },
         Ok(Query::Reload) => ask_reload(&side.reload).await,
         Ok(Query::Status) => status(&engine, side).await,
         Ok(q) => {

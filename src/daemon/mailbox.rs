@@ -560,7 +560,13 @@ impl MailboxTask {
         self.engine.store().flush().await?;
         let outcomes = batch.outcomes;
         let queued: usize = outcomes.iter().map(|(_, o)| o.queued()).sum();
-        if queued > 0 {
+        // A mail that became no ticket may still have queued an answer of
+        // its own (a rule's rejection, the command list, #next): a spare
+        // round of the sender costs less than a minute's wait for it.
+        let answered = outcomes
+            .iter()
+            .any(|(_, o)| matches!(o, crate::desk::outcome::Outcome::Ignored { .. }));
+        if queued > 0 || answered {
             self.outbox_wake.notify_one();
         }
         for (uid, o) in &outcomes {

@@ -26,6 +26,19 @@ pub enum Command {
     Comment,
     /// Send me the full list of commands (changes nothing).
     Help,
+    /// This ticket is an incident of problem ticket N: its parent, recorded
+    /// as a problem link.
+    Problem(TicketId),
+    /// Send me my own ordered list of tickets (changes nothing).
+    Next,
+}
+
+impl Command {
+    /// Whether the command changes a ticket (`#comment`, `#help` and
+    /// `#next` only shape or answer the mail).
+    pub fn changes(&self) -> bool {
+        !matches!(self, Command::Comment | Command::Help | Command::Next)
+    }
 }
 
 /// A line that is not a valid command.
@@ -151,9 +164,16 @@ fn parse_one(body: &str) -> Result<Command, String> {
             Command::Comment
         }
         "help" => Command::Help,
+        "problem" => Command::Problem(ticket_number(arg, "problem")?),
+        "next" => {
+            if arg.is_some() {
+                return Err("#next takes no argument".into());
+            }
+            Command::Next
+        }
         other => {
             return Err(format!(
-                "unknown command #{other}: use #status, #assign, #priority, #team, #escalate, #time, #tag, #link, #parent, #merge, #comment or #help (the full list)"
+                "unknown command #{other}: use #status, #assign, #priority, #team, #escalate, #time, #tag, #link, #parent, #problem, #merge, #comment, #next or #help (the full list)"
             ))
         }
     })
@@ -211,7 +231,33 @@ mod tests {
         assert!(parse("#time 0m").errors.len() == 1);
         assert_eq!(parse("#help").commands, vec![Command::Help]);
         assert!(parse("#time 25h").errors.len() == 1);
+        assert_eq!(parse("#next").commands, vec![Command::Next]);
         assert_eq!(parse("#time 45m").commands, vec![Command::Time(45)]);
         assert_eq!(parse("#time 90s").commands, vec![Command::Time(2)]);
+    }
+
+    #[test]
+    fn problem_names_a_ticket_and_next_takes_nothing() {
+        let p = parse("#problem #1042\n#next\n#status open");
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert_eq!(
+            p.commands,
+            vec![
+                Command::Problem(1042),
+                Command::Next,
+                Command::Status(Status::Open)
+            ]
+        );
+        assert!(!Command::Next.changes() && Command::Problem(1).changes());
+        let bad = parse("#problem\n#problem soon\n#next week");
+        let why: Vec<&str> = bad.errors.iter().map(|e| e.why.as_str()).collect();
+        assert_eq!(
+            why,
+            [
+                "#problem needs a ticket number, e.g. #problem 1042",
+                "\"soon\" is not a ticket number",
+                "#next takes no argument",
+            ]
+        );
     }
 }

@@ -11,7 +11,7 @@ use crate::desk::prepare::{ParsedParts, Prepared};
 use crate::desk::proof::{address_signals, agent_proof, AddressSignals};
 use crate::desk::quarantine::quarantine_in_tx;
 use crate::desk::threading::{follow_merges, resolve};
-use crate::desk::{agent, bounces, help, requester};
+use crate::desk::{agent, bounces, help, next_mail, requester};
 use crate::mail::classify::Class;
 use crate::mail::parse::InboundMail;
 use crate::store::records::{Disposition, IgnoredEntry, TicketId};
@@ -130,6 +130,11 @@ fn file_person_or_automatic(
         )?));
     }
     let existing = existing_ticket(tx, parts, &signals)?;
+    if signals.next || (existing.is_none() && next_mail::asks(&signals, &record.text)) {
+        return Ok(Some(next_mail::on_address(
+            tx, policy, mail, class, &signals, now,
+        )?));
+    }
     let agent = mail
         .from
         .as_ref()

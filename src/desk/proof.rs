@@ -18,6 +18,8 @@ pub struct AddressSignals {
     pub comment: bool,
     /// Sent to `help+commands@`: the sender asks for the command list.
     pub commands_help: bool,
+    /// Sent to `help+next@`: the sender asks for their list of work.
+    pub next: bool,
 }
 
 pub fn address_signals(policy: &Policy, mail: &InboundMail) -> AddressSignals {
@@ -36,6 +38,7 @@ pub fn address_signals(policy: &Policy, mail: &InboundMail) -> AddressSignals {
         match policy.plus_tag(a) {
             Some(trust::PlusTag::Comment) => s.comment = true,
             Some(trust::PlusTag::Commands) => s.commands_help = true,
+            Some(trust::PlusTag::Next) => s.next = true,
             Some(trust::PlusTag::Ticket { ticket, sig }) if s.signed_ticket.is_none() => {
                 s.signed_ticket = Some((ticket, sig))
             }

@@ -29,6 +29,8 @@ pub const TEMPLATE_NAMES: &[&str] = &[
     "closed.txt",
     "cheat_sheet.txt",
     "commands.txt",
+    "next.txt",
+    "assigned.txt",
 ];
 
 /// Templates added after the first release: a templates folder from before
@@ -39,6 +41,8 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../templates/cheat_sheet.txt"),
     ),
     ("commands.txt", include_str!("../../templates/commands.txt")),
+    ("next.txt", include_str!("../../templates/next.txt")),
+    ("assigned.txt", include_str!("../../templates/assigned.txt")),
 ];
 
 /// Mail to agents, which ends with the command cheat sheet
@@ -50,6 +54,7 @@ const TO_AGENTS: &[&str] = &[
     "forgery.txt",
     "sla_warning.txt",
     "escalation.txt",
+    "assigned.txt",
 ];
 
 #[derive(Debug, Error)]

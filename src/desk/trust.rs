@@ -63,6 +63,8 @@ pub enum PlusTag {
     Commands,
     /// `help+1042.sig@`: a ticket, with a signature to check.
     Ticket { ticket: TicketId, sig: String },
+    /// `help+next@`: an agent asks for their own list of work (`#next`).
+    Next,
 }
 
 /// Reads the plus-tag of an address of the help desk (`help+TAG@domain`).
@@ -79,6 +81,9 @@ pub fn plus_tag(desk: &EmailAddress, addr: &EmailAddress) -> Option<PlusTag> {
     }
     if tag == "commands" {
         return Some(PlusTag::Commands);
+    }
+    if tag == "next" {
+        return Some(PlusTag::Next);
     }
     let (n, sig) = tag.split_once('.')?;
     Some(PlusTag::Ticket {

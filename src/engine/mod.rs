@@ -285,6 +285,32 @@ impl Engine {
         })
     }
 
+    /// A change asked at the command line (`desk::steer`): committed in one
+    /// transaction with every mail it queues. A refused request changes
+    /// nothing and comes back as its problems, one line each.
+    pub fn steer(
+        &self,
+        req: &crate::desk::steer::Request,
+    ) -> Result<Result<crate::desk::steer::Done, Vec<String>>, EngineError> {
+        let policy = self.policy();
+        let now = self.clock.now();
+        let mut refused = None;
+        let result = self.transact(&policy, |tx| {
+            match crate::desk::steer::apply(tx, &policy, req, now)? {
+                Ok(done) => Ok(done),
+                Err(problems) => {
+                    refused = Some(problems);
+                    Err(StoreError::Aborted("refused".into()))
+                }
+            }
+        });
+        match (result, refused) {
+            (_, Some(problems)) => Ok(Err(problems)),
+            (Ok(done), None) => Ok(Ok(done)),
+            (Err(e), None) => Err(e.into()),
+        }
+    }
+
     /// Processes a quarantined mail again. On success the quarantine entry goes
     /// in the same transaction that files the mail; a mail that still cannot be
     /// processed stays quarantined, unchanged.
@@ -329,6 +355,7 @@ mod tests {
 
     mod bugs_tests;
     mod queues_tests;
+    mod steer_tests;
     mod trust_tests;
     use crate::store::Store;
 

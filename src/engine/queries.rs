@@ -116,6 +116,9 @@ pub enum Query {
         text: String,
         limit: usize,
     },
+    /// Changes the store: `tickets set|comment|reply|merge|link`, applied
+    /// as the same commands as an agent's mail (`desk::steer`).
+    Steer(crate::desk::steer::Request),
 }
 
 /// Which tickets `tickets list` shows. Status, team, assignee, requester and
@@ -158,7 +161,7 @@ impl Query {
     pub fn mutates(&self) -> bool {
         matches!(
             self,
-            Query::QuarantineRetry { .. } | Query::OutboxRelease { .. }
+            Query::QuarantineRetry { .. } | Query::OutboxRelease { .. } | Query::Steer(_)
         )
     }
 
@@ -265,6 +268,14 @@ pub enum Answer {
         hits: Vec<SearchHit>,
         more: bool,
     },
+    /// A `Steer` request was applied.
+    Steered {
+        done: crate::desk::steer::Done,
+    },
+    /// A `Steer` request was refused: nothing changed.
+    Refused {
+        problems: Vec<String>,
+    },
 }
 
 /// One reply key, without the key: its epoch and until when it verifies
@@ -330,6 +341,7 @@ pub fn answer(engine: &Engine, q: &Query) -> Answer {
     let result = match q {
         Query::QuarantineRetry { id } => retry(engine, *id),
         Query::OutboxRelease { id } => release(engine, *id),
+        Query::Steer(req) => steer(engine, req),
         Query::RotateReplyKey { grace_secs } => engine
             .rotate_reply_key(grace_secs.map(std::time::Duration::from_secs))
             .map(|keys| Answer::KeyRotated { keys }),
@@ -345,6 +357,16 @@ fn retry(engine: &Engine, id: u64) -> Result<Answer, EngineError> {
     engine.store().flush_blocking()?;
     Ok(Answer::Retried {
         outcome: format!("{outcome:?}"),
+    })
+}
+
+fn steer(engine: &Engine, req: &crate::desk::steer::Request) -> Result<Answer, EngineError> {
+    Ok(match engine.steer(req)? {
+        Ok(done) => {
+            engine.store().flush_blocking()?;
+            Answer::Steered { done }
+        }
+        Err(problems) => Answer::Refused { problems },
     })
 }
 
@@ -443,7 +465,8 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
         // Handled by `answer`, which has the engine.
         Query::QuarantineRetry { .. }
         | Query::OutboxRelease { .. }
-        | Query::RotateReplyKey { .. } => Answer::Error {
+        | Query::RotateReplyKey { .. }
+        | Query::Steer(_) => Answer::Error {
             message: "this change needs the engine".into(),
         },
         Query::Attachment { ticket, which } => {

@@ -288,7 +288,7 @@ pub struct WriteSet<'a> {
     writes: RefCell<BTreeMap<Vec<u8>, Option<IVec>>>,
 }
 
-impl WriteSet<'_> {
+impl<'a> WriteSet<'a> {
     pub fn get(&self, table: u8, key: &[u8]) -> Result<Option<IVec>, DbError> {
         let k = full_key(table, key);
         if let Some(v) = self.writes.borrow().get(&k) {
@@ -309,6 +309,11 @@ impl WriteSet<'_> {
 
     pub fn generate_id(&self) -> Result<u64, DbError> {
         self.db.generate_id()
+    }
+
+    /// The committed store under this write set (for index walks).
+    pub(super) fn db(&self) -> &'a Db {
+        self.db
     }
 }
 

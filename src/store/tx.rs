@@ -59,6 +59,24 @@ impl Tx<'_> {
             .transpose()
     }
 
+    /// At most `limit` tickets matching every filter, most recently updated
+    /// first: a walk of the list index as last committed, each ticket read
+    /// through this transaction (so one it changed shows as changed). Costs
+    /// what it returns, not the desk (see `list_index`).
+    pub fn ticket_list(
+        &self,
+        filters: &[super::ListFilter],
+        limit: usize,
+    ) -> TxResult<Vec<Ticket>> {
+        let mut out = Vec::new();
+        let walk = super::list_index::ListWalk::new(self.ws.db(), filters, None, None);
+        for item in walk.take(limit) {
+            let (_, t) = item?;
+            out.extend(self.ticket(t.id)?);
+        }
+        Ok(out)
+    }
+
     pub fn ticket_exists(&self, id: TicketId) -> TxResult<bool> {
         Ok(self.get(T::Tickets, &ticket_key(id))?.is_some())
     }
