@@ -52,35 +52,7 @@ impl Times {
     }
 }
 
-/// `2h 10m`, `3d 4h`, `45m`, `30s`: the two largest units, whole.
-pub fn duration_secs(secs: i64) -> String {
-    let sign = if secs < 0 { "-" } else { "" };
-    let s = secs.unsigned_abs();
-    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
-    let body = if d > 0 {
-        if h > 0 {
-            format!("{d}d {h}h")
-        } else {
-            format!("{d}d")
-        }
-    } else if h > 0 {
-        if m > 0 {
-            format!("{h}h {m}m")
-        } else {
-            format!("{h}h")
-        }
-    } else if m > 0 {
-        format!("{m}m")
-    } else {
-        format!("{s}s")
-    };
-    format!("{sign}{body}")
-}
-
-/// Minutes of effort as a duration.
-pub fn minutes(m: u64) -> String {
-    duration_secs((m.min(i64::MAX as u64 / 60) * 60) as i64)
-}
+pub use crate::desk::report_text::{duration_secs, minutes};
 
 #[cfg(test)]
 mod tests {

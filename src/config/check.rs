@@ -340,8 +340,10 @@ impl Validator {
             );
         }
         let retention = self.check_retention(&raw.retention);
+        let digests = self.check_digests(&raw.digests, &teams, &templates);
         Some(Config {
             retention,
+            digests,
             warnings: std::mem::take(&mut self.warnings),
             path: path.to_path_buf(),
             desk: Desk {

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub mod calendar;
 mod check;
+mod check_digest;
 mod check_oauth2;
 mod check_retention;
 mod check_sla;
@@ -33,6 +34,7 @@ mod trust_notes;
 mod values;
 
 use check::Validator;
+pub use check_digest::{parse_every, DEFAULT_TEMPLATE as DEFAULT_DIGEST_TEMPLATE, REPORT_ROWS};
 pub use checked::{
     AfterProcessing, Agent, Config, Desk, Limits, MailboxConfig, OutboxConfig, SmtpConfig,
     StoreConfig, SubjectTag, Team, Tier, TlsMode, Trust,

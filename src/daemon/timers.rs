@@ -65,6 +65,12 @@ impl TimerTask {
             let retention = self.retention.clone();
             let work = move || {
                 let fired = engine.run_timers();
+                // Digests and reports asked by mail: each once, in the
+                // transaction that marks it sent.
+                let fired = match (fired, engine.run_digests()) {
+                    (Ok(a), Ok(b)) => Ok(a + b),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                };
                 if let Err(e) = crate::engine::retention::daemon_pass(&engine, &retention) {
                     warn!(error = %e, "retention pass failed; trying again next hour");
                 }

@@ -129,6 +129,11 @@ fn file_person_or_automatic(
             tx, policy, mail, class, &signals, now,
         )?));
     }
+    if signals.report {
+        return Ok(Some(crate::desk::report_mail::on_address(
+            tx, policy, mail, class, &signals, now,
+        )?));
+    }
     let existing = existing_ticket(tx, parts, &signals)?;
     let agent = mail
         .from

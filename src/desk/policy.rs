@@ -36,6 +36,10 @@ pub struct Policy {
     pub slas: Vec<SlaPolicy>,
     pub default_sla: Option<String>,
     pub timers: Timers,
+    /// `[desk] timezone`: digests are scheduled, and their periods named, in it.
+    pub timezone: chrono_tz::Tz,
+    /// `[[digest]]`: reports mailed on a schedule.
+    pub digests: Vec<crate::config::checked::Digest>,
 }
 
 impl Policy {
@@ -58,6 +62,8 @@ impl Policy {
             slas: Vec::new(),
             default_sla: None,
             timers: Timers::default(),
+            timezone: chrono_tz::UTC,
+            digests: Vec::new(),
         }
     }
 
@@ -83,6 +89,9 @@ impl Policy {
     }
 
     pub fn from_config(cfg: &Config) -> Result<Policy, TemplateError> {
+        let mut templates = Templates::load(&cfg.desk.templates)?;
+        let digest_templates: Vec<&str> = cfg.digests.iter().map(|d| d.template.as_str()).collect();
+        templates.load_more(&cfg.desk.templates, &digest_templates)?;
         Ok(Policy {
             desk: Party {
                 name: Some(cfg.desk.name.clone()),
@@ -91,7 +100,7 @@ impl Policy {
             envelope_from: cfg.smtp.envelope_from.clone(),
             first_ticket: cfg.desk.first_ticket,
             matcher: TokenMatcher::new(&cfg.desk.subject_tag),
-            templates: Templates::load(&cfg.desk.templates)?,
+            templates,
             limits: cfg.limits.clone(),
             rules: cfg.rules.clone(),
             teams: cfg.teams.clone(),
@@ -107,6 +116,8 @@ impl Policy {
             slas: cfg.slas.clone(),
             default_sla: cfg.desk.default_sla.clone(),
             timers: cfg.timers.clone(),
+            timezone: cfg.desk.timezone,
+            digests: cfg.digests.clone(),
         })
     }
 }

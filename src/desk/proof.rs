@@ -18,6 +18,8 @@ pub struct AddressSignals {
     pub comment: bool,
     /// Sent to `help+commands@`: the sender asks for the command list.
     pub commands_help: bool,
+    /// Sent to `help+report@`: the sender asks for a report.
+    pub report: bool,
 }
 
 pub fn address_signals(policy: &Policy, mail: &InboundMail) -> AddressSignals {
@@ -34,6 +36,7 @@ pub fn address_signals(policy: &Policy, mail: &InboundMail) -> AddressSignals {
         match trust::plus_tag(&policy.desk.address, a) {
             Some(trust::PlusTag::Comment) => s.comment = true,
             Some(trust::PlusTag::Commands) => s.commands_help = true,
+            Some(trust::PlusTag::Report) => s.report = true,
             Some(trust::PlusTag::Ticket { ticket, sig }) if s.signed_ticket.is_none() => {
                 s.signed_ticket = Some((ticket, sig))
             }

@@ -63,6 +63,8 @@ pub enum PlusTag {
     Commands,
     /// `help+1042.sig@`: a ticket, with a signature to check.
     Ticket { ticket: TicketId, sig: String },
+    /// `help+report@`: an agent asks for a report (`desk::report_mail`).
+    Report,
 }
 
 /// Reads the plus-tag of an address of the help desk (`help+TAG@domain`).
@@ -79,6 +81,9 @@ pub fn plus_tag(desk: &EmailAddress, addr: &EmailAddress) -> Option<PlusTag> {
     }
     if tag == "commands" {
         return Some(PlusTag::Commands);
+    }
+    if tag == "report" {
+        return Some(PlusTag::Report);
     }
     let (n, sig) = tag.split_once('.')?;
     Some(PlusTag::Ticket {

@@ -12,6 +12,7 @@
 
 pub mod attachment;
 pub mod clock;
+mod digest;
 #[cfg(debug_assertions)]
 mod fault;
 pub mod queries;
