@@ -251,7 +251,10 @@ pub struct DigestContext<'a> {
 /// The attachment's name: `report-2026-11-30.csv`, the day the period
 /// ends (the digest's send day) in the desk's time zone.
 pub fn csv_name(report: &str, tz: Tz, p: Period) -> String {
-    format!("{report}-{}.csv", p.until.with_timezone(&tz).format("%Y-%m-%d"))
+    format!(
+        "{report}-{}.csv",
+        p.until.with_timezone(&tz).format("%Y-%m-%d")
+    )
 }
 
 /// One mail of a digest or an answer.

@@ -329,6 +329,7 @@ mod tests {
     use crate::store::records::{EventKind, Status};
 
     mod bugs_tests;
+    mod digest_tests;
     mod trust_tests;
     use crate::store::Store;
 
