@@ -1,6 +1,7 @@
 //! The timer task: every `check_interval` it asks the engine which SLA
 //! warnings, breaches, reminders and closings are due, from stored timestamps
-//! only, and carries each out once (see `sla`).
+//! only, and carries each out once (see `sla`); then which digests are due
+//! and which reports were asked for by mail (`engine::digest`).
 
 use std::sync::Arc;
 use std::time::Duration;

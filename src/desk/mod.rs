@@ -2,7 +2,9 @@
 //! engine opened: how a mail finds its ticket, routing, the requester's and
 //! the agent's paths (commands, trust), delivery reports, automatic mail and
 //! its loop guards, templates, SLAs, calendars, escalation and the timed
-//! lifecycle.
+//! lifecycle; reports by mail (`digest`: schedules and `[[digest]]` mails;
+//! `report_mail`: `help+report@`; `report_text`: the report's tables and
+//! CSV, shared with the command line).
 //!
 //! Never opens a transaction, never touches the network or a clock (the time
 //! comes in as a value). May import `mail`, `store` and `config`; must not
