@@ -273,6 +273,13 @@ pub fn on_address(
             Err(not) => format!("{line}: {why}; not told ({not})"),
         }));
     }
+    // Checked again when the answer is queued; here it keeps a flood of
+    // requests from making the timer pass compute reports nobody will get.
+    let window = policy.limits.auto_reply_window;
+    let sent = tx.auto_sent(to.address.as_str())?.count(now, window);
+    if let Err(why) = automail::check_limits(sent, 0, &policy.limits) {
+        return Ok(ignored(format!("{line}: no report ({why})")));
+    }
     tx.put_report_request(&ReportRequest {
         id: tx.generate_id()?,
         to,

@@ -103,7 +103,7 @@ impl Engine {
                 let (cur, prev) = (spec(periods.current), spec(periods.previous));
                 let cur = crate::engine::views::report(self, &cur)?;
                 let prev = crate::engine::views::report(self, &prev)?;
-                let mut c = self.report_content(&cur, tz, periods.current)?;
+                let mut c = self.report_content(&cur, tz, periods.current);
                 c.previous = Some(periods.previous);
                 c.headline = digest::comparisons(&cur, &prev, digest::previous_word(&d.every));
                 Ok(c)
@@ -133,12 +133,7 @@ impl Engine {
         }
     }
 
-    fn report_content(
-        &self,
-        r: &Report,
-        tz: chrono_tz::Tz,
-        p: Period,
-    ) -> Result<Content, EngineError> {
+    fn report_content(&self, r: &Report, tz: chrono_tz::Tz, p: Period) -> Content {
         let csv = match report_text::csv(r) {
             Ok(text) => Some((digest::csv_name("report", tz, p), text)),
             Err(e) => {
@@ -146,19 +141,19 @@ impl Engine {
                 None
             }
         };
-        Ok(Content {
+        Content {
             report: "report",
             period: p,
             previous: None,
             headline: Vec::new(),
             table: report_text::text(r, tz),
             csv,
-        })
+        }
     }
 
     /// Answers one request from `help+report@` in the transaction that
-    /// removes it. A request whose options no longer read (a reload changed
-    /// nothing they depend on, so this is rare) is dropped with a warning.
+    /// removes it. Its line was read when it was filed; one that no longer
+    /// reads (a release that changed the words) is dropped with a warning.
     fn answer_request(&self, r: &ReportRequest) -> Result<usize, EngineError> {
         let policy = self.policy();
         let (tz, now) = (policy.timezone, self.now());
@@ -173,7 +168,7 @@ impl Engine {
                         since: s.since,
                         until: s.until,
                     },
-                )?)
+                ))
             }
             None => None,
         };

@@ -280,3 +280,31 @@ by = "colour"
         assert!(err.contains(want), "{want} in {err}");
     }
 }
+
+#[test]
+fn report_requests_past_the_rate_limit_are_not_filed() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(utc("2026-11-30T09:00:00Z")));
+    let e = digest_engine(
+        dir.path(),
+        clock.clone(),
+        "[limits]\nauto_replies_per_recipient = 1",
+    );
+    let body = "#report last 7d";
+    e.ingest(&ask("alice@desk.test", "l1@desk.test", DKIM, body), "it")
+        .unwrap();
+    assert_eq!(e.run_digests().unwrap(), 1);
+    for i in 2..6 {
+        e.ingest(
+            &ask("alice@desk.test", &format!("l{i}@desk.test"), DKIM, body),
+            "it",
+        )
+        .unwrap();
+    }
+    assert!(
+        e.store().report_requests(10).unwrap().is_empty(),
+        "nothing left for the timer pass to compute"
+    );
+    assert_eq!(e.run_digests().unwrap(), 0);
+    assert_eq!(outbox_of(&e, "report").len(), 1);
+}
