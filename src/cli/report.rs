@@ -3,7 +3,7 @@
 //! reading (in the desk's time zone) and the presentation are here.
 
 use anyhow::{bail, Context, Result};
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 
 use super::terminal::safe;
 use super::times::Times;
@@ -95,42 +95,14 @@ impl ReportArgs {
     }
 }
 
-fn local(tm: &Times, t: NaiveDateTime) -> Result<DateTime<Utc>> {
-    tm.tz
-        .from_local_datetime(&t)
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-        .with_context(|| format!("{t} does not exist in {} (a clock change)", tm.tz))
-}
-
 /// "2026-11-02", "2026-11-02 14:00" (desk time) or RFC 3339.
 fn instant(tm: &Times, s: &str) -> Result<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return local(tm, d.and_time(chrono::NaiveTime::MIN));
-    }
-    if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M") {
-        return local(tm, t);
-    }
-    bail!("\"{s}\" is not a date (YYYY-MM-DD), a local time (YYYY-MM-DD HH:MM) or an RFC 3339 time")
+    crate::desk::report_period::instant(tm.tz, s).map_err(anyhow::Error::msg)
 }
 
 /// A calendar month "YYYY-MM" as `[first day, first day of the next)`.
 fn month(tm: &Times, s: &str) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
-    let first = NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d")
-        .with_context(|| format!("\"{s}\" is not a month (YYYY-MM)"))?;
-    let next = if first.month() == 12 {
-        NaiveDate::from_ymd_opt(first.year() + 1, 1, 1)
-    } else {
-        NaiveDate::from_ymd_opt(first.year(), first.month() + 1, 1)
-    }
-    .context("the month is out of range")?;
-    Ok((
-        local(tm, first.and_time(chrono::NaiveTime::MIN))?,
-        local(tm, next.and_time(chrono::NaiveTime::MIN))?,
-    ))
+    crate::desk::report_period::month(tm.tz, s).map_err(anyhow::Error::msg)
 }
 
 pub fn render_text(r: &Report, tm: &Times) -> String {

@@ -3,8 +3,9 @@
 //! the agent's paths (commands, trust), delivery reports, automatic mail and
 //! its loop guards, templates, SLAs, calendars, escalation and the timed
 //! lifecycle; reports by mail (`digest`: schedules and `[[digest]]` mails;
-//! `report_mail`: `help+report@`; `report_text`: the report's tables and
-//! CSV, shared with the command line).
+//! `report_mail`: `help+report@`; `report_period` and `report_text`: the
+//! period's words and the report's tables and CSV, shared with the command
+//! line).
 //!
 //! Never opens a transaction, never touches the network or a clock (the time
 //! comes in as a value). May import `mail`, `store` and `config`; must not
@@ -33,6 +34,7 @@ pub mod quarantine;
 pub mod recurring;
 pub mod report;
 pub mod report_mail;
+pub mod report_period;
 pub mod report_text;
 pub mod requester;
 pub mod routing;

@@ -9,7 +9,7 @@
 //! mail runs nothing and gets nothing, as with mail commands; a bad option
 //! gets a reply saying what is wrong.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -18,6 +18,7 @@ use crate::desk::outcome::Outcome;
 use crate::desk::policy::Policy;
 use crate::desk::proof::{agent_proof, AddressSignals};
 use crate::desk::report::{Filter, GroupBy, Spec};
+use crate::desk::report_period::{instant, month};
 use crate::mail::address::Party;
 use crate::mail::classify::Class;
 use crate::mail::parse::InboundMail;
@@ -44,42 +45,6 @@ pub fn request_line(text: &str) -> String {
         })
         .map(|l| l.chars().take(MAX_LINE + 1).collect())
         .unwrap_or_else(|| "#report".into())
-}
-
-fn instant(tz: Tz, date: &str, time: Option<&str>) -> Result<DateTime<Utc>, String> {
-    if time.is_none() {
-        if let Ok(t) = DateTime::parse_from_rfc3339(date) {
-            return Ok(t.with_timezone(&Utc));
-        }
-    }
-    let d = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| {
-        format!("\"{date}\" is not a date (YYYY-MM-DD, optionally followed by HH:MM)")
-    })?;
-    let t = match time {
-        Some(t) => NaiveTime::parse_from_str(t, "%H:%M")
-            .map_err(|_| format!("\"{t}\" is not a time of day (HH:MM)"))?,
-        None => NaiveTime::MIN,
-    };
-    local(tz, d.and_time(t))
-}
-
-fn local(tz: Tz, t: NaiveDateTime) -> Result<DateTime<Utc>, String> {
-    tz.from_local_datetime(&t)
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-        .ok_or_else(|| format!("{t} does not exist in {tz} (a clock change)"))
-}
-
-fn month(tz: Tz, s: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
-    let first = NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d")
-        .map_err(|_| format!("\"{s}\" is not a month (YYYY-MM)"))?;
-    let next = first
-        .checked_add_months(chrono::Months::new(1))
-        .ok_or_else(|| format!("\"{s}\" is out of range"))?;
-    Ok((
-        local(tz, first.and_time(NaiveTime::MIN))?,
-        local(tz, next.and_time(NaiveTime::MIN))?,
-    ))
 }
 
 /// Reads a `#report` line into the report's question, with the words of
@@ -121,7 +86,10 @@ pub fn parse(line: &str, tz: Tz, now: DateTime<Utc>) -> Result<Spec, String> {
                 last = Some(d);
             }
             "since" | "until" => {
-                let t = instant(tz, value, time)?;
+                let t = match time {
+                    Some(t) => instant(tz, &format!("{value} {t}"))?,
+                    None => instant(tz, value)?,
+                };
                 if time.is_some() {
                     i += 1;
                 }
