@@ -65,6 +65,9 @@
 //! `desk::lifecycle` carries it out per ticket (`desk::sla` targets in
 //! `desk::calendar` business hours, `desk::escalation` up the tiers,
 //! reminders and auto-close), each in the transaction that marks it fired.
+//! The same pass sends each `[[digest]]` once per period and answers the
+//! reports asked for at `help+report@` (`engine::digest` over
+//! `desk::digest`, `desk::report_mail`, `desk::report_text`).
 //! Time comes from `engine::clock`, so all of this is tested without sleeping.
 //!
 //! Around that: `config` loads and checks the file once (errors with file,

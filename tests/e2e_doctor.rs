@@ -26,7 +26,7 @@ fn doctor_passes_a_good_deployment_and_names_what_is_wrong() {
     assert!(ok, "{text}");
     for want in [
         "ok    config:",
-        "ok    templates: all 15 render",
+        "ok    templates: all 17 render",
         "ok    mailbox help: logged in to 127.0.0.1:",
         "ok    mailbox help: folder \"INBOX\" holds 0 mail(s)",
         "warn  mailbox help: move target \"Done\" does not exist yet",

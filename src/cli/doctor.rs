@@ -104,13 +104,29 @@ fn sample_context() -> serde_json::Value {
         "dropped_attachments": [{"name": "big.zip", "size": 30000000}],
         "max_message_size": 26214400,
         "rule": "spam",
+        // digest.txt and report_error.txt (reports by mail).
+        "digest": "weekly", "report": "report",
+        "period": {"since": "2026-11-23 08:00 CET", "until": "2026-11-30 08:00 CET", "length": "7d"},
+        "previous": {"since": "2026-11-16 08:00 CET", "until": "2026-11-23 08:00 CET", "length": "7d"},
+        "headline": ["first response median 2h 10m, last week 3h 5m"],
+        "table": "Report by agent: 2026-11-23 08:00 CET to 2026-11-30 08:00 CET (7d)\n",
+        "attachment": "report-2026-11-30.csv",
+        "request": "#report last 7d by agent",
+        "error": "\"soon\" is not a length of time (such as 7d, 24h or 4w)",
     })
 }
 
 fn check_templates(report: &mut Report, policy: &Policy) {
     let ctx = sample_context();
     let mut broken = 0;
-    for name in TEMPLATE_NAMES {
+    // A [[digest]] may name a template of its own.
+    let own: Vec<&str> = policy
+        .digests
+        .iter()
+        .map(|d| d.template.as_str())
+        .filter(|t| !TEMPLATE_NAMES.contains(t))
+        .collect();
+    for name in TEMPLATE_NAMES.iter().chain(&own) {
         if BODY_ONLY.contains(name) {
             if let Err(e) = policy.templates.render_body(name, &ctx) {
                 broken += 1;
@@ -138,7 +154,10 @@ fn check_templates(report: &mut Report, policy: &Policy) {
         report.line(
             Verdict::Ok,
             "templates",
-            format!("all {} render with sample data", TEMPLATE_NAMES.len()),
+            format!(
+                "all {} render with sample data",
+                TEMPLATE_NAMES.len() + own.len()
+            ),
         );
     }
 }

@@ -1,12 +1,10 @@
 //! `deskgate recurring`: the issues that keep coming back, as text.
 
-use std::fmt::Write;
-
 use chrono::{DateTime, Utc};
 
 use crate::cli::terminal::safe;
 use crate::cli::times::Times;
-use crate::desk::recurring::{Cluster, Trend};
+use crate::desk::recurring::Cluster;
 
 pub fn render(
     clusters: &[Cluster],
@@ -16,49 +14,20 @@ pub fn render(
     truncated: bool,
     tm: &Times,
 ) -> String {
-    let mut out = String::new();
-    // Days in the desk's time zone, as every other text view shows time.
-    let day = |t: DateTime<Utc>| tm.day(&t);
-    let _ = writeln!(
-        out,
-        "{} recurring issue(s) among {tickets_read} tickets created {} … {}{}",
-        clusters.len(),
-        day(since),
-        day(until),
-        if truncated {
-            " (only the newest were read)"
-        } else {
-            ""
-        }
-    );
-    for c in clusters {
-        let trend = match c.trend {
-            Trend::Rising => "rising",
-            Trend::Steady => "steady",
-            Trend::Falling => "falling",
-        };
-        let _ = writeln!(
-            out,
-            "\n{}: {} tickets, {trend}, first {} last {}{}",
-            safe(&c.label),
-            c.tickets.len(),
-            day(c.first_seen),
-            day(c.last_seen),
-            if c.teams.is_empty() {
-                String::new()
-            } else {
-                format!(", team {}", safe(&c.teams.join(", ")))
-            }
-        );
-        let numbers: Vec<String> = c.tickets.iter().map(|t| format!("#{t}")).collect();
-        let _ = writeln!(out, "  {}", numbers.join(" "));
-    }
-    out
+    safe(&crate::desk::report_text::recurring(
+        clusters,
+        since,
+        until,
+        tickets_read,
+        truncated,
+        tm.tz,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::desk::recurring::Trend;
 
     #[test]
     fn days_are_the_desk_zone_s() {

@@ -46,46 +46,13 @@ impl Times {
             .to_string()
     }
 
-    /// The day of an instant, in the desk's zone.
-    pub fn day(&self, t: &DateTime<Utc>) -> String {
-        t.with_timezone(&self.tz).format("%Y-%m-%d").to_string()
-    }
-
     /// The age of something that began at `t`, at `now`.
     pub fn age(&self, t: DateTime<Utc>, now: DateTime<Utc>) -> String {
         duration_secs((now - t).num_seconds())
     }
 }
 
-/// `2h 10m`, `3d 4h`, `45m`, `30s`: the two largest units, whole.
-pub fn duration_secs(secs: i64) -> String {
-    let sign = if secs < 0 { "-" } else { "" };
-    let s = secs.unsigned_abs();
-    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
-    let body = if d > 0 {
-        if h > 0 {
-            format!("{d}d {h}h")
-        } else {
-            format!("{d}d")
-        }
-    } else if h > 0 {
-        if m > 0 {
-            format!("{h}h {m}m")
-        } else {
-            format!("{h}h")
-        }
-    } else if m > 0 {
-        format!("{m}m")
-    } else {
-        format!("{s}s")
-    };
-    format!("{sign}{body}")
-}
-
-/// Minutes of effort as a duration.
-pub fn minutes(m: u64) -> String {
-    duration_secs((m.min(i64::MAX as u64 / 60) * 60) as i64)
-}
+pub use crate::desk::report_text::{duration_secs, minutes};
 
 #[cfg(test)]
 mod tests {
@@ -113,8 +80,5 @@ mod tests {
         };
         assert_eq!(berlin.at(&t), "2026-11-02 09:30 CET");
         assert_eq!(Times { tz: chrono_tz::UTC }.at(&t), "2026-11-02 08:30 UTC");
-        let late = t + chrono::Duration::hours(15);
-        assert_eq!(berlin.day(&late), "2026-11-03", "past midnight in Berlin");
-        assert_eq!(Times { tz: chrono_tz::UTC }.day(&late), "2026-11-02");
     }
 }

@@ -350,9 +350,11 @@ impl Validator {
             },
             base,
         );
+        let digests = self.check_digests(&raw.digests, &teams, &templates);
         Some(Config {
             queues,
             retention,
+            digests,
             warnings: std::mem::take(&mut self.warnings),
             path: path.to_path_buf(),
             desk: Desk {

@@ -36,6 +36,8 @@ pub struct Config {
     pub warnings: Vec<String>,
     pub store: StoreConfig,
     pub retention: RetentionConfig,
+    /// `[[digest]]`: reports mailed on a schedule.
+    pub digests: Vec<Digest>,
     /// `[[queue]]`s: help addresses besides `[desk] address`, the default queue.
     pub queues: Vec<QueueConfig>,
 }
@@ -53,6 +55,61 @@ pub struct QueueConfig {
     pub default_sla: Option<String>,
     /// A folder whose templates replace the desk's, file by file.
     pub templates: Option<PathBuf>,
+}
+
+/// `[[digest]]`: which report goes to whom, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    pub name: String,
+    pub to: Vec<DigestRecipient>,
+    pub report: DigestReport,
+    pub every: Every,
+    /// A template in the templates folder (`digest.txt` by default).
+    pub template: String,
+}
+
+/// One entry of a digest's `to`; teams are resolved when it is sent, so a
+/// reload that changes a team changes who gets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DigestRecipient {
+    Address(EmailAddress),
+    /// `team:NAME`: every member.
+    Team(String),
+    /// `lead:TEAM`: the team's lead.
+    Lead(String),
+}
+
+/// Which report a digest carries, with the options of its command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DigestReport {
+    /// `deskgate report`; `last` absent means the time since the previous
+    /// send time. `by` is one of the report's row names (checked).
+    Report {
+        last: Option<Duration>,
+        by: Option<String>,
+        team: Option<String>,
+        agent: Option<String>,
+        tag: Option<String>,
+    },
+    /// `deskgate recurring`.
+    Recurring { last: Duration, min: usize },
+}
+
+/// When a digest goes: `day 08:00`, `monday 08:00`, `1st 08:00` (in the
+/// desk's time zone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Every {
+    pub on: EveryOn,
+    pub hour: u32,
+    pub minute: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EveryOn {
+    Day,
+    Week(chrono::Weekday),
+    /// The day of the month, 1 to 28 (every month has it).
+    Month(u32),
 }
 
 /// `[retention]`: how old raw mail, delivery logs and dedupe keys get before

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 pub mod calendar;
 mod check;
+mod check_digest;
 mod check_oauth2;
 mod check_queues;
 mod check_retention;
@@ -35,6 +36,7 @@ mod trust_notes;
 mod values;
 
 use check::Validator;
+pub use check_digest::{parse_every, DEFAULT_TEMPLATE as DEFAULT_DIGEST_TEMPLATE, REPORT_ROWS};
 pub use checked::QueueConfig;
 pub use checked::{
     AfterProcessing, Agent, Config, Desk, Limits, MailboxConfig, OutboxConfig, SmtpConfig,

@@ -39,6 +39,8 @@ pub(super) struct RawConfig {
     pub(super) store: RawStore,
     #[serde(default)]
     pub(super) retention: RawRetention,
+    #[serde(default, rename = "digest")]
+    pub(super) digests: Vec<RawDigest>,
     #[serde(default, rename = "queue")]
     pub(super) queues: Vec<RawQueue>,
 }
@@ -55,6 +57,26 @@ pub(super) struct RawQueue {
     pub(super) default_team: Option<String>,
     pub(super) default_sla: Option<String>,
     pub(super) templates: Option<PathBuf>,
+}
+
+/// `[[digest]]`: a report mailed on a schedule (checked in `check_digest`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDigest {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) to: Vec<String>,
+    /// "report" (the default) or "recurring".
+    pub(super) report: Option<String>,
+    pub(super) every: String,
+    pub(super) template: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) last: Option<Duration>,
+    pub(super) by: Option<String>,
+    pub(super) team: Option<String>,
+    pub(super) agent: Option<String>,
+    pub(super) tag: Option<String>,
+    pub(super) min: Option<usize>,
 }
 
 /// `[retention]`: each age absent keeps that kind forever (the default).

@@ -1,6 +1,7 @@
 //! The timer task: every `check_interval` it asks the engine which SLA
 //! warnings, breaches, reminders and closings are due, from stored timestamps
-//! only, and carries each out once (see `sla`).
+//! only, and carries each out once (see `sla`); then which digests are due
+//! and which reports were asked for by mail (`engine::digest`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +66,12 @@ impl TimerTask {
             let retention = self.retention.clone();
             let work = move || {
                 let fired = engine.run_timers();
+                // Digests and reports asked by mail: each once, in the
+                // transaction that marks it sent.
+                let fired = match (fired, engine.run_digests()) {
+                    (Ok(a), Ok(b)) => Ok(a + b),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                };
                 if let Err(e) = crate::engine::retention::daemon_pass(&engine, &retention) {
                     warn!(error = %e, "retention pass failed; trying again next hour");
                 }

@@ -346,6 +346,72 @@ pub fn queue_ticketless_from(
     Ok(Ok(()))
 }
 
+/// A report mailed to one person outside any ticket (a digest, the answer
+/// to `help+report@`), with its files.
+pub struct ReportMail<'a> {
+    pub to: &'a Party,
+    /// What it is, for the outbox ("digest", "report").
+    pub kind: &'a str,
+    pub rendered: crate::desk::templates::Rendered,
+    pub attachments: Vec<outgoing::OutgoingAttachment>,
+    pub in_reply_to: Option<String>,
+    pub auto_submitted: AutoSubmitted,
+    /// Answers to a mail count against the per-recipient limit; a digest
+    /// does not (it is scheduled, once per period, so it cannot loop).
+    pub rate_limited: bool,
+}
+
+/// Queues a [`ReportMail`] under the guards every automatic mail passes;
+/// returns why it was not sent, if it was not.
+pub fn queue_report(
+    tx: &Tx<'_>,
+    policy: &Policy,
+    m: ReportMail<'_>,
+    now: DateTime<Utc>,
+) -> TxResult<Result<(), String>> {
+    if let Some(reason) = blocked(tx, policy, &m.to.address)? {
+        return Ok(Err(reason));
+    }
+    if m.rate_limited {
+        let window = policy.limits.auto_reply_window;
+        let mut log = tx.auto_sent(m.to.address.as_str())?;
+        if let Err(reason) = check_limits(log.count(now, window), 0, &policy.limits) {
+            return Ok(Err(reason));
+        }
+        log.record(now, window);
+        tx.put_auto_sent(m.to.address.as_str(), &log)?;
+    }
+    let outgoing = Outgoing {
+        from: policy.desk.clone(),
+        to: vec![m.to.clone()],
+        reply_to: None,
+        subject: m.rendered.subject,
+        body: m.rendered.body,
+        message_id: outgoing::new_message_id(m.kind, None, policy.desk.address.domain()),
+        references: m.in_reply_to.iter().cloned().collect(),
+        in_reply_to: m.in_reply_to,
+        auto_submitted: Some(m.auto_submitted),
+        x_loop: policy.desk.address.clone(),
+        date: SystemTime::from(now),
+        attachments: m.attachments,
+    };
+    if let Err(e) = outgoing::check(&outgoing) {
+        return Ok(Err(e.to_string()));
+    }
+    let recipients = vec![m.to.address.clone()];
+    tx.put_outbox(&OutboxEntry::queued(
+        tx.generate_id()?,
+        None,
+        m.kind,
+        policy.envelope_from.clone(),
+        recipients.clone(),
+        &outgoing,
+        now,
+    ))?;
+    tx.put_sent(&outgoing.message_id, &recipients)?;
+    Ok(Ok(()))
+}
+
 fn outbound_record(ticket: u64, o: &Outgoing, kind: &str, now: DateTime<Utc>) -> MessageRecord {
     MessageRecord {
         ticket,

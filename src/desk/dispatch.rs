@@ -129,6 +129,11 @@ fn file_person_or_automatic(
             tx, policy, mail, class, &signals, now,
         )?));
     }
+    if signals.report {
+        return Ok(Some(crate::desk::report_mail::on_address(
+            tx, policy, mail, class, &signals, now,
+        )?));
+    }
     let existing = existing_ticket(tx, parts, &signals)?;
     if signals.next || (existing.is_none() && next_mail::asks(&signals, &record.text)) {
         return Ok(Some(next_mail::on_address(

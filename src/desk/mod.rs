@@ -2,7 +2,10 @@
 //! engine opened: how a mail finds its ticket, routing, the requester's and
 //! the agent's paths (commands, trust), delivery reports, automatic mail and
 //! its loop guards, queues (help addresses of their own), templates, SLAs,
-//! calendars, escalation and the timed lifecycle.
+//! calendars, escalation and the timed lifecycle; reports by mail (`digest`:
+//! schedules and `[[digest]]` mails; `report_mail`: `help+report@`;
+//! `report_period` and `report_text`: the period's words and the report's
+//! tables and CSV, shared with the command line).
 //!
 //! Never opens a transaction, never touches the network or a clock (the time
 //! comes in as a value). May import `mail`, `store` and `config`; must not
@@ -16,6 +19,7 @@ pub mod board;
 pub mod bounces;
 pub mod calendar;
 pub mod commands;
+pub mod digest;
 pub mod dispatch;
 pub mod escalation;
 pub mod forgery;
@@ -31,6 +35,9 @@ pub mod quarantine;
 pub mod queue;
 pub mod recurring;
 pub mod report;
+pub mod report_mail;
+pub mod report_period;
+pub mod report_text;
 pub mod requester;
 pub mod routing;
 pub mod sla;

@@ -39,6 +39,10 @@ pub struct Policy {
     pub timers: Timers,
     /// `[[queue]]`s: help addresses besides `desk`'s (see `desk::queue`).
     pub queues: Vec<Queue>,
+    /// `[desk] timezone`: digests are scheduled, and their periods named, in it.
+    pub timezone: chrono_tz::Tz,
+    /// `[[digest]]`: reports mailed on a schedule.
+    pub digests: Vec<crate::config::checked::Digest>,
 }
 
 impl Policy {
@@ -62,6 +66,8 @@ impl Policy {
             default_sla: None,
             timers: Timers::default(),
             queues: Vec::new(),
+            timezone: chrono_tz::UTC,
+            digests: Vec::new(),
         }
     }
 
@@ -87,6 +93,9 @@ impl Policy {
     }
 
     pub fn from_config(cfg: &Config) -> Result<Policy, TemplateError> {
+        let mut templates = Templates::load(&cfg.desk.templates)?;
+        let digest_templates: Vec<&str> = cfg.digests.iter().map(|d| d.template.as_str()).collect();
+        templates.load_more(&cfg.desk.templates, &digest_templates)?;
         Ok(Policy {
             desk: Party {
                 name: Some(cfg.desk.name.clone()),
@@ -95,7 +104,7 @@ impl Policy {
             envelope_from: cfg.smtp.envelope_from.clone(),
             first_ticket: cfg.desk.first_ticket,
             matcher: TokenMatcher::new(&cfg.desk.subject_tag),
-            templates: Templates::load(&cfg.desk.templates)?,
+            templates,
             limits: cfg.limits.clone(),
             rules: cfg.rules.clone(),
             teams: cfg.teams.clone(),
@@ -112,6 +121,8 @@ impl Policy {
             default_sla: cfg.desk.default_sla.clone(),
             timers: cfg.timers.clone(),
             queues: queues_of(cfg)?,
+            timezone: cfg.desk.timezone,
+            digests: cfg.digests.clone(),
         })
     }
 }

@@ -20,6 +20,8 @@ pub struct AddressSignals {
     pub commands_help: bool,
     /// Sent to `help+next@`: the sender asks for their list of work.
     pub next: bool,
+    /// Sent to `help+report@`: the sender asks for a report.
+    pub report: bool,
 }
 
 pub fn address_signals(policy: &Policy, mail: &InboundMail) -> AddressSignals {
@@ -39,6 +41,7 @@ pub fn address_signals(policy: &Policy, mail: &InboundMail) -> AddressSignals {
             Some(trust::PlusTag::Comment) => s.comment = true,
             Some(trust::PlusTag::Commands) => s.commands_help = true,
             Some(trust::PlusTag::Next) => s.next = true,
+            Some(trust::PlusTag::Report) => s.report = true,
             Some(trust::PlusTag::Ticket { ticket, sig }) if s.signed_ticket.is_none() => {
                 s.signed_ticket = Some((ticket, sig))
             }

@@ -31,6 +31,8 @@ pub const TEMPLATE_NAMES: &[&str] = &[
     "commands.txt",
     "next.txt",
     "assigned.txt",
+    "digest.txt",
+    "report_error.txt",
 ];
 
 /// Templates added after the first release: a templates folder from before
@@ -43,6 +45,11 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("commands.txt", include_str!("../../templates/commands.txt")),
     ("next.txt", include_str!("../../templates/next.txt")),
     ("assigned.txt", include_str!("../../templates/assigned.txt")),
+    ("digest.txt", include_str!("../../templates/digest.txt")),
+    (
+        "report_error.txt",
+        include_str!("../../templates/report_error.txt"),
+    ),
 ];
 
 /// Mail to agents, which ends with the command cheat sheet
@@ -166,6 +173,31 @@ impl Templates {
             }
         }
         Ok(rendered)
+    }
+
+    /// Loads more templates from `dir` by name (a `[[digest]]`'s own
+    /// template), checked the same way; a name already loaded is kept.
+    pub fn load_more(&mut self, dir: &Path, names: &[&str]) -> Result<(), TemplateError> {
+        for name in names {
+            if self.env.get_template(name).is_ok() {
+                continue;
+            }
+            let err = |source| TemplateError::Load {
+                name: name.to_string(),
+                dir: dir.display().to_string(),
+                source,
+            };
+            let source = std::fs::read_to_string(dir.join(name)).map_err(|e| {
+                err(minijinja::Error::new(
+                    minijinja::ErrorKind::TemplateNotFound,
+                    e.to_string(),
+                ))
+            })?;
+            self.env
+                .add_template_owned(name.to_string(), source)
+                .map_err(err)?;
+        }
+        Ok(())
     }
 
     /// A template that is only a body (no Subject line), e.g. the cheat sheet.

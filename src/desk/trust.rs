@@ -65,6 +65,8 @@ pub enum PlusTag {
     Ticket { ticket: TicketId, sig: String },
     /// `help+next@`: an agent asks for their own list of work (`#next`).
     Next,
+    /// `help+report@`: an agent asks for a report (`desk::report_mail`).
+    Report,
 }
 
 /// Reads the plus-tag of an address of the help desk (`help+TAG@domain`).
@@ -84,6 +86,9 @@ pub fn plus_tag(desk: &EmailAddress, addr: &EmailAddress) -> Option<PlusTag> {
     }
     if tag == "next" {
         return Some(PlusTag::Next);
+    }
+    if tag == "report" {
+        return Some(PlusTag::Report);
     }
     let (n, sig) = tag.split_once('.')?;
     Some(PlusTag::Ticket {

@@ -1,6 +1,7 @@
 //! The only place that opens store transactions: ingest a batch of raw mail,
-//! run the timers that are due, retry quarantined mail, and answer the CLI's
-//! queries.
+//! run the timers that are due, send the digests that are due and answer
+//! reports asked for by mail (`digest`), retry quarantined mail, and answer
+//! the CLI's queries.
 //!
 //! [`Engine::ingest_batch`] prepares each mail (pure: parse, classify, thread
 //! keys; see [`crate::desk::prepare`]) and files the whole batch in one
@@ -12,6 +13,7 @@
 
 pub mod attachment;
 pub mod clock;
+mod digest;
 #[cfg(debug_assertions)]
 mod fault;
 pub mod queries;
@@ -354,6 +356,7 @@ mod tests {
     use crate::store::records::{EventKind, Status};
 
     mod bugs_tests;
+    mod digest_tests;
     mod queues_tests;
     mod steer_tests;
     mod trust_tests;

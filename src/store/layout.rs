@@ -26,6 +26,7 @@
 //! | `Attempts` (19) | mailbox, 0, UIDVALIDITY, UID | u32 | processing attempts of a mail not yet committed (poison mail) |
 //! | `OutboxInDoubt` (20) | outbox id u64 BE | u32 | times the mail's body went to SMTP with no answer recorded (see `sending.rs`) |
 //! | `TicketIndex` (21) | kind u8, [value len u16 BE, value], updated ms u64 BE, ticket u64 BE | empty | `tickets list` by update time, status, team, assignee, requester, tag: a page is a range read (see `list_index.rs`) |
+//! | `Digests` (23) | `d`+digest name, or `r`+request id u64 BE | period start (RFC 3339 JSON) / `ReportRequest` | a digest is sent once per period (the mark commits with its mails); a report asked by mail waits for the timer pass |
 //!
 //! Counted tables ([`COUNTED`]) keep their number of keys in `Meta` under
 //! `count`+table, moved in the same batch as the keys, so `stats` reads
@@ -80,6 +81,9 @@ pub(super) enum T {
     /// status, team, assignee, requester and tags, most recent last: a
     /// filtered page of `tickets list` is a range read (`list_index.rs`).
     TicketIndex,
+    /// `b'd'` + digest name → the period it was last sent for; `b'r'` + id
+    /// u64 BE → a report asked for by mail, not answered yet (`digests.rs`).
+    Digests = 23,
 }
 
 /// The tree names of format 1 stores, by table number.

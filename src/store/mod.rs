@@ -23,6 +23,7 @@ use sled::IVec;
 mod attempts;
 pub mod backup;
 pub mod db;
+pub mod digests;
 mod error;
 pub mod export;
 mod import;
