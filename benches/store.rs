@@ -7,7 +7,8 @@
 //! for a million. `DESKGATE_BENCH_SENDERS` (default 5,000) is how many
 //! addresses write: few senders under raised limits is the case where a
 //! per-recipient history would grow with every mail. `DESKGATE_BENCH_CACHE_MIB`
-//! sets sled's cache (default: the daemon's default). Reports, as a table and in `target/bench-store.json`:
+//! sets sled's cache (default: the daemon's default); `DESKGATE_BENCH_DIR`
+//! where the store is built (default: the system's temporary folder). Reports, as a table and in `target/bench-store.json`:
 //! the build rate at the start and at the end (does ingest slow as the desk
 //! grows?), `tickets list` first page, `tickets show`, `stats`, a timer pass
 //! with 100 tickets due, reopening the store (start to ready), the store's
@@ -190,6 +191,7 @@ resolution = {{ normal = "5d" }}
 fn main() {
     let n = env_usize("DESKGATE_BENCH_TICKETS", 100_000);
     let senders = env_usize("DESKGATE_BENCH_SENDERS", 5000).max(1);
+    let batch_ms = env_usize("DESKGATE_BENCH_BATCH_MS", 100) as i64;
     let options = match std::env::var("DESKGATE_BENCH_CACHE_MIB")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
@@ -239,6 +241,10 @@ fn main() {
             raw_bytes += mails.iter().map(|m| m.len() as u64).sum::<u64>();
             let raws: Vec<&[u8]> = mails.iter().map(|m| m.as_slice()).collect();
             engine.ingest_batch(&raws, "help").unwrap();
+            // Mail arrives over time (by default 5,000 a second), as it
+            // does for the daemon, whose clock is real;
+            // `DESKGATE_BENCH_BATCH_MS=0` freezes the clock instead.
+            clock.advance(chrono::Duration::milliseconds(batch_ms));
             done += raws.len();
             window.1 += raws.len();
             if window.1 >= n / 10 || done == n {
