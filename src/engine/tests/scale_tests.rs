@@ -34,3 +34,33 @@ fn raw_mail_is_keyed_in_filing_order() {
     sorted.sort();
     assert_eq!(keys, sorted, "raw keys in filing order");
 }
+
+/// A quarantined mail filed on retry is stored under its own key: the
+/// quarantine's copy, read by nothing any more, goes in the same transaction.
+#[test]
+fn a_retried_quarantined_mail_leaves_no_second_copy() {
+    let (_d, e, _c) = engine();
+    let raw = mail("a@c.test", "Help", "q1@c", "");
+    let Outcome::Quarantined { id, .. } = e.quarantine_raw(&raw, "help", "parser crashed").unwrap()
+    else {
+        panic!("not quarantined")
+    };
+    let entry = e.store().quarantine_entry(id).unwrap().unwrap();
+    assert!(e.store().raw(&entry.raw_key).unwrap().is_some());
+    assert!(matches!(
+        e.retry_quarantined(id).unwrap(),
+        Outcome::Created { .. }
+    ));
+    let filed = e.store().messages(1000).unwrap()[0]
+        .raw_key
+        .clone()
+        .unwrap();
+    assert_eq!(
+        e.store().raw(&filed).unwrap().as_deref(),
+        Some(raw.as_slice())
+    );
+    assert!(
+        e.store().raw(&entry.raw_key).unwrap().is_none(),
+        "no orphan copy"
+    );
+}
