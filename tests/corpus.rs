@@ -492,9 +492,11 @@ fn run_fixture(exp: &Expected, raw: &[u8]) -> Report {
         // A duplicate's bytes are those of a mail already kept.
         Kind::Duplicate => {}
         _ => {
-            if store.raw(&sha256_hex(raw)).expect("raw").as_deref() != Some(raw) {
+            // Keyed by filing time, then SHA-256 (`store::raw_key`).
+            let key = deskgate::store::raw_key(engine.now(), &sha256_hex(raw));
+            if store.raw(&key).expect("raw").as_deref() != Some(raw) {
                 problems.push(format!(
-                    "{kind:?}, but the raw bytes are not kept under their SHA-256"
+                    "{kind:?}, but the raw bytes are not kept under their filing time and SHA-256"
                 ));
             }
         }

@@ -212,11 +212,13 @@ fn record_filed(
             from: mail.from.as_ref().map(|f| f.address.to_string()),
             subject: mail.subject.clone(),
             reason,
-            raw_key: (!oversized).then(|| mail.raw_sha256.clone()),
+            raw_key: record.raw_key.clone(),
         })?;
     }
+    if let Some(raw_key) = &record.raw_key {
+        tx.put_raw(raw_key, p.raw)?;
+    }
     if !oversized {
-        tx.put_raw(&mail.raw_sha256, p.raw)?;
         for (a, meta) in mail.attachments.iter().zip(&record.attachments) {
             tx.put_blob(&meta.sha256, &a.bytes)?;
         }

@@ -101,7 +101,7 @@ pub fn inbound_record(mail: &InboundMail, now: DateTime<Utc>, oversized: bool) -
         message_id: mail.message_id.clone(),
         text,
         attachments,
-        raw_key: (!oversized).then(|| mail.raw_sha256.clone()),
+        raw_key: (!oversized).then(|| crate::store::raw_key(now, &mail.raw_sha256)),
         kind: None,
     }
 }

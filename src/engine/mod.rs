@@ -332,10 +332,21 @@ impl Engine {
             tx.remove_quarantine(id)?;
             tx.remove_disposition(&p.dedupe_key)?;
             tx.remove_disposition(&format!("sha256:{}", entry.raw_key))?;
-            match apply(tx, &p, &policy, &entry.mailbox, now)? {
-                Outcome::Quarantined { reason, .. } => Err(StoreError::Aborted(reason)),
-                o => Ok(o),
+            let outcome = match apply(tx, &p, &policy, &entry.mailbox, now)? {
+                Outcome::Quarantined { reason, .. } => return Err(StoreError::Aborted(reason)),
+                o => o,
+            };
+            // Filed now under a key of its own (`store::raw_key`): the
+            // quarantine's copy would be left behind, read by nothing.
+            let filed_key = p
+                .parsed
+                .as_ref()
+                .ok()
+                .and_then(|m| m.record.raw_key.as_ref());
+            if filed_key.is_some_and(|k| *k != entry.raw_key) {
+                tx.remove_raw(&entry.raw_key)?;
             }
+            Ok(outcome)
         });
         match result {
             Ok(o) => Ok(o),
@@ -359,6 +370,7 @@ mod tests {
     mod digest_tests;
     mod queues_tests;
     mod steer_tests;
+    mod scale_tests;
     mod trust_tests;
     use crate::store::Store;
 

@@ -52,6 +52,18 @@ use crate::store::records::{
     OutboxEntry, QuarantineEntry, Ticket, TicketId,
 };
 
+/// The key a filed mail's raw bytes are stored under: the time it was filed
+/// (ms, 16 hex digits) before its SHA-256. Keyed by the hash alone, every
+/// new mail went to a random leaf of the tree, and once the store was far
+/// larger than sled's cache each one was a page read and rewrite of a node
+/// of other mails' bytes (the build slowed as the desk grew, see
+/// docs/performance.md); in time order new mails are appended to the few
+/// newest leaves. The hash keeps keys unique; a clock set back costs only
+/// locality. Older mails keep their hash-only keys: a record names its key.
+pub fn raw_key(filed: DateTime<Utc>, sha256: &str) -> String {
+    format!("{:016x}.{sha256}", filed.timestamp_millis().max(0))
+}
+
 /// A handle on the store; cheap to clone (sled trees are reference-counted).
 #[derive(Clone)]
 pub struct Store {

@@ -159,6 +159,11 @@ impl Tx<'_> {
         Ok(())
     }
 
+    pub fn remove_raw(&self, key: &str) -> TxResult<()> {
+        self.remove(T::Raw, key.as_bytes());
+        Ok(())
+    }
+
     pub fn put_blob(&self, sha256: &str, bytes: &[u8]) -> TxResult<()> {
         if self.get(T::Blobs, sha256.as_bytes())?.is_none() {
             self.insert(T::Blobs, sha256.as_bytes(), bytes);
