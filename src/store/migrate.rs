@@ -31,6 +31,8 @@ use super::layout::{COUNTED, FORMAT, FORMAT_KEY, T, TREES};
 const COPY_BATCH: usize = 10_000;
 /// One tree with prefixed keys, before the list index.
 const FORMAT_2: u32 = 2;
+/// The list index, before the report facts.
+const FORMAT_3: u32 = 3;
 
 fn format_of(data: &Tree) -> Result<Option<u32>, StoreError> {
     Ok(data
@@ -74,8 +76,10 @@ pub fn to_current(db: &sled::Db, path: &str) -> Result<(), StoreError> {
             if has_format_1_trees(db) {
                 drop_format_1(db)?;
             }
-            step_list_index(db, &data)
+            step_list_index(db, &data)?;
+            step_report_facts(db, &data)
         }
+        Some(FORMAT_3) => step_report_facts(db, &data),
         Some(f) => Err(StoreError::Migrate {
             from: f,
             why: "no such format was ever written".into(),
@@ -96,6 +100,18 @@ fn step_list_index(db: &sled::Db, data: &Tree) -> Result<(), StoreError> {
     data.insert(full_key(T::Meta as u8, FORMAT_KEY), &3u32.to_be_bytes())?;
     db.flush()?;
     tracing::info!(tickets, "built the ticket list index (store format 3)");
+    Ok(())
+}
+
+/// Format 3 → 4, the step "report facts": derives every ticket's report
+/// facts from its trail and indexes them (`report_facts.rs`), then writes
+/// the format. The build replaces what it finds, so a crash before the
+/// format key is written just builds again.
+fn step_report_facts(db: &sled::Db, data: &Tree) -> Result<(), StoreError> {
+    let tickets = super::report_facts::build(data, COPY_BATCH)?;
+    data.insert(full_key(T::Meta as u8, FORMAT_KEY), &4u32.to_be_bytes())?;
+    db.flush()?;
+    tracing::info!(tickets, "built the report facts (store format 4)");
     Ok(())
 }
 
