@@ -371,6 +371,83 @@ mod tests {
     }
 
     #[test]
+    fn a_format_3_store_gets_its_report_facts_built_once() {
+        use crate::store::records::{Event, EventKind, Status, Ticket};
+        use crate::store::report_facts::ReportFacts;
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = chrono::Utc::now() - chrono::Duration::days(2);
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .transact(|tx| {
+                    for id in 1..=3u64 {
+                        let mut t = Ticket::new(
+                            id,
+                            "s".into(),
+                            crate::mail::address::Party {
+                                name: None,
+                                address: crate::mail::address::EmailAddress::parse("a@b.c")
+                                    .unwrap(),
+                            },
+                            "help",
+                            t0,
+                        );
+                        if id == 2 {
+                            let to = Status::Resolved;
+                            let kind = EventKind::StatusChanged {
+                                from: t.status,
+                                to,
+                                reason: "done".into(),
+                            };
+                            t.status = to;
+                            let at = t0 + chrono::Duration::hours(1);
+                            tx.add_event(
+                                &mut t,
+                                &Event {
+                                    at,
+                                    actor: "a".into(),
+                                    kind,
+                                },
+                            )?;
+                        }
+                        tx.put_ticket(&t)?;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            // What a format 3 store looks like: no report facts, format 3.
+            for table in [T::ReportFacts as u8, T::ReportIndex as u8] {
+                let keys: Vec<_> = store.db.iter(table).map(|r| r.unwrap().0).collect();
+                for k in keys {
+                    store.db.remove_direct(table, &k).unwrap();
+                }
+            }
+            store
+                .db
+                .put_direct(T::Meta as u8, FORMAT_KEY, &FORMAT_3.to_be_bytes())
+                .unwrap();
+            assert!(store.report_facts(1).unwrap().is_none());
+            store.flush_blocking().unwrap();
+        }
+        let store = Store::open_when_free(dir.path());
+        for id in 1..=3u64 {
+            let t = store.ticket(id).unwrap().unwrap();
+            let want = ReportFacts::derive(None, &t, &store.events(id).unwrap());
+            assert_eq!(store.report_facts(id).unwrap(), Some(want));
+        }
+        let now = chrono::Utc::now();
+        let read = store.report_tickets(t0, now).unwrap();
+        assert_eq!(read.into_iter().collect::<Vec<_>>(), [1, 2, 3]);
+        let open: Vec<_> = store
+            .open_created_before(now)
+            .map(|e| e.unwrap().id)
+            .collect();
+        assert_eq!(open, [1, 3], "the resolved ticket is not in the backlog");
+        let format = store.db.get(T::Meta as u8, FORMAT_KEY).unwrap().unwrap();
+        assert_eq!(format.as_ref(), &FORMAT.to_be_bytes());
+    }
+
+    #[test]
     fn a_backup_made_by_the_format_2_release_restores_and_gets_its_index() {
         use sha2::{Digest, Sha256};
         let dir = tempfile::tempdir().unwrap();
