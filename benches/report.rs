@@ -2,9 +2,10 @@
 //! real engine (`Engine::ingest_batch`), a thousand a day, half of them
 //! answered, timed (`#time`) and resolved by an agent, one in ten escalated,
 //! on an office-hours SLA calendar; then times what a manager and an agent
-//! ask of it: `report` over the last 30 days (all, and by team), over the
-//! whole history, `board`, `tickets next` and a `tickets search` that
-//! matches nothing (the worst case: every message read).
+//! ask of it: `report` over the last 7 and 30 days (all, and by team), over
+//! the last whole calendar month, over the whole history, `board`, `tickets
+//! next` and a `tickets search` that matches nothing (the worst case: every
+//! message read).
 //!
 //! `cargo bench --bench report` (N = 100,000), `DESKGATE_BENCH_TICKETS=N`
 //! for another size. Prints a table and writes `target/bench-report.json`.
@@ -15,7 +16,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use common::{env_usize, ms, time};
 use deskgate::desk::policy::Policy;
 use deskgate::desk::report::{Filter, GroupBy, Spec};
@@ -143,6 +144,20 @@ fn main() {
         },
     };
     let last30 = now - chrono::Duration::days(30);
+    let last7 = now - chrono::Duration::days(7);
+    let (_, report_7) = time(|| answer(&engine, &spec(last7, None)));
+    // The last whole calendar month before now.
+    let month_end = now.date_naive().with_day(1).unwrap();
+    let month_start = month_end.pred_opt().unwrap().with_day(1).unwrap();
+    let month = Query::Report {
+        spec: Spec {
+            since: month_start.and_hms_opt(0, 0, 0).unwrap().and_utc(),
+            until: month_end.and_hms_opt(0, 0, 0).unwrap().and_utc(),
+            by: None,
+            filter: Filter::default(),
+        },
+    };
+    let (_, report_month) = time(|| answer(&engine, &month));
     let (r, report_30) = time(|| answer(&engine, &spec(last30, None)));
     let Answer::Report { report } = r else {
         panic!("{r:?}")
@@ -185,7 +200,9 @@ fn main() {
     let out = serde_json::json!({
         "tickets": n,
         "build_s": build_s,
+        "report_last_7_days_ms": ms(report_7),
         "report_last_30_days_ms": ms(report_30),
+        "report_last_month_ms": ms(report_month),
         "report_last_30_days_by_team_ms": ms(report_30_team),
         "report_whole_history_by_tier_ms": ms(report_all),
         "board_ms": ms(board_t),
@@ -194,7 +211,12 @@ fn main() {
     });
     println!("\n| measure ({n} tickets) | value |\n|---|---|");
     println!("| build | {build_s:.0} s |");
+    println!("| report, last 7 days | {:.0} ms |", ms(report_7));
     println!("| report, last 30 days | {:.0} ms |", ms(report_30));
+    println!(
+        "| report, last calendar month | {:.0} ms |",
+        ms(report_month)
+    );
     println!(
         "| report, last 30 days, by team | {:.0} ms |",
         ms(report_30_team)

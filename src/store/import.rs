@@ -167,6 +167,9 @@ pub(super) fn read(store: &Store, path: &Path) -> Result<TransferSummary, StoreE
         }
     }
     store_lines(store, lines)?;
+    // Events come in after their ticket: the report facts are derived
+    // once everything is in (report_facts.rs).
+    super::report_facts::build(&store.db.sled().open_tree("data")?, 10_000)?;
     if end.is_none() {
         return Err(StoreError::Transfer(format!(
             "cannot import {}: it is cut short (no end line after line {number}); what came before it was imported",

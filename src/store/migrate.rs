@@ -31,6 +31,8 @@ use super::layout::{COUNTED, FORMAT, FORMAT_KEY, T, TREES};
 const COPY_BATCH: usize = 10_000;
 /// One tree with prefixed keys, before the list index.
 const FORMAT_2: u32 = 2;
+/// The list index, before the report facts.
+const FORMAT_3: u32 = 3;
 
 fn format_of(data: &Tree) -> Result<Option<u32>, StoreError> {
     Ok(data
@@ -74,8 +76,10 @@ pub fn to_current(db: &sled::Db, path: &str) -> Result<(), StoreError> {
             if has_format_1_trees(db) {
                 drop_format_1(db)?;
             }
-            step_list_index(db, &data)
+            step_list_index(db, &data)?;
+            step_report_facts(db, &data)
         }
+        Some(FORMAT_3) => step_report_facts(db, &data),
         Some(f) => Err(StoreError::Migrate {
             from: f,
             why: "no such format was ever written".into(),
@@ -96,6 +100,18 @@ fn step_list_index(db: &sled::Db, data: &Tree) -> Result<(), StoreError> {
     data.insert(full_key(T::Meta as u8, FORMAT_KEY), &3u32.to_be_bytes())?;
     db.flush()?;
     tracing::info!(tickets, "built the ticket list index (store format 3)");
+    Ok(())
+}
+
+/// Format 3 → 4, the step "report facts": derives every ticket's report
+/// facts from its trail and indexes them (`report_facts.rs`), then writes
+/// the format. The build replaces what it finds, so a crash before the
+/// format key is written just builds again.
+fn step_report_facts(db: &sled::Db, data: &Tree) -> Result<(), StoreError> {
+    let tickets = super::report_facts::build(data, COPY_BATCH)?;
+    data.insert(full_key(T::Meta as u8, FORMAT_KEY), &4u32.to_be_bytes())?;
+    db.flush()?;
+    tracing::info!(tickets, "built the report facts (store format 4)");
     Ok(())
 }
 
@@ -350,6 +366,83 @@ mod tests {
             .collect();
         assert_eq!(ids, [3, 1]);
         assert_eq!(store.ticket_list(&[], None, None).count(), 3);
+        let format = store.db.get(T::Meta as u8, FORMAT_KEY).unwrap().unwrap();
+        assert_eq!(format.as_ref(), &FORMAT.to_be_bytes());
+    }
+
+    #[test]
+    fn a_format_3_store_gets_its_report_facts_built_once() {
+        use crate::store::records::{Event, EventKind, Status, Ticket};
+        use crate::store::report_facts::ReportFacts;
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = chrono::Utc::now() - chrono::Duration::days(2);
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .transact(|tx| {
+                    for id in 1..=3u64 {
+                        let mut t = Ticket::new(
+                            id,
+                            "s".into(),
+                            crate::mail::address::Party {
+                                name: None,
+                                address: crate::mail::address::EmailAddress::parse("a@b.c")
+                                    .unwrap(),
+                            },
+                            "help",
+                            t0,
+                        );
+                        if id == 2 {
+                            let to = Status::Resolved;
+                            let kind = EventKind::StatusChanged {
+                                from: t.status,
+                                to,
+                                reason: "done".into(),
+                            };
+                            t.status = to;
+                            let at = t0 + chrono::Duration::hours(1);
+                            tx.add_event(
+                                &mut t,
+                                &Event {
+                                    at,
+                                    actor: "a".into(),
+                                    kind,
+                                },
+                            )?;
+                        }
+                        tx.put_ticket(&t)?;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            // What a format 3 store looks like: no report facts, format 3.
+            for table in [T::ReportFacts as u8, T::ReportIndex as u8] {
+                let keys: Vec<_> = store.db.iter(table).map(|r| r.unwrap().0).collect();
+                for k in keys {
+                    store.db.remove_direct(table, &k).unwrap();
+                }
+            }
+            store
+                .db
+                .put_direct(T::Meta as u8, FORMAT_KEY, &FORMAT_3.to_be_bytes())
+                .unwrap();
+            assert!(store.report_facts(1).unwrap().is_none());
+            store.flush_blocking().unwrap();
+        }
+        let store = Store::open_when_free(dir.path());
+        for id in 1..=3u64 {
+            let t = store.ticket(id).unwrap().unwrap();
+            let want = ReportFacts::derive(None, &t, &store.events(id).unwrap());
+            assert_eq!(store.report_facts(id).unwrap(), Some(want));
+        }
+        let now = chrono::Utc::now();
+        let read = store.report_tickets(t0, now).unwrap();
+        assert_eq!(read.into_iter().collect::<Vec<_>>(), [1, 2, 3]);
+        let open: Vec<_> = store
+            .open_created_before(now)
+            .map(|e| e.unwrap().id)
+            .collect();
+        assert_eq!(open, [1, 3], "the resolved ticket is not in the backlog");
         let format = store.db.get(T::Meta as u8, FORMAT_KEY).unwrap().unwrap();
         assert_eq!(format.as_ref(), &FORMAT.to_be_bytes());
     }

@@ -32,6 +32,7 @@ pub mod list_index;
 mod migrate;
 pub mod records;
 mod reply_keys;
+pub mod report_facts;
 pub mod retention;
 mod send_window;
 mod sending;

@@ -84,6 +84,8 @@ impl Tx<'_> {
     pub fn put_ticket(&self, t: &Ticket) -> TxResult<()> {
         // The list index moves in this same transaction (list_index.rs).
         super::list_index::refile(self.ws, self.ticket(t.id)?.as_ref(), t);
+        // So are the report facts (report_facts.rs).
+        super::report_facts::refile(self.ws, t)?;
         self.insert(T::Tickets, &ticket_key(t.id), tx_encode("ticket", t)?);
         let mut touched = self.touched.borrow_mut();
         if !touched.contains(&t.id) {

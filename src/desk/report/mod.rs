@@ -5,8 +5,15 @@
 //! and each is one function here or in [`figures`].
 //!
 //! Pure: the records, the policy (calendars, teams, tiers) and the period
-//! come in as values.
+//! come in as values. The store keeps each ticket's report facts
+//! (`store::report_facts`) so a report reads only the tickets its period
+//! touches; [`facts`] turns those back into records, and
+//! [`Builder::add_open`] counts the rest of the backlog from the open
+//! index's keys.
 
+use std::borrow::Cow;
+
+pub mod facts;
 pub mod figures;
 
 use std::collections::BTreeMap;
@@ -16,7 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::desk::policy::Policy;
 use crate::desk::sla::{self, Target};
-use crate::store::records::{Event, EventKind, Status, Ticket};
+use crate::store::records::{Event, EventKind, Priority, Status, Ticket};
+use crate::store::report_facts::{OpenKeys, ReportFacts};
 
 use figures::{age_bucket, calendar_of, tier_name, tier_of, working_time, Summary};
 
@@ -46,18 +54,59 @@ pub struct Filter {
 
 impl Filter {
     pub fn admits(&self, t: &Ticket) -> bool {
-        self.team
-            .as_deref()
-            .is_none_or(|x| t.team.as_deref() == Some(x))
-            && self.agent.as_deref().is_none_or(|x| {
-                t.assignee
-                    .as_deref()
-                    .is_some_and(|a| a.eq_ignore_ascii_case(x))
-            })
+        self.admits_keys(&Keys::of(t))
+    }
+
+    fn admits_keys(&self, t: &Keys<'_>) -> bool {
+        self.team.as_deref().is_none_or(|x| t.team == Some(x))
+            && self
+                .agent
+                .as_deref()
+                .is_none_or(|x| t.assignee.is_some_and(|a| a.eq_ignore_ascii_case(x)))
             && self
                 .tag
                 .as_deref()
                 .is_none_or(|x| t.tags.iter().any(|g| g == x))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.team.is_none() && self.agent.is_none() && self.tag.is_none()
+    }
+}
+
+/// What a report filters and groups a ticket by: from the ticket, or from
+/// its entry in the open index.
+struct Keys<'a> {
+    team: Option<&'a str>,
+    assignee: Option<&'a str>,
+    tags: &'a [String],
+    priority: Priority,
+    mailbox: &'a str,
+    /// Lower case.
+    domain: Cow<'a, str>,
+}
+
+impl Keys<'_> {
+    fn of(t: &Ticket) -> Keys<'_> {
+        Keys {
+            team: t.team.as_deref(),
+            assignee: t.assignee.as_deref(),
+            tags: &t.tags,
+            priority: t.priority,
+            mailbox: &t.mailbox,
+            domain: Cow::Owned(t.requester.address.domain().to_ascii_lowercase()),
+        }
+    }
+
+    fn of_open(k: &OpenKeys) -> Keys<'_> {
+        Keys {
+            team: k.team.as_deref(),
+            assignee: k.assignee.as_deref(),
+            tags: &k.tags,
+            priority: k.priority,
+            mailbox: &k.mailbox,
+            domain: Cow::Borrowed(&k.domain),
+        }
     }
 }
 
@@ -83,7 +132,8 @@ pub struct Report {
     pub since: DateTime<Utc>,
     pub until: DateTime<Utc>,
     pub by: Option<GroupBy>,
-    /// One row per group, by key; empty without `by`.
+    /// One row per group, by key, for each group with a figure in the
+    /// period or a backlog at its end; empty without `by`.
     pub groups: Vec<Group>,
     pub total: Group,
     pub escalations: Vec<Escalations>,
@@ -167,13 +217,17 @@ fn in_period(spec: &Spec, at: DateTime<Utc>) -> bool {
 
 /// The row a ticket counts in.
 pub fn group_key(policy: &Policy, by: GroupBy, t: &Ticket) -> String {
+    key_of(policy, by, &Keys::of(t))
+}
+
+fn key_of(policy: &Policy, by: GroupBy, t: &Keys<'_>) -> String {
     match by {
-        GroupBy::Team => t.team.clone().unwrap_or_else(|| "-".into()),
-        GroupBy::Agent => t.assignee.clone().unwrap_or_else(|| "-".into()),
-        GroupBy::Tier => tier_name(tier_of(policy, t.team.as_deref())).into(),
+        GroupBy::Team => t.team.unwrap_or("-").into(),
+        GroupBy::Agent => t.assignee.unwrap_or("-").into(),
+        GroupBy::Tier => tier_name(tier_of(policy, t.team)).into(),
         GroupBy::Priority => t.priority.as_str().into(),
-        GroupBy::Queue => t.mailbox.clone(),
-        GroupBy::Domain => t.requester.address.domain().to_ascii_lowercase(),
+        GroupBy::Queue => t.mailbox.into(),
+        GroupBy::Domain => t.domain.clone().into_owned(),
     }
 }
 
@@ -250,6 +304,18 @@ fn count(policy: &Policy, spec: &Spec, r: &Record, g: &mut Group, samples: &mut 
         .filter(|e| in_period(spec, e.at))
         .map(|e| e.minutes as u64)
         .sum::<u64>();
+}
+
+impl Group {
+    /// Nothing in the period and no backlog: a row of zeros (a team whose
+    /// tickets are all long done), which a report leaves out.
+    fn is_empty(&self) -> bool {
+        *self
+            == Group {
+                key: self.key.clone(),
+                ..Group::default()
+            }
+    }
 }
 
 fn sla_row(g: &mut Group, target: Target) -> &mut SlaFigures {
@@ -393,6 +459,50 @@ impl<'p> Builder<'p> {
         self.effort.add(policy, spec, &r.ticket);
     }
 
+    /// Adds a ticket from its stored facts: the same figures as its
+    /// ticket and trail.
+    pub fn add_facts(&mut self, f: &ReportFacts) {
+        if f.created_at < self.spec.until {
+            self.add(&facts::record_of(f));
+        }
+    }
+
+    /// Whether [`Builder::add_open`] needs the ticket's keys (a filter or
+    /// rows): without them only its creation time counts.
+    pub fn needs_keys(&self) -> bool {
+        self.spec.by.is_some() || !self.spec.filter.is_empty()
+    }
+
+    /// Counts an open ticket in the backlog at the end of the period: one
+    /// created before the end, unfinished and unmerged by its trail, with
+    /// nothing in the period or after it (it has no other figure, and its
+    /// status then is its status now). `keys` may be None unless
+    /// [`Builder::needs_keys`].
+    pub fn add_open(&mut self, created_at: DateTime<Utc>, keys: Option<&OpenKeys>) {
+        let spec = &self.spec;
+        if created_at >= spec.until {
+            return;
+        }
+        let keys = keys.map(Keys::of_open);
+        if let Some(k) = &keys {
+            if !spec.filter.admits_keys(k) {
+                return;
+            }
+        } else if !spec.filter.is_empty() {
+            return;
+        }
+        let bucket = age_bucket(spec.until - created_at);
+        let count = |g: &mut Group| {
+            g.backlog += 1;
+            g.backlog_age[bucket] += 1;
+        };
+        count(&mut self.total.0);
+        if let (Some(by), Some(k)) = (spec.by, &keys) {
+            let key = key_of(self.policy, by, k);
+            count(&mut self.groups.entry(key).or_default().0);
+        }
+    }
+
     pub fn finish(self) -> Report {
         let (total, samples) = self.total;
         Report {
@@ -403,6 +513,7 @@ impl<'p> Builder<'p> {
                 .groups
                 .into_iter()
                 .map(|(key, (g, s))| finish(Group { key, ..g }, s))
+                .filter(|g| !g.is_empty())
                 .collect(),
             total: finish(
                 Group {
