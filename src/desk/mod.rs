@@ -22,6 +22,7 @@ pub mod forgery;
 pub mod help;
 pub mod lifecycle;
 pub mod next;
+pub mod notify_files;
 pub mod outcome;
 pub mod policy;
 pub mod prepare;
