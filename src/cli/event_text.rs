@@ -76,6 +76,13 @@ pub fn describe_event(kind: &EventKind) -> String {
         } => {
             format!("{address} marked undeliverable after {hard_bounces} hard bounces: no more automatic mail")
         }
+        EventKind::AttachmentsNotSent { mail, files } => {
+            let files: Vec<String> = files
+                .iter()
+                .map(|f| format!("{} ({} bytes): {}", f.name, f.size, f.why))
+                .collect();
+            format!("{mail} sent without {}", files.join("; "))
+        }
         EventKind::FieldChanged { field, from, to } => format!("{field}: {from} -> {to}"),
         EventKind::Escalated {
             from_team,

@@ -319,6 +319,7 @@ impl Validator {
             auto_reply_window: l.auto_reply_window,
             undeliverable_after: l.undeliverable_after,
             max_message_size: l.max_message_size.as_u64(),
+            notification_attachments: l.notification_attachments.as_u64(),
         };
 
         let o = raw.outbox;

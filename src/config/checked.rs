@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::defaults::{
-    default_max_message_size, default_per_recipient, default_per_ticket, default_subject_tag,
-    default_undeliverable_after, default_window,
+    default_max_message_size, default_notification_attachments, default_per_recipient,
+    default_per_ticket, default_subject_tag, default_undeliverable_after, default_window,
 };
 pub use super::values::{Tier, TlsMode};
 
@@ -158,6 +158,9 @@ pub struct Limits {
     pub undeliverable_after: u32,
     /// Larger mails keep their text but not their attachments.
     pub max_message_size: u64,
+    /// Most bytes of a requester's files one agent notification carries
+    /// (0: none); the files beyond it are named in its text.
+    pub notification_attachments: u64,
 }
 
 impl Default for Limits {
@@ -168,6 +171,7 @@ impl Default for Limits {
             auto_reply_window: default_window(),
             undeliverable_after: default_undeliverable_after(),
             max_message_size: default_max_message_size().as_u64(),
+            notification_attachments: default_notification_attachments().as_u64(),
         }
     }
 }

@@ -47,6 +47,12 @@ pub(super) fn default_max_message_size() -> bytesize::ByteSize {
     bytesize::ByteSize::mib(25)
 }
 
+/// Enough for screenshots and a few documents; a notification per agent
+/// carries its own copy, so not the whole `max_message_size`.
+pub(super) fn default_notification_attachments() -> bytesize::ByteSize {
+    bytesize::ByteSize::mib(10)
+}
+
 pub(super) fn default_desk_name() -> String {
     "Help Desk".into()
 }

@@ -233,6 +233,8 @@ pub(super) struct RawLimits {
     pub(super) undeliverable_after: u32,
     #[serde(default = "default_max_message_size")]
     pub(super) max_message_size: bytesize::ByteSize,
+    #[serde(default = "default_notification_attachments")]
+    pub(super) notification_attachments: bytesize::ByteSize,
 }
 
 impl Default for RawLimits {
@@ -243,6 +245,7 @@ impl Default for RawLimits {
             auto_reply_window: default_window(),
             undeliverable_after: default_undeliverable_after(),
             max_message_size: default_max_message_size(),
+            notification_attachments: default_notification_attachments(),
         }
     }
 }

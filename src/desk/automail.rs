@@ -138,6 +138,19 @@ pub fn queue_automatic(
     mail: AutoMail<'_>,
     now: DateTime<Utc>,
 ) -> TxResult<usize> {
+    queue_automatic_with_files(tx, policy, ticket, mail, Vec::new(), now)
+}
+
+/// [`queue_automatic`] for a mail that carries files (an agent's
+/// notification with the requester's attachments).
+pub fn queue_automatic_with_files(
+    tx: &Tx<'_>,
+    policy: &Policy,
+    ticket: &mut Ticket,
+    mail: AutoMail<'_>,
+    files: Vec<outgoing::OutgoingAttachment>,
+    now: DateTime<Utc>,
+) -> TxResult<usize> {
     let to = mail.to.address.clone();
     if let Some(reason) = blocked(tx, policy, &to)? {
         return skipped(tx, ticket, format!("no {}: {reason}", mail.kind), now);
@@ -177,7 +190,7 @@ pub fn queue_automatic(
         auto_submitted: Some(mail.auto_submitted),
         x_loop: sender.address().clone(),
         date: SystemTime::from(now),
-        attachments: Vec::new(),
+        attachments: files,
     };
 
     if mail.rate_limited {

@@ -27,6 +27,7 @@ pub mod help;
 pub mod lifecycle;
 pub mod next;
 pub mod next_mail;
+pub mod notify_files;
 pub mod outcome;
 pub mod policy;
 pub mod prepare;

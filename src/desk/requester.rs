@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::config::rules::{AckChoice, RuleAction};
 use crate::desk::audit::event;
 use crate::desk::automail::{self, AutoMail, DroppedAttachment, MessageContext};
+use crate::desk::notify_files;
 use crate::desk::outcome::Outcome;
 use crate::desk::policy::Policy;
 use crate::desk::prepare::ParsedParts;
@@ -18,7 +19,9 @@ use crate::mail::address::Party;
 use crate::mail::classify::Class;
 use crate::mail::outgoing::AutoSubmitted;
 use crate::mail::parse::InboundMail;
-use crate::store::records::{Event, EventKind, MessageRecord, Status, Ticket, TicketId};
+use crate::store::records::{
+    AttachmentMeta, Event, EventKind, MessageRecord, Status, Ticket, TicketId,
+};
 use crate::store::{Tx, TxResult};
 
 /// The requester path: the routing rules decide (ignore, reject with a
@@ -220,12 +223,16 @@ fn watchers_of(
 /// Notifies agents of a new ticket or a requester's reply. From `<requester>
 /// via <desk>` at the help address, Reply-To the signed reply address, the token in the
 /// subject and In-Reply-To the requester's mail: the agent's plain "reply"
-/// comes back to deskgate and threads onto the same ticket.
+/// comes back to deskgate and threads onto the same ticket. The mail's files
+/// go along within `notification_attachments` (`desk::notify_files`); those
+/// left behind are named in the text and on the ticket. `stored` is what the
+/// store kept of each of the mail's files.
 pub fn notify_agents(
     tx: &Tx<'_>,
     policy: &Policy,
     ticket: &mut Ticket,
     mail: &InboundMail,
+    stored: &[AttachmentMeta],
     now: DateTime<Utc>,
 ) -> TxResult<usize> {
     let mut queued = 0;
@@ -243,7 +250,30 @@ pub fn notify_agents(
         )),
         None => std::borrow::Cow::Borrowed(&mail.text),
     };
-    for agent in workers(policy, ticket) {
+    let files = notify_files::choose(
+        &mail.attachments,
+        stored,
+        policy.limits.notification_attachments,
+    );
+    let text = match notify_files::note(ticket.id, &files.not_sent) {
+        note if note.is_empty() => text,
+        note => std::borrow::Cow::Owned(format!("{text}{note}")),
+    };
+    let agents = workers(policy, ticket);
+    if !agents.is_empty() && !files.not_sent.is_empty() {
+        tx.add_event(
+            ticket,
+            &event(
+                now,
+                "deskgate",
+                EventKind::AttachmentsNotSent {
+                    mail: "notification".into(),
+                    files: files.not_sent.clone(),
+                },
+            ),
+        )?;
+    }
+    for agent in agents {
         let n = AutoMail {
             kind: "notification",
             template: "notification.txt",
@@ -261,7 +291,14 @@ pub fn notify_agents(
             dropped_attachments: Vec::new(),
             rate_limited: false,
         };
-        queued += automail::queue_automatic(tx, policy, ticket, n, now)?;
+        queued += automail::queue_automatic_with_files(
+            tx,
+            policy,
+            ticket,
+            n,
+            files.attached.clone(),
+            now,
+        )?;
     }
     Ok(queued)
 }
@@ -361,7 +398,7 @@ pub fn create_ticket(
             automail::queue_automatic(tx, policy, &mut ticket, ack, now)?
         }
     };
-    queued += notify_agents(tx, policy, &mut ticket, mail, now)?;
+    queued += notify_agents(tx, policy, &mut ticket, mail, &record.attachments, now)?;
     tx.put_ticket(&ticket)?;
     Ok(Outcome::Created { ticket: id, queued })
 }
@@ -453,7 +490,7 @@ pub fn thread_onto(
     if *class == Class::Human {
         // The requester (or a watcher) wrote: whoever works the ticket
         // should know, and see the ticket as this mail left it (reopened).
-        queued += notify_agents(tx, policy, &mut ticket, mail, now)?;
+        queued += notify_agents(tx, policy, &mut ticket, mail, &record.attachments, now)?;
     }
     if from_requester && class.may_auto_reply() {
         let dropped = dropped(record);

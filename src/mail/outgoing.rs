@@ -4,9 +4,9 @@
 
 use std::time::SystemTime;
 
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -190,9 +190,12 @@ pub fn build(o: &Outgoing) -> Result<String, ComposeError> {
             // A type lettre cannot parse goes as what it certainly is: bytes.
             let ct = ContentType::parse(&a.content_type)
                 .unwrap_or_else(|_| ContentType::parse("application/octet-stream").expect("valid"));
-            parts = parts.singlepart(
-                lettre::message::Attachment::new(a.name.clone()).body(a.bytes.clone(), ct),
-            );
+            // Always base64: a text file sent 7bit reaches the reader with
+            // CRLF line ends (MIME's canonical text), not the file's bytes.
+            let body = Body::new_with_encoding(a.bytes.clone(), ContentTransferEncoding::Base64)
+                .map_err(|_| ComposeError::Build(format!("cannot encode {}", a.name)))?;
+            parts =
+                parts.singlepart(lettre::message::Attachment::new(a.name.clone()).body(body, ct));
         }
         b.multipart(parts)
     }
@@ -348,6 +351,42 @@ mod tests {
         assert_eq!(
             parsed.attachments[1].content_type,
             "application/octet-stream"
+        );
+    }
+
+    #[test]
+    fn a_text_file_keeps_its_line_endings() {
+        // A 7bit or quoted-printable text part is canonical CRLF text, so a
+        // reader gets "\r\n" for every "\n": only base64 keeps the file's bytes.
+        let file = b"remote vpn.desk.test 1194\nauth-user-pass\n".to_vec();
+        let o = Outgoing {
+            from: party("help@desk.test", None),
+            to: vec![party("a@b.c", None)],
+            reply_to: None,
+            subject: "x".into(),
+            body: "See the attached file.\n".into(),
+            message_id: "dg.1@desk.test".into(),
+            in_reply_to: None,
+            references: vec![],
+            auto_submitted: None,
+            x_loop: EmailAddress::parse("help@desk.test").unwrap(),
+            date: SystemTime::UNIX_EPOCH,
+            attachments: vec![OutgoingAttachment {
+                name: "vpn.ovpn".into(),
+                content_type: "text/plain".into(),
+                bytes: file.clone(),
+            }],
+        };
+        let raw = build(&o).unwrap();
+        let parsed = crate::mail::parse::parse(raw.as_bytes()).unwrap();
+        assert_eq!(parsed.attachments[0].bytes, file, "{raw}");
+        // mail-parser hands LF back either way; Python's email (and mail
+        // clients saving the file) keep the part's CRLF: the file must be base64.
+        let part = &raw[raw.find("filename=\"vpn.ovpn\"").unwrap()..];
+        let headers = &part[..part.find("\r\n\r\n").unwrap()];
+        assert!(
+            headers.contains("Content-Transfer-Encoding: base64"),
+            "{raw}"
         );
     }
 

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::mail::address::{EmailAddress, Party};
+use crate::mail::inline::{unnamed_image_name, InlineNames};
 use crate::mail::text::{clean_header_text, html_to_text, sanitize_file_name};
 
 /// Longest subject kept; longer ones are cut (a giant header must not become a giant outgoing header).
@@ -140,6 +141,7 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseError> {
     if msg.headers().is_empty() {
         return Err(ParseError::NoHeaders);
     }
+    let (attachments, inline) = attachments(&msg);
     Ok(InboundMail {
         message_id: msg.message_id().and_then(clean_message_id),
         in_reply_to: id_list(msg.in_reply_to(), MAX_REFERENCES),
@@ -156,8 +158,8 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseError> {
         date: msg
             .date()
             .and_then(|d| Utc.timestamp_opt(d.to_timestamp(), 0).single()),
-        text: body_text(&msg),
-        attachments: attachments(&msg),
+        text: body_text(&msg, &inline),
+        attachments,
         auto: auto_signals(&msg),
         size: raw.len(),
         raw_sha256: sha256_hex(raw),
@@ -309,15 +311,19 @@ fn delivered_to(msg: &Message<'_>) -> Vec<EmailAddress> {
         .collect()
 }
 
-fn body_text(msg: &Message<'_>) -> String {
+/// The text parts, HTML converted; an inline picture is named where it was.
+fn body_text(msg: &Message<'_>, inline: &InlineNames) -> String {
     let mut out = String::new();
     for part in msg.text_bodies() {
         let piece = match &part.body {
-            PartType::Text(t) => match flowed_params(part) {
-                Some(delsp) => crate::mail::flowed::decode(t, delsp),
-                None => t.to_string(),
-            },
-            PartType::Html(h) => html_to_text(h),
+            PartType::Text(t) => {
+                let t = match flowed_params(part) {
+                    Some(delsp) => crate::mail::flowed::decode(t, delsp),
+                    None => t.to_string(),
+                };
+                inline.in_text(&t).into_owned()
+            }
+            PartType::Html(h) => html_to_text(&inline.in_html(h)),
             _ => continue,
         };
         if !out.is_empty() {
@@ -340,9 +346,14 @@ fn flowed_params(part: &mail_parser::MessagePart<'_>) -> Option<bool> {
     (param("format").as_deref() == Some("flowed")).then(|| param("delsp").as_deref() == Some("yes"))
 }
 
-fn attachments(msg: &Message<'_>) -> Vec<Attachment> {
-    msg.attachments()
-        .map(|part| {
+/// The attachments, with the names their `Content-ID`s go by (see
+/// `mail::inline`): an unnamed image is `image-N.EXT`.
+fn attachments(msg: &Message<'_>) -> (Vec<Attachment>, InlineNames) {
+    let mut inline = InlineNames::default();
+    let files = msg
+        .attachments()
+        .enumerate()
+        .map(|(i, part)| {
             let content_type = part
                 .content_type()
                 .map(|ct| match ct.subtype() {
@@ -355,15 +366,22 @@ fn attachments(msg: &Message<'_>) -> Vec<Attachment> {
                 (None, Some(m)) => {
                     sanitize_file_name(Some(&format!("{}.eml", m.subject().unwrap_or("message"))))
                 }
+                (None, None) => {
+                    sanitize_file_name(unnamed_image_name(&content_type, i + 1).as_deref())
+                }
                 (name, _) => sanitize_file_name(name),
             };
+            if let Some(id) = part.content_id() {
+                inline.insert(id, &name);
+            }
             Attachment {
                 name,
                 content_type,
                 bytes: part.contents().to_vec(),
             }
         })
-        .collect()
+        .collect();
+    (files, inline)
 }
 
 fn auto_signals(msg: &Message<'_>) -> AutoSignals {
@@ -449,6 +467,40 @@ It is really on fire.\r\n";
         let m = parse(b"From: a@b.c\r\nSubject: x\r\n\r\nbody").unwrap();
         assert!(m.message_id.is_none());
         assert!(m.dedupe_key().starts_with("sha256:"));
+    }
+
+    #[test]
+    fn inline_images_become_named_attachments_mentioned_where_they_were() {
+        let m = parse(include_bytes!(
+            "../../tests/fixtures/inline/html-related.eml"
+        ))
+        .unwrap();
+        let names: Vec<&str> = m.attachments.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["error dialog.png", "image-2.jpg"], "{names:?}");
+        assert_eq!(m.attachments[1].content_type, "image/jpeg");
+        assert!(m.attachments[0].bytes.starts_with(b"\x89PNG"));
+        let shot = m.text.find("[image: error dialog.png]").expect(&m.text);
+        let second = m.text.find("[image: image-2.jpg]").expect(&m.text);
+        assert!(m.text.find("shows this").unwrap() < shot, "{}", m.text);
+        assert!(shot < m.text.find("and then this").unwrap(), "{}", m.text);
+        assert!(second < m.text.find("Thanks").unwrap(), "{}", m.text);
+        assert!(!m.text.contains("cid:"), "{}", m.text);
+    }
+
+    #[test]
+    fn an_outlook_text_part_names_its_inline_image_by_file_name() {
+        let m = parse(include_bytes!(
+            "../../tests/fixtures/inline/outlook-related.eml"
+        ))
+        .unwrap();
+        assert_eq!(m.attachments.len(), 1);
+        assert_eq!(m.attachments[0].name, "image001.png");
+        assert!(
+            m.text
+                .contains("The printer says:\n[image: image001.png]\nDave"),
+            "{}",
+            m.text
+        );
     }
 
     #[test]

@@ -392,6 +392,23 @@ pub enum EventKind {
         address: String,
         hard_bounces: u32,
     },
+    /// A mail went out without some of the files it would have carried (a
+    /// size limit): the ticket says what its recipients did not get, and why.
+    AttachmentsNotSent {
+        /// Which mail went without them ("notification").
+        mail: String,
+        files: Vec<FileNotSent>,
+    },
+}
+
+/// One file an outgoing mail did not carry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileNotSent {
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    /// In plain words, e.g. "over the 10 MiB a notification carries".
+    pub why: String,
 }
 
 /// A mail committed for sending. The bytes are final (Message-ID and Date
