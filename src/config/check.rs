@@ -15,6 +15,15 @@ const DEFAULT_STORE_CACHE: u64 = 32 * 1024 * 1024;
 const MIN_STORE_CACHE: u64 = 1024 * 1024;
 const MAX_STORE_CACHE: u64 = 64 * 1024 * 1024 * 1024;
 
+/// What a queue's names are checked against.
+pub(super) struct Known<'a> {
+    /// `[desk] address`, the default queue (None when it did not parse).
+    pub(super) desk: Option<&'a EmailAddress>,
+    pub(super) mailboxes: &'a [MailboxConfig],
+    pub(super) teams: &'a [String],
+    pub(super) slas: &'a [String],
+}
+
 /// Collects every problem in the file (not only the first), each with its key.
 pub(super) struct Validator {
     pub(super) problems: Vec<Problem>,
@@ -343,7 +352,7 @@ impl Validator {
         let retention = self.check_retention(&raw.retention);
         let queues = self.check_queues(
             raw.queues,
-            &super::check_queues::Known {
+            &Known {
                 desk: address.as_ref(),
                 mailboxes: &mailboxes,
                 teams: &team_names,

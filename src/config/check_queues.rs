@@ -4,19 +4,10 @@
 
 use std::path::Path;
 
-use super::check::Validator;
+use super::check::{Known, Validator};
 use super::checked::{MailboxConfig, QueueConfig};
 use super::raw::RawQueue;
 use crate::mail::address::EmailAddress;
-
-/// What a queue's names are checked against.
-pub(super) struct Known<'a> {
-    /// `[desk] address`, the default queue (None when it did not parse).
-    pub(super) desk: Option<&'a EmailAddress>,
-    pub(super) mailboxes: &'a [MailboxConfig],
-    pub(super) teams: &'a [String],
-    pub(super) slas: &'a [String],
-}
 
 /// The mailbox that receives `address` without being told: the one that
 /// logs in as it (IMAP user names are compared without case).

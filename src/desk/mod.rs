@@ -34,6 +34,7 @@ pub mod prepare;
 pub mod proof;
 pub mod quarantine;
 pub mod queue;
+pub mod queue_def;
 pub mod recurring;
 pub mod report;
 pub mod report_mail;

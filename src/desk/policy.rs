@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use crate::config::rules::Rule;
 use crate::config::sla::{SlaPolicy, Timers};
 use crate::config::{Agent, Config, Limits, SubjectTag, Team, Trust};
-use crate::desk::queue::Queue;
+use crate::desk::queue_def::Queue;
 use crate::desk::templates::{TemplateError, Templates};
 use crate::desk::threading::TokenMatcher;
 use crate::mail::address::{EmailAddress, Party};

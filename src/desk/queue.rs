@@ -5,60 +5,14 @@
 //! our addresses thread by token and references, so a ticket stays on its
 //! queue whichever address a later mail names.
 
-use crate::config::QueueConfig;
 use crate::desk::policy::Policy;
-use crate::desk::templates::{TemplateError, Templates};
+pub use crate::desk::queue_def::Queue;
+use crate::desk::templates::Templates;
 use crate::desk::trust::{self, PlusTag};
 use crate::mail::address::{EmailAddress, Party};
 use crate::mail::classify::Class;
 use crate::mail::parse::InboundMail;
 use crate::store::records::Ticket;
-
-/// One `[[queue]]`, ready to send from.
-#[derive(Debug)]
-pub struct Queue {
-    pub name: String,
-    /// From: its display name (the desk's when unset) and address.
-    pub party: Party,
-    /// MAIL FROM: the queue's address, unless `[smtp] envelope_from` names
-    /// another bounce address for all of the desk's mail.
-    pub envelope_from: EmailAddress,
-    /// The `[[mailbox]]` that receives the address.
-    pub mailbox: String,
-    pub default_team: Option<String>,
-    pub default_sla: Option<String>,
-    /// The desk's templates with the queue's own folder laid over them.
-    pub templates: Option<Templates>,
-}
-
-impl Queue {
-    /// `desk_templates` is the folder the queue's own templates fall back to,
-    /// file by file; `desk_name` the From name when the queue has none;
-    /// `envelope_from` the desk-wide bounce address when one is configured.
-    pub fn load(
-        q: &QueueConfig,
-        desk_name: &str,
-        desk_templates: &std::path::Path,
-        envelope_from: Option<&EmailAddress>,
-    ) -> Result<Queue, TemplateError> {
-        let templates = match &q.templates {
-            Some(dir) => Some(Templates::load_layered(&[dir, desk_templates])?),
-            None => None,
-        };
-        Ok(Queue {
-            name: q.name.clone(),
-            party: Party {
-                name: Some(q.display_name.clone().unwrap_or_else(|| desk_name.into())),
-                address: q.address.clone(),
-            },
-            envelope_from: envelope_from.cloned().unwrap_or_else(|| q.address.clone()),
-            mailbox: q.mailbox.clone(),
-            default_team: q.default_team.clone(),
-            default_sla: q.default_sla.clone(),
-            templates,
-        })
-    }
-}
 
 /// Who a mail goes out as: a queue, or the desk's own address.
 #[derive(Debug, Clone, Copy)]

@@ -369,8 +369,8 @@ mod tests {
     mod bugs_tests;
     mod digest_tests;
     mod queues_tests;
-    mod steer_tests;
     mod scale_tests;
+    mod steer_tests;
     mod trust_tests;
     use crate::store::Store;
 
