@@ -207,8 +207,9 @@ fn record_filed(
     }
     if !oversized {
         tx.put_raw(&mail.raw_sha256, p.raw)?;
-        for (a, meta) in mail.attachments.iter().zip(&record.attachments) {
-            tx.put_blob(&meta.sha256, &a.bytes)?;
+        // The attachments are read from the raw mail (stored once).
+        for meta in record.attachments.iter().filter(|m| !m.dropped) {
+            tx.put_blob_of_raw(&meta.sha256, &mail.raw_sha256)?;
         }
     }
     tx.put_disposition(

@@ -160,12 +160,15 @@ fn prune_raw(
             };
             for m in store.messages(id)? {
                 let m: MessageRecord = m;
-                let Some(key) = m.raw_key.filter(|k| !keep.contains(k)) else {
+                let Some(key) = m.raw_key.clone().filter(|k| !keep.contains(k)) else {
                     continue;
                 };
                 if let Some(raw) = store.get(T::Raw, key.as_bytes())? {
                     s.raw_mails += 1;
-                    s.raw_bytes += raw.len() as u64;
+                    s.raw_bytes += super::codec::bytes_len(&raw);
+                    if !dry {
+                        keep_attachments(store, &key, &raw, &m)?;
+                    }
                     gone.push(key);
                 }
             }
@@ -180,6 +183,59 @@ fn prune_raw(
             })?;
         }
     }
+}
+
+/// Writes whole the attachments of `m` that are read from the raw mail
+/// about to be pruned (see `blobs.rs`): they stay when the mail goes. One
+/// transaction per mail, so a chunk never holds many mails' attachments.
+fn keep_attachments(
+    store: &Store,
+    key: &str,
+    stored: &[u8],
+    m: &MessageRecord,
+) -> Result<(), StoreError> {
+    let refer = |sha: &str| -> Result<bool, StoreError> {
+        Ok(store
+            .get(T::Blobs, sha.as_bytes())?
+            .and_then(|v| super::blobs::referred_raw(sha, &v))
+            .is_some_and(|k| k == key))
+    };
+    let mut whole = Vec::new();
+    let mut raw = None;
+    for a in m.attachments.iter().filter(|a| !a.dropped) {
+        if !refer(&a.sha256)? {
+            continue;
+        }
+        if raw.is_none() {
+            raw = Some(super::blobs::raw_bytes(key, stored)?);
+        }
+        let bytes = raw
+            .as_deref()
+            .and_then(|r| super::blobs::attachment_in(r, &a.sha256));
+        if let Some(bytes) = bytes {
+            whole.push((
+                a.sha256.clone(),
+                super::layout::encode_bytes("attachment", &bytes)?,
+            ));
+        }
+    }
+    if whole.is_empty() {
+        return Ok(());
+    }
+    store.transact(|tx| {
+        for (sha, value) in &whole {
+            // Still this mail's (checked again inside the transaction).
+            let still = tx
+                .ws
+                .get(T::Blobs as u8, sha.as_bytes())?
+                .and_then(|v| super::blobs::referred_raw(sha, &v))
+                .is_some_and(|k| k == key);
+            if still {
+                tx.ws.insert(T::Blobs as u8, sha.as_bytes(), value.clone());
+            }
+        }
+        Ok(())
+    })
 }
 
 fn prune_deliveries(
