@@ -67,3 +67,47 @@ pub(super) fn referred_raw(sha256: &str, stored: &[u8]) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use crate::mail::parse::{parse, sha256_hex};
+    use crate::store::Store;
+
+    /// A mail with one attachment, and the attachment's bytes.
+    pub(crate) fn mail_with_attachment() -> (Vec<u8>, Vec<u8>) {
+        let bytes: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 256) as u8).collect();
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bytes);
+        let raw = format!(
+            "From: a@b.c\r\nTo: help@desk.test\r\nSubject: log\r\nMessage-ID: <att@b.c>\r\n\
+             MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nsee the log\r\n\
+             --b\r\nContent-Type: application/octet-stream; name=\"log.bin\"\r\n\
+             Content-Disposition: attachment; filename=\"log.bin\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b--\r\n"
+        );
+        (raw.into_bytes(), bytes)
+    }
+
+    #[test]
+    fn an_attachment_is_stored_once_and_read_back_from_its_mail() {
+        let (raw, bytes) = mail_with_attachment();
+        assert_eq!(parse(&raw).unwrap().attachments[0].bytes, bytes);
+        let (key, sha) = (sha256_hex(&raw), sha256_hex(&bytes));
+        let s = Store::temporary().unwrap();
+        s.transact(|tx| {
+            tx.put_raw(&key, &raw)?;
+            tx.put_blob_of_raw(&sha, &key)
+        })
+        .unwrap();
+        assert_eq!(s.blob(&sha).unwrap(), Some(bytes.clone()));
+        assert_eq!(s.raw(&key).unwrap(), Some(raw.clone()));
+        let stored = s.get(super::T::Blobs, sha.as_bytes()).unwrap().unwrap();
+        assert_eq!(stored.len(), 65, "a reference, not the bytes");
+        // The same file sent again is not stored again either.
+        s.transact(|tx| tx.put_blob(&sha, &bytes)).unwrap();
+        let again = s.get(super::T::Blobs, sha.as_bytes()).unwrap().unwrap();
+        assert_eq!(again, stored);
+        // A blob whose mail is gone (or never held it) reads as missing.
+        assert_eq!(s.blob(&"0".repeat(64)).unwrap(), None);
+    }
+}

@@ -25,6 +25,8 @@ mod attempts;
 pub mod backup;
 mod blobs;
 mod codec;
+#[cfg(test)]
+mod codec_tests;
 pub mod db;
 mod error;
 pub mod export;

@@ -449,6 +449,39 @@ mod tests {
     }
 
     #[test]
+    fn an_attachment_read_from_its_raw_mail_stays_when_the_mail_goes() {
+        let s = store();
+        let (raw, bytes) = crate::store::blobs::tests::mail_with_attachment();
+        let key = crate::mail::parse::sha256_hex(&raw);
+        let sha = crate::mail::parse::sha256_hex(&bytes);
+        s.transact(|tx| {
+            let mut t = tx.ticket_required(1)?;
+            tx.put_raw(&key, &raw)?;
+            tx.put_blob_of_raw(&sha, &key)?;
+            let mut m = message(&key);
+            m.attachments.push(crate::store::records::AttachmentMeta {
+                name: "log.bin".into(),
+                content_type: "application/octet-stream".into(),
+                size: bytes.len() as u64,
+                sha256: sha.clone(),
+                dropped: false,
+            });
+            tx.add_message(&mut t, m)?;
+            tx.put_ticket(&t)
+        })
+        .unwrap();
+        let done = prune(&s, &rules(), at(60), None, false).unwrap();
+        assert_eq!(done.raw_mails, 2);
+        assert_eq!(
+            done.raw_bytes,
+            20 + raw.len() as u64,
+            "mail bytes, not stored bytes"
+        );
+        assert!(s.raw(&key).unwrap().is_none());
+        assert_eq!(s.blob(&sha).unwrap(), Some(bytes));
+    }
+
+    #[test]
     fn quarantined_mail_keeps_its_raw_mail() {
         let s = store();
         s.transact(|tx| {
