@@ -532,6 +532,25 @@ impl Store {
             .transpose()
     }
 
+    /// (table number, keys, bytes of keys and values) of every table that
+    /// holds keys: where the store's bytes go (benches, `docs/performance.md`).
+    /// A walk of the whole store.
+    pub fn table_sizes(&self) -> Result<Vec<(u8, u64, u64)>, StoreError> {
+        let mut sizes = Vec::new();
+        for table in 0..=u8::MAX {
+            let (mut keys, mut bytes) = (0u64, 0u64);
+            for item in self.db.iter(table) {
+                let (k, v) = item?;
+                keys += 1;
+                bytes += (k.len() + 1 + v.len()) as u64;
+            }
+            if keys > 0 {
+                sizes.push((table, keys, bytes));
+            }
+        }
+        Ok(sizes)
+    }
+
     /// Checkpoints are advisory (dedupe makes a refetch harmless), so they are
     /// written outside ticket transactions, straight to their tree.
     pub fn set_checkpoint(&self, mailbox: &str, cp: Checkpoint) -> Result<(), StoreError> {
