@@ -220,7 +220,11 @@ fn record_filed(
     }
     if !oversized {
         for (a, meta) in mail.attachments.iter().zip(&record.attachments) {
-            tx.put_blob(&meta.sha256, &a.bytes)?;
+            match &record.raw_key {
+                // Read back from the raw mail it came in: stored once.
+                Some(raw_key) if !meta.dropped => tx.put_blob_of_raw(&meta.sha256, raw_key)?,
+                _ => tx.put_blob(&meta.sha256, &a.bytes)?,
+            }
         }
     }
     tx.put_disposition(

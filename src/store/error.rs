@@ -2,6 +2,7 @@
 
 use thiserror::Error;
 
+use super::codec::CodecError;
 use super::db::DbError;
 
 #[derive(Debug, Error)]
@@ -50,6 +51,19 @@ pub enum StoreError {
         what: &'static str,
         #[source]
         source: serde_json::Error,
+    },
+    /// A stored value in none of the encodings `codec.rs` reads.
+    #[error("cannot decode stored {what}: {source}")]
+    Unreadable {
+        what: &'static str,
+        #[source]
+        source: CodecError,
+    },
+    #[error("cannot encode {what}: {source}")]
+    Unwritable {
+        what: &'static str,
+        #[source]
+        source: CodecError,
     },
     #[error("transaction aborted: {0}")]
     Aborted(String),

@@ -126,9 +126,14 @@ pub fn write(db: &Db, path: &Path, now: DateTime<Utc>) -> Result<TransferSummary
         }
         for item in db.iter(T::Blobs as u8) {
             let (k, v) = item?;
+            let sha256 = String::from_utf8_lossy(&k).into_owned();
+            // An attachment read from its raw mail goes out as bytes too.
+            let Some(bytes) = super::blobs::resolve(db, &sha256, &v)? else {
+                continue;
+            };
             put(&Line::Attachment(AttachmentLine {
-                sha256: String::from_utf8_lossy(&k).into_owned(),
-                base64: base64::engine::general_purpose::STANDARD.encode(&v),
+                sha256,
+                base64: base64::engine::general_purpose::STANDARD.encode(&bytes),
             }))?;
             n.attachments += 1;
         }

@@ -1,6 +1,8 @@
 //! The key layout. Everything lives in one sled tree, `data`; the first byte
 //! of a key names its table (the number of [`T`]), the rest is the table's
-//! own key. Values are JSON records (see `records`), except where noted.
+//! own key. Values are records (see `records`) encoded as `codec.rs` says
+//! (MessagePack, big ones compressed; JSON in stores of older releases),
+//! except where noted.
 //!
 //! | table | key | value | why |
 //! |---|---|---|---|
@@ -12,8 +14,8 @@
 //! | `Dedupe` (5) | `mid:<id>` or `sha256:<hex>` | `Disposition` | a mail already processed is a no-op when refetched |
 //! | `Outbox` (6) | outbox id u64 BE | `OutboxEntry` | mail to send, with the composed value |
 //! | `Deliveries` (7) | outbox id u64 BE | `Delivery` | what was handed to SMTP, and when |
-//! | `Raw` (8) | SHA-256 hex | raw bytes | the mail as received |
-//! | `Blobs` (9) | SHA-256 hex | bytes | attachments, once per content |
+//! | `Raw` (8) | SHA-256 hex | raw bytes (`codec` bytes: a marker byte, big ones compressed) | the mail as received |
+//! | `Blobs` (9) | SHA-256 hex | `codec` bytes, or a reference to the `Raw` mail holding it | attachments, once per content: an inbound attachment is read from its raw mail |
 //! | `Quarantine` (10) | id u64 BE | `QuarantineEntry` | mail that could not be filed |
 //! | `Checkpoints` (11) | mailbox name | `Checkpoint` | UIDVALIDITY and last UID per mailbox |
 //! | `OutboxDue` (12) | due ms u64 BE + outbox id | empty | the key order is the due order: the sender reads only what is due |
@@ -149,14 +151,19 @@ pub(super) fn seq_key(id: TicketId, seq: u32) -> [u8; 12] {
 }
 
 pub(super) fn encode<V: Serialize>(what: &'static str, v: &V) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(v).map_err(|source| StoreError::Encode { what, source })
+    super::codec::encode_record(v).map_err(|source| StoreError::Unwritable { what, source })
 }
 
 pub(super) fn decode<V: DeserializeOwned>(
     what: &'static str,
     bytes: &[u8],
 ) -> Result<V, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Decode { what, source })
+    super::codec::decode_record(bytes).map_err(|source| StoreError::Unreadable { what, source })
+}
+
+/// Raw mail or attachment bytes (see `codec.rs`).
+pub(super) fn encode_bytes(what: &'static str, bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+    super::codec::encode_bytes(bytes).map_err(|source| StoreError::Unwritable { what, source })
 }
 
 pub(super) fn tx_encode<V: Serialize>(what: &'static str, v: &V) -> TxResult<Vec<u8>> {

@@ -11,7 +11,8 @@
 //! it queues land together or not at all. [`Store::flush`] makes them
 //! durable; callers flush before telling the IMAP server a mail is done.
 //! The key layout is written down in `layout.rs`; stores of older releases are
-//! converted on first open (`migrate.rs`).
+//! converted on first open (`migrate.rs`); how each value is encoded (and
+//! how values of older releases are still read) is `codec.rs`'s.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -22,6 +23,10 @@ use sled::IVec;
 
 mod attempts;
 pub mod backup;
+mod blobs;
+mod codec;
+#[cfg(test)]
+mod codec_tests;
 pub mod db;
 pub mod digests;
 mod error;
@@ -520,18 +525,44 @@ impl Store {
             .transpose()
     }
 
+    /// The mail as received, byte for byte.
     pub fn raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.get(T::Raw, key.as_bytes())?.map(|v| v.to_vec()))
+        self.get(T::Raw, key.as_bytes())?
+            .map(|v| blobs::raw_bytes(key, &v))
+            .transpose()
     }
 
+    /// An attachment's bytes, wherever they are kept (see `blobs.rs`).
     pub fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.get(T::Blobs, sha256.as_bytes())?.map(|v| v.to_vec()))
+        match self.get(T::Blobs, sha256.as_bytes())? {
+            Some(v) => blobs::resolve(&self.db, sha256, &v),
+            None => Ok(None),
+        }
     }
 
     pub fn checkpoint(&self, mailbox: &str) -> Result<Option<Checkpoint>, StoreError> {
         self.get(T::Checkpoints, mailbox.as_bytes())?
             .map(|v| decode("checkpoint", &v))
             .transpose()
+    }
+
+    /// (table number, keys, bytes of keys and values) of every table that
+    /// holds keys: where the store's bytes go (benches, `docs/performance.md`).
+    /// A walk of the whole store.
+    pub fn table_sizes(&self) -> Result<Vec<(u8, u64, u64)>, StoreError> {
+        let mut sizes = Vec::new();
+        for table in 0..=u8::MAX {
+            let (mut keys, mut bytes) = (0u64, 0u64);
+            for item in self.db.iter(table) {
+                let (k, v) = item?;
+                keys += 1;
+                bytes += (k.len() + 1 + v.len()) as u64;
+            }
+            if keys > 0 {
+                sizes.push((table, keys, bytes));
+            }
+        }
+        Ok(sizes)
     }
 
     /// Checkpoints are advisory (dedupe makes a refetch harmless), so they are

@@ -1,8 +1,10 @@
 //! The records deskgate keeps: tickets, their messages and audit trail, the
 //! outbox, and the bookkeeping that makes ingest exactly-once.
 //!
-//! These are plain data, serialised as JSON into sled; behaviour lives in the
-//! modules that own each step.
+//! These are plain data, serialised into sled as `codec.rs` says (their
+//! serde attributes give the JSON shape of `--json` and exports; the store's
+//! encoding is self-describing, so every attribute works there too);
+//! behaviour lives in the modules that own each step.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -160,12 +160,15 @@ fn prune_raw(
             };
             for m in store.messages(id)? {
                 let m: MessageRecord = m;
-                let Some(key) = m.raw_key.filter(|k| !keep.contains(k)) else {
+                let Some(key) = m.raw_key.clone().filter(|k| !keep.contains(k)) else {
                     continue;
                 };
                 if let Some(raw) = store.get(T::Raw, key.as_bytes())? {
                     s.raw_mails += 1;
-                    s.raw_bytes += raw.len() as u64;
+                    s.raw_bytes += super::codec::bytes_len(&raw);
+                    if !dry {
+                        keep_attachments(store, &key, &raw, &m)?;
+                    }
                     gone.push(key);
                 }
             }
@@ -180,6 +183,59 @@ fn prune_raw(
             })?;
         }
     }
+}
+
+/// Writes whole the attachments of `m` that are read from the raw mail
+/// about to be pruned (see `blobs.rs`): they stay when the mail goes. One
+/// transaction per mail, so a chunk never holds many mails' attachments.
+fn keep_attachments(
+    store: &Store,
+    key: &str,
+    stored: &[u8],
+    m: &MessageRecord,
+) -> Result<(), StoreError> {
+    let refer = |sha: &str| -> Result<bool, StoreError> {
+        Ok(store
+            .get(T::Blobs, sha.as_bytes())?
+            .and_then(|v| super::blobs::referred_raw(sha, &v))
+            .is_some_and(|k| k == key))
+    };
+    let mut whole = Vec::new();
+    let mut raw = None;
+    for a in m.attachments.iter().filter(|a| !a.dropped) {
+        if !refer(&a.sha256)? {
+            continue;
+        }
+        if raw.is_none() {
+            raw = Some(super::blobs::raw_bytes(key, stored)?);
+        }
+        let bytes = raw
+            .as_deref()
+            .and_then(|r| super::blobs::attachment_in(r, &a.sha256));
+        if let Some(bytes) = bytes {
+            whole.push((
+                a.sha256.clone(),
+                super::layout::encode_bytes("attachment", &bytes)?,
+            ));
+        }
+    }
+    if whole.is_empty() {
+        return Ok(());
+    }
+    store.transact(|tx| {
+        for (sha, value) in &whole {
+            // Still this mail's (checked again inside the transaction).
+            let still = tx
+                .ws
+                .get(T::Blobs as u8, sha.as_bytes())?
+                .and_then(|v| super::blobs::referred_raw(sha, &v))
+                .is_some_and(|k| k == key);
+            if still {
+                tx.ws.insert(T::Blobs as u8, sha.as_bytes(), value.clone());
+            }
+        }
+        Ok(())
+    })
 }
 
 fn prune_deliveries(
@@ -390,6 +446,39 @@ mod tests {
         // Nothing more to do: the next pass starts from its mark.
         let again = prune(&s, &rules(), at(60), None, false).unwrap();
         assert_eq!(again.raw_mails + again.delivery_logs + again.dedupe_keys, 0);
+    }
+
+    #[test]
+    fn an_attachment_read_from_its_raw_mail_stays_when_the_mail_goes() {
+        let s = store();
+        let (raw, bytes) = crate::store::blobs::tests::mail_with_attachment();
+        let key = crate::mail::parse::sha256_hex(&raw);
+        let sha = crate::mail::parse::sha256_hex(&bytes);
+        s.transact(|tx| {
+            let mut t = tx.ticket_required(1)?;
+            tx.put_raw(&key, &raw)?;
+            tx.put_blob_of_raw(&sha, &key)?;
+            let mut m = message(&key);
+            m.attachments.push(crate::store::records::AttachmentMeta {
+                name: "log.bin".into(),
+                content_type: "application/octet-stream".into(),
+                size: bytes.len() as u64,
+                sha256: sha.clone(),
+                dropped: false,
+            });
+            tx.add_message(&mut t, m)?;
+            tx.put_ticket(&t)
+        })
+        .unwrap();
+        let done = prune(&s, &rules(), at(60), None, false).unwrap();
+        assert_eq!(done.raw_mails, 2);
+        assert_eq!(
+            done.raw_bytes,
+            20 + raw.len() as u64,
+            "mail bytes, not stored bytes"
+        );
+        assert!(s.raw(&key).unwrap().is_none());
+        assert_eq!(s.blob(&sha).unwrap(), Some(bytes));
     }
 
     #[test]

@@ -157,7 +157,7 @@ impl Tx<'_> {
     }
 
     pub fn put_raw(&self, key: &str, bytes: &[u8]) -> TxResult<()> {
-        self.insert(T::Raw, key.as_bytes(), bytes);
+        self.insert(T::Raw, key.as_bytes(), encode_bytes("raw mail", bytes)?);
         Ok(())
     }
 
@@ -166,9 +166,27 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Stores an attachment's bytes, once per content.
     pub fn put_blob(&self, sha256: &str, bytes: &[u8]) -> TxResult<()> {
         if self.get(T::Blobs, sha256.as_bytes())?.is_none() {
-            self.insert(T::Blobs, sha256.as_bytes(), bytes);
+            self.insert(
+                T::Blobs,
+                sha256.as_bytes(),
+                encode_bytes("attachment", bytes)?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Files an attachment of the raw mail stored (in this transaction)
+    /// under `raw_key` without storing its bytes again (see `blobs.rs`).
+    pub fn put_blob_of_raw(&self, sha256: &str, raw_key: &str) -> TxResult<()> {
+        if self.get(T::Blobs, sha256.as_bytes())?.is_none() {
+            self.insert(
+                T::Blobs,
+                sha256.as_bytes(),
+                super::codec::encode_in_raw(raw_key),
+            );
         }
         Ok(())
     }
