@@ -15,7 +15,7 @@ use anyhow::Result;
 use crate::config::{AfterProcessing, Config, MailboxConfig};
 use crate::daemon::{control, imap, outbox};
 use crate::desk::policy::Policy;
-use crate::desk::templates::{BODY_ONLY, TEMPLATE_NAMES};
+use crate::desk::templates::{Templates, BODY_ONLY, TEMPLATE_NAMES};
 use crate::engine::queries::{Answer, Query};
 use crate::store::Store;
 
@@ -117,8 +117,6 @@ fn sample_context() -> serde_json::Value {
 }
 
 fn check_templates(report: &mut Report, policy: &Policy) {
-    let ctx = sample_context();
-    let mut broken = 0;
     // A [[digest]] may name a template of its own.
     let own: Vec<&str> = policy
         .digests
@@ -126,40 +124,64 @@ fn check_templates(report: &mut Report, policy: &Policy) {
         .map(|d| d.template.as_str())
         .filter(|t| !TEMPLATE_NAMES.contains(t))
         .collect();
-    for name in TEMPLATE_NAMES.iter().chain(&own) {
+    let names: Vec<&str> = TEMPLATE_NAMES.iter().copied().chain(own).collect();
+    let mut broken = render_all(report, &policy.templates, &names, "");
+    // A queue's own folder lies over the desk's, file by file: its mail is
+    // rendered from that layered set.
+    for q in &policy.queues {
+        if let Some(t) = &q.templates {
+            broken += render_all(report, t, &names, &format!("queue {}: ", q.name));
+        }
+    }
+    if broken == 0 {
+        let sets = 1 + policy
+            .queues
+            .iter()
+            .filter(|q| q.templates.is_some())
+            .count();
+        let what = if sets == 1 {
+            String::new()
+        } else {
+            format!(" in each of {sets} template sets (the desk's and its queues')")
+        };
+        report.line(
+            Verdict::Ok,
+            "templates",
+            format!("all {} render with sample data{what}", names.len()),
+        );
+    }
+}
+
+/// Renders every template of one set; returns how many are broken, each
+/// reported (prefixed with `label`).
+fn render_all(report: &mut Report, templates: &Templates, names: &[&str], label: &str) -> usize {
+    let ctx = sample_context();
+    let mut broken = 0;
+    for name in names {
         if BODY_ONLY.contains(name) {
-            if let Err(e) = policy.templates.render_body(name, &ctx) {
+            if let Err(e) = templates.render_body(name, &ctx) {
                 broken += 1;
-                report.line(Verdict::Fail, "template", e);
+                report.line(Verdict::Fail, "template", format!("{label}{e}"));
             }
             continue;
         }
-        match policy.templates.render(name, &ctx) {
+        match templates.render(name, &ctx) {
             Ok(r) if r.subject.trim().is_empty() => {
                 broken += 1;
                 report.line(
                     Verdict::Fail,
                     "template",
-                    format!("{name}: the subject renders empty"),
+                    format!("{label}{name}: the subject renders empty"),
                 );
             }
             Ok(_) => {}
             Err(e) => {
                 broken += 1;
-                report.line(Verdict::Fail, "template", e);
+                report.line(Verdict::Fail, "template", format!("{label}{e}"));
             }
         }
     }
-    if broken == 0 {
-        report.line(
-            Verdict::Ok,
-            "templates",
-            format!(
-                "all {} render with sample data",
-                TEMPLATE_NAMES.len() + own.len()
-            ),
-        );
-    }
+    broken
 }
 
 fn check_state_dir(report: &mut Report, dir: &Path) {

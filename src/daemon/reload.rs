@@ -55,14 +55,17 @@ pub struct Reloader {
     pub shutdown: CancellationToken,
 }
 
-/// (file, modified, size) of the config file and every template: a change in
-/// any of them triggers a reload.
-fn fingerprint(config: &Path, templates: &Path) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+/// (file, modified, size) of the config file and every template (the
+/// desk's folder and each queue's own): a change in any of them triggers a
+/// reload.
+fn fingerprint(config: &Path, templates: &[PathBuf]) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
     let mut files = vec![config.to_path_buf()];
-    if let Ok(dir) = std::fs::read_dir(templates) {
-        let mut t: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        t.sort();
-        files.extend(t);
+    for folder in templates {
+        if let Ok(dir) = std::fs::read_dir(folder) {
+            let mut t: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            t.sort();
+            files.extend(t);
+        }
     }
     files
         .into_iter()
@@ -75,9 +78,16 @@ fn fingerprint(config: &Path, templates: &Path) -> Vec<(PathBuf, Option<SystemTi
         .collect()
 }
 
+/// The folders whose templates the desk renders from.
+fn template_folders(config: &Config) -> Vec<PathBuf> {
+    std::iter::once(config.desk.templates.clone())
+        .chain(config.queues.iter().filter_map(|q| q.templates.clone()))
+        .collect()
+}
+
 impl Reloader {
     pub async fn run(mut self) {
-        let mut templates = self.started_with.desk.templates.clone();
+        let mut templates = template_folders(&self.started_with);
         let mut seen = fingerprint(&self.path, &templates);
         loop {
             let mut asker = None;
@@ -112,9 +122,9 @@ impl Reloader {
         }
     }
 
-    /// Returns the templates folder of the new config when it was applied.
+    /// Returns the template folders of the new config when it was applied.
     /// Reading and compiling the files blocks, so it runs off the async workers.
-    async fn reload(&self, why: &str) -> Result<(PathBuf, ReloadReport), String> {
+    async fn reload(&self, why: &str) -> Result<(Vec<PathBuf>, ReloadReport), String> {
         let path = self.path.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             Config::load(&path)
@@ -146,7 +156,7 @@ impl Reloader {
                     warn!("{w}");
                 }
                 Ok((
-                    config.desk.templates.clone(),
+                    template_folders(&config),
                     ReloadReport { warnings, restart },
                 ))
             }

@@ -10,7 +10,7 @@ use crate::desk::agent_tell::{agent_name, AgentMail};
 use crate::desk::automail::{self, AutoMail, MailContext, MessageContext};
 use crate::desk::outcome::Outcome;
 use crate::desk::policy::Policy;
-use crate::desk::proof::{agent_proof, AddressSignals};
+use crate::desk::proof::{proven_asker, AddressSignals};
 use crate::desk::trust::reply_to_for;
 use crate::mail::address::Party;
 use crate::mail::classify::Class;
@@ -73,22 +73,10 @@ pub fn on_address(
     let ignored = |why: String| Outcome::Ignored {
         reason: format!("mail to help+commands@: {why}"),
     };
-    let Some(agent) = mail
-        .from
-        .as_ref()
-        .filter(|f| policy.agent(&f.address).is_some())
-    else {
-        return Ok(ignored("not from an agent; no answer".into()));
+    let agent = match proven_asker(policy, mail, class, signals, now) {
+        Ok(agent) => agent,
+        Err(why) => return Ok(ignored(format!("{why}; no answer"))),
     };
-    if !class.may_auto_reply() {
-        return Ok(ignored("automatic mail; no answer".into()));
-    }
-    if let Err(unproven) = agent_proof(policy, mail, &agent.address, signals, now) {
-        return Ok(ignored(format!(
-            "no proof it is {}'s ({}); no answer",
-            agent.address, unproven.why
-        )));
-    }
     Ok(
         match queue_standalone(tx, policy, &greeted(policy, agent), mail, now)? {
             Ok(()) => ignored(format!("the command list was sent to {}", agent.address)),

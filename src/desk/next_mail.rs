@@ -15,7 +15,7 @@ use crate::desk::commands::{self, Command};
 use crate::desk::next::{self, Candidate};
 use crate::desk::outcome::Outcome;
 use crate::desk::policy::Policy;
-use crate::desk::proof::{agent_proof, AddressSignals};
+use crate::desk::proof::{proven_asker, AddressSignals};
 use crate::mail::address::{EmailAddress, Party};
 use crate::mail::classify::Class;
 use crate::mail::parse::InboundMail;
@@ -138,22 +138,10 @@ pub fn on_address(
     let ignored = |why: String| Outcome::Ignored {
         reason: format!("#next by mail: {why}"),
     };
-    let Some(agent) = mail
-        .from
-        .as_ref()
-        .filter(|f| policy.agent(&f.address).is_some())
-    else {
-        return Ok(ignored("not from an agent; no answer".into()));
+    let agent = match proven_asker(policy, mail, class, signals, now) {
+        Ok(agent) => agent,
+        Err(why) => return Ok(ignored(format!("{why}; no answer"))),
     };
-    if !class.may_auto_reply() {
-        return Ok(ignored("automatic mail; no answer".into()));
-    }
-    if let Err(unproven) = agent_proof(policy, mail, &agent.address, signals, now) {
-        return Ok(ignored(format!(
-            "no proof it is {}'s ({}); no answer",
-            agent.address, unproven.why
-        )));
-    }
     Ok(match answer(tx, policy, agent, mail, now)? {
         Ok(()) => ignored(format!("the list was sent to {}", agent.address)),
         Err(why) => ignored(format!("no list sent: {why}")),

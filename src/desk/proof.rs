@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 
 use crate::desk::policy::Policy;
 use crate::desk::trust::{self, TagCheck};
-use crate::mail::address::EmailAddress;
+use crate::mail::address::{EmailAddress, Party};
+use crate::mail::classify::Class;
 use crate::mail::parse::InboundMail;
 use crate::store::records::TicketId;
 
@@ -72,6 +73,36 @@ pub struct Unproven {
 }
 
 /// How an agent's mail proves to be theirs, or why it does not.
+/// Who may ask the desk something by mail outside any ticket (`help+commands@`,
+/// `help+next@`, `help+report@`): a configured agent, writing as a person
+/// (never an automatic reply), with proof the mail is theirs. The error is
+/// why not, in words the ignored list shows.
+pub fn proven_asker<'m>(
+    policy: &Policy,
+    mail: &'m InboundMail,
+    class: &Class,
+    signals: &AddressSignals,
+    now: DateTime<Utc>,
+) -> Result<&'m Party, String> {
+    let Some(agent) = mail
+        .from
+        .as_ref()
+        .filter(|f| policy.agent(&f.address).is_some())
+    else {
+        return Err("not from an agent".into());
+    };
+    if !class.may_auto_reply() {
+        return Err("automatic mail".into());
+    }
+    if let Err(unproven) = agent_proof(policy, mail, &agent.address, signals, now) {
+        return Err(format!(
+            "no proof it is {}'s ({})",
+            agent.address, unproven.why
+        ));
+    }
+    Ok(agent)
+}
+
 pub fn agent_proof(
     policy: &Policy,
     mail: &InboundMail,

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::desk::automail;
 use crate::desk::outcome::Outcome;
 use crate::desk::policy::Policy;
-use crate::desk::proof::{agent_proof, AddressSignals};
+use crate::desk::proof::{proven_asker, AddressSignals};
 use crate::desk::report::{Filter, GroupBy, Spec};
 use crate::desk::report_period::{instant, month};
 use crate::mail::address::Party;
@@ -192,22 +192,10 @@ pub fn on_address(
     let ignored = |why: String| Outcome::Ignored {
         reason: format!("mail to help+report@: {why}"),
     };
-    let Some(agent) = mail
-        .from
-        .as_ref()
-        .filter(|f| policy.agent(&f.address).is_some())
-    else {
-        return Ok(ignored("not from an agent; no report".into()));
+    let agent = match proven_asker(policy, mail, class, signals, now) {
+        Ok(agent) => agent,
+        Err(why) => return Ok(ignored(format!("{why}; no report"))),
     };
-    if !class.may_auto_reply() {
-        return Ok(ignored("automatic mail; no report".into()));
-    }
-    if let Err(unproven) = agent_proof(policy, mail, &agent.address, signals, now) {
-        return Ok(ignored(format!(
-            "no proof it is {}'s ({}); no report",
-            agent.address, unproven.why
-        )));
-    }
     let to = Party {
         name: Some(crate::desk::agent_tell::agent_name(policy, agent)),
         address: agent.address.clone(),
