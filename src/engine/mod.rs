@@ -16,6 +16,7 @@ pub mod clock;
 mod digest;
 #[cfg(debug_assertions)]
 mod fault;
+pub mod protocol;
 pub mod queries;
 pub mod recurring;
 pub mod retention;
