@@ -187,12 +187,25 @@ async fn run(n: usize, m: usize) {
     let flag_ceiling = n as f64 / took.as_secs_f64();
     eprintln!("fetch and flag \\Seen: {flag_ceiling:.0} mails/s");
 
+    // `DESKGATE_BENCH_BATCH_SIZE` (default 500, the daemon's) and
+    // `DESKGATE_BENCH_CACHE` try other batch and cache sizes: they set the
+    // daemon's peak memory (docs/performance.md).
+    let batch_size = std::env::var("DESKGATE_BENCH_BATCH_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let mut extra = String::from("[limits]\nauto_replies_per_recipient = 1000000\n");
+    if let Ok(cache) = std::env::var("DESKGATE_BENCH_CACHE") {
+        extra.push_str(&format!("[store]\ncache = \"{cache}\"\n"));
+    }
+    let extra: &'static str = Box::leak(extra.into_boxed_str());
+    eprintln!("batch size {batch_size}");
     let mut desk = Deskgate::new(
         &servers,
         DeskOptions {
-            batch_size: 500,
+            batch_size,
             // The latency probes all come from one requester.
-            extra: "[limits]\nauto_replies_per_recipient = 1000000",
+            extra,
             log: "info",
             ..DeskOptions::default()
         },
