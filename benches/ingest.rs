@@ -19,7 +19,10 @@
 //!
 //! `DESKGATE_BENCH_INGEST_ONLY=1` stops after step 3's ingest figure (quick
 //! iterations); `DESKGATE_BENCH_BATCHES=1` prints the daemon's per-batch
-//! timings (fetch, commit, flush, mark).
+//! timings (fetch, commit, flush, mark). `DESKGATE_BENCH_BATCH_SIZE` (default
+//! 500, the daemon's) and `DESKGATE_BENCH_CACHE` (e.g. `8 MiB`) try other
+//! batch and cache sizes: they set the daemon's peak memory
+//! (docs/performance.md).
 //!
 //! Prints a table and writes `target/bench-ingest.json`.
 
@@ -187,13 +190,7 @@ async fn run(n: usize, m: usize) {
     let flag_ceiling = n as f64 / took.as_secs_f64();
     eprintln!("fetch and flag \\Seen: {flag_ceiling:.0} mails/s");
 
-    // `DESKGATE_BENCH_BATCH_SIZE` (default 500, the daemon's) and
-    // `DESKGATE_BENCH_CACHE` try other batch and cache sizes: they set the
-    // daemon's peak memory (docs/performance.md).
-    let batch_size = std::env::var("DESKGATE_BENCH_BATCH_SIZE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500);
+    let batch_size = env_usize("DESKGATE_BENCH_BATCH_SIZE", 500) as u32;
     let mut extra = String::from("[limits]\nauto_replies_per_recipient = 1000000\n");
     if let Ok(cache) = std::env::var("DESKGATE_BENCH_CACHE") {
         extra.push_str(&format!("[store]\ncache = \"{cache}\"\n"));
