@@ -9,6 +9,14 @@
 //!
 //! `cargo bench --bench report` (N = 100,000), `DESKGATE_BENCH_TICKETS=N`
 //! for another size. Prints a table and writes `target/bench-report.json`.
+//!
+//! `DESKGATE_BENCH_DIRECT=1` writes the same desk through the store's own
+//! transactions instead (`Tx::add_event`, `Tx::put_ticket`: the calls the
+//! engine commits a ticket with, so the report facts, their indexes and the
+//! per-day open counts are kept exactly as in the daemon), without parsing
+//! or storing mail: a 1,000,000-ticket desk builds in minutes instead of
+//! most of an hour. Its tickets have no messages, so `tickets search` is
+//! not timed then.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -95,9 +103,14 @@ fn main() {
         clock.clone(),
         policy(dir.path()),
     );
+    let direct = env_usize("DESKGATE_BENCH_DIRECT", 0) != 0;
     let body = "The shared printer on the third floor shows error 0x42 again.\r\n".repeat(5);
     let started = Instant::now();
-    let mut done = 0;
+    let mut done = if direct { n } else { 0 };
+    if direct {
+        build_direct(engine.store(), n, t0);
+        clock.set(t0 + chrono::Duration::days((n / PER_DAY) as i64) + chrono::Duration::hours(12));
+    }
     while done < n {
         let day = (done / PER_DAY) as i64;
         let batch: Vec<usize> = (done..(done + 500).min(n)).collect();
@@ -189,16 +202,21 @@ fn main() {
         )
     });
     let (_, search_t) = time(|| {
-        answer(
+        if direct {
+            return None;
+        }
+        Some(answer(
             &engine,
             &Query::Search {
                 text: "no such words anywhere".into(),
                 limit: 50,
             },
-        )
+        ))
     });
+    let search_ms = (!direct).then(|| ms(search_t));
     let out = serde_json::json!({
         "tickets": n,
+        "built": if direct { "store transactions" } else { "engine" },
         "build_s": build_s,
         "report_last_7_days_ms": ms(report_7),
         "report_last_30_days_ms": ms(report_30),
@@ -207,29 +225,135 @@ fn main() {
         "report_whole_history_by_tier_ms": ms(report_all),
         "board_ms": ms(board_t),
         "tickets_next_ms": ms(next_t),
-        "tickets_search_no_match_ms": ms(search_t),
+        "tickets_search_no_match_ms": search_ms,
     });
-    println!("\n| measure ({n} tickets) | value |\n|---|---|");
-    println!("| build | {build_s:.0} s |");
-    println!("| report, last 7 days | {:.0} ms |", ms(report_7));
-    println!("| report, last 30 days | {:.0} ms |", ms(report_30));
-    println!(
-        "| report, last calendar month | {:.0} ms |",
-        ms(report_month)
-    );
-    println!(
-        "| report, last 30 days, by team | {:.0} ms |",
-        ms(report_30_team)
-    );
-    println!(
-        "| report, whole history, by tier | {:.0} ms |",
-        ms(report_all)
-    );
-    println!("| board | {:.0} ms |", ms(board_t));
-    println!("| tickets next | {:.0} ms |", ms(next_t));
-    println!("| tickets search (no match) | {:.0} ms |", ms(search_t));
+    // The target for a report: under a second.
+    let verdict = |d: std::time::Duration| {
+        if d.as_secs_f64() < 1.0 {
+            "met"
+        } else {
+            "MISSED"
+        }
+    };
+    println!("\n| measure ({n} tickets) | value | target < 1 s |\n|---|---|---|");
+    println!("| build | {build_s:.0} s | |");
+    for (what, d) in [
+        ("report, last 7 days", report_7),
+        ("report, last 30 days", report_30),
+        ("report, last calendar month", report_month),
+        ("report, last 30 days, by team", report_30_team),
+        ("report, whole history, by tier", report_all),
+    ] {
+        println!("| {what} | {:.0} ms | {} |", ms(d), verdict(d));
+    }
+    println!("| board | {:.0} ms | |", ms(board_t));
+    println!("| tickets next | {:.0} ms | |", ms(next_t));
+    match search_ms {
+        Some(t) => println!("| tickets search (no match) | {t:.0} ms | |"),
+        None => println!("| tickets search (no match) | not timed: no messages | |"),
+    }
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-report.json");
     std::fs::write(&path, serde_json::to_string_pretty(&out).unwrap()).unwrap();
+}
+
+/// The desk the engine path builds (a thousand tickets a day, every other
+/// one answered after 3 hours with 20 minutes booked and resolved, one in
+/// ten escalated with 5 minutes booked), written ticket by ticket through
+/// the store's transactions, a day per transaction.
+fn build_direct(store: &Store, n: usize, t0: DateTime<Utc>) {
+    use deskgate::mail::address::{EmailAddress, Party};
+    use deskgate::store::records::{Effort, Event, EventKind, Status, Ticket};
+    let started = Instant::now();
+    for day in 0..n.div_ceil(PER_DAY) {
+        store
+            .transact(|tx| {
+                for i in day * PER_DAY..((day + 1) * PER_DAY).min(n) {
+                    let created = t0
+                        + chrono::Duration::days(day as i64)
+                        + chrono::Duration::seconds((i % PER_DAY) as i64 * 30);
+                    let requester = Party {
+                        name: None,
+                        address: EmailAddress::parse(&format!(
+                            "user{}@c{}.example",
+                            i % 5000,
+                            i % 50
+                        ))
+                        .expect("a valid address"),
+                    };
+                    let mut t = Ticket::new(
+                        1000 + i as u64,
+                        format!("Printer problem {i}"),
+                        requester,
+                        "it",
+                        created,
+                    );
+                    t.team = Some("it".into());
+                    t.sla = Some("standard".into());
+                    let event = |at, kind| Event {
+                        at,
+                        actor: "alice@desk.test".into(),
+                        kind,
+                    };
+                    tx.add_event(
+                        &mut t,
+                        &event(
+                            created,
+                            EventKind::Created {
+                                mailbox: "it".into(),
+                            },
+                        ),
+                    )?;
+                    tx.put_ticket(&t)?;
+                    let at = created + chrono::Duration::hours(3);
+                    let book = |t: &mut Ticket, minutes| {
+                        t.effort.push(Effort {
+                            agent: "alice@desk.test".into(),
+                            minutes,
+                            at,
+                        });
+                        EventKind::EffortLogged { minutes }
+                    };
+                    let mut changes = Vec::new();
+                    if i % 2 == 0 {
+                        changes.push(book(&mut t, 20));
+                        changes.push(EventKind::ReplyRelayed { to: vec![] });
+                        changes.push(EventKind::StatusChanged {
+                            from: Status::New,
+                            to: Status::Resolved,
+                            reason: "agent".into(),
+                        });
+                        t.first_response_at = Some(at);
+                        t.resolved_at = Some(at);
+                        t.status = Status::Resolved;
+                    } else if i % 10 == 1 {
+                        changes.push(book(&mut t, 5));
+                        changes.push(EventKind::Escalated {
+                            from_team: Some("it".into()),
+                            to_team: "it-l2".into(),
+                            reason: "agent".into(),
+                        });
+                        t.team = Some("it-l2".into());
+                    }
+                    if !changes.is_empty() {
+                        for kind in changes {
+                            tx.add_event(&mut t, &event(at, kind))?;
+                        }
+                        t.updated_at = at;
+                        tx.put_ticket(&t)?;
+                    }
+                }
+                Ok(())
+            })
+            .expect("the bench's desk is written");
+        let done = ((day + 1) * PER_DAY).min(n);
+        if done % (n / 10).max(PER_DAY) < PER_DAY {
+            eprintln!(
+                "{done} tickets written directly ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    store.flush_blocking().expect("the bench's desk is flushed");
 }
 
 fn clock_now(e: &Engine) -> DateTime<Utc> {

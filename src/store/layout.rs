@@ -30,7 +30,7 @@
 //! | `TicketIndex` (21) | kind u8, [value len u16 BE, value], updated ms u64 BE, ticket u64 BE | empty | `tickets list` by update time, status, team, assignee, requester, tag: a page is a range read (see `list_index.rs`) |
 //! | `ReportFacts` (22) | ticket u64 BE | `ReportFacts` | what the ticket contributes to a report, rewritten with the ticket (see `report_facts.rs`) |
 //! | `Digests` (23) | `d`+digest name, or `r`+request id u64 BE | period start (RFC 3339 JSON) / `ReportRequest` | a digest is sent once per period (the mark commits with its mails); a report asked by mail waits for the timer pass |
-//! | `ReportIndex` (24) | 0, moment ms u64 BE, ticket u64 BE / 1, created ms u64 BE, ticket u64 BE | created ms u64 BE / created (secs i64 BE, nanos u32 BE) + `OpenKeys` | a report reads the tickets its period touches and counts the backlog from the open tickets (see `report_facts.rs`) |
+//! | `ReportIndex` (24) | 0, moment ms u64 BE, ticket u64 BE / 1, created ms u64 BE, ticket u64 BE / 2, creation day u64 BE | created ms u64 BE / created (secs i64 BE, nanos u32 BE) + `OpenKeys` / open tickets created that day, u64 BE | a report reads the tickets its period touches and counts the backlog from the open tickets, or from their count per day (see `report_facts.rs`, `open_days.rs`) |
 //!
 //! Counted tables ([`COUNTED`]) keep their number of keys in `Meta` under
 //! `count`+table, moved in the same batch as the keys, so `stats` reads
@@ -91,8 +91,9 @@ pub(super) enum T {
     /// `b'd'` + digest name → the period it was last sent for; `b'r'` + id
     /// u64 BE → a report asked for by mail, not answered yet (`digests.rs`).
     Digests = 23,
-    /// The moments tickets can be selected on by a report period, and the
-    /// open tickets by creation time (`report_facts.rs`).
+    /// The moments tickets can be selected on by a report period, the
+    /// open tickets by creation time, and their count per creation day
+    /// (`report_facts.rs`, `open_days.rs`).
     ReportIndex = 24,
 }
 
@@ -130,8 +131,9 @@ pub(super) const COUNTED: &[u8] = &[
 /// The store format this release writes: 1 was one sled tree per table plus
 /// a write-ahead journal; 2 is one tree with prefixed keys; 3 adds the
 /// ticket list index (`TicketIndex`); 4 adds the report facts
-/// (`ReportFacts`, `ReportIndex`).
-pub(super) const FORMAT: u32 = 4;
+/// (`ReportFacts`, `ReportIndex`); 5 adds the open tickets counted per
+/// creation day (`ReportIndex` kind 2, `open_days.rs`).
+pub(super) const FORMAT: u32 = 5;
 pub(super) const FORMAT_KEY: &[u8] = b"format";
 /// A fingerprint of the SLA policies and timers the timer index was built
 /// with: another configuration means other due times.

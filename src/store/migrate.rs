@@ -33,6 +33,8 @@ const COPY_BATCH: usize = 10_000;
 const FORMAT_2: u32 = 2;
 /// The list index, before the report facts.
 const FORMAT_3: u32 = 3;
+/// The report facts, before the open tickets counted per day.
+const FORMAT_4: u32 = 4;
 
 fn format_of(data: &Tree) -> Result<Option<u32>, StoreError> {
     Ok(data
@@ -77,9 +79,14 @@ pub fn to_current(db: &sled::Db, path: &str) -> Result<(), StoreError> {
                 drop_format_1(db)?;
             }
             step_list_index(db, &data)?;
-            step_report_facts(db, &data)
+            step_report_facts(db, &data)?;
+            step_open_days(db, &data)
         }
-        Some(FORMAT_3) => step_report_facts(db, &data),
+        Some(FORMAT_3) => {
+            step_report_facts(db, &data)?;
+            step_open_days(db, &data)
+        }
+        Some(FORMAT_4) => step_open_days(db, &data),
         Some(f) => Err(StoreError::Migrate {
             from: f,
             why: "no such format was ever written".into(),
@@ -112,6 +119,18 @@ fn step_report_facts(db: &sled::Db, data: &Tree) -> Result<(), StoreError> {
     data.insert(full_key(T::Meta as u8, FORMAT_KEY), &4u32.to_be_bytes())?;
     db.flush()?;
     tracing::info!(tickets, "built the report facts (store format 4)");
+    Ok(())
+}
+
+/// Format 4 → 5, the step "open per day": counts the open index by
+/// creation day (`open_days.rs`), then writes the format. The count
+/// replaces what it finds, so a crash before the format key is written
+/// just counts again.
+fn step_open_days(db: &sled::Db, data: &Tree) -> Result<(), StoreError> {
+    let days = super::open_days::recount(data)?;
+    data.insert(full_key(T::Meta as u8, FORMAT_KEY), &5u32.to_be_bytes())?;
+    db.flush()?;
+    tracing::info!(days, "counted the open tickets per day (store format 5)");
     Ok(())
 }
 
@@ -443,6 +462,71 @@ mod tests {
             .map(|e| e.unwrap().id)
             .collect();
         assert_eq!(open, [1, 3], "the resolved ticket is not in the backlog");
+        let format = store.db.get(T::Meta as u8, FORMAT_KEY).unwrap().unwrap();
+        assert_eq!(format.as_ref(), &FORMAT.to_be_bytes());
+    }
+
+    #[test]
+    fn a_format_4_store_gets_its_open_tickets_counted_per_day() {
+        use crate::store::records::{Status, Ticket};
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = chrono::Utc::now() - chrono::Duration::days(5);
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .transact(|tx| {
+                    for id in 1..=4u64 {
+                        let mut t = Ticket::new(
+                            id,
+                            "s".into(),
+                            crate::mail::address::Party {
+                                name: None,
+                                address: crate::mail::address::EmailAddress::parse("a@b.c")
+                                    .unwrap(),
+                            },
+                            "help",
+                            t0 + chrono::Duration::days(id as i64 % 2),
+                        );
+                        if id == 4 {
+                            t.merged_into = Some(1);
+                            t.status = Status::Closed;
+                        }
+                        tx.put_ticket(&t)?;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            // What a format 4 store looks like: no counters, format 4.
+            let keys: Vec<_> = store
+                .db
+                .scan_prefix(T::ReportIndex as u8, &[super::super::open_days::OPEN_DAYS])
+                .map(|r| r.unwrap().0)
+                .collect();
+            assert_eq!(keys.len(), 2, "two creation days hold open tickets");
+            for k in keys {
+                store.db.remove_direct(T::ReportIndex as u8, &k).unwrap();
+            }
+            store
+                .db
+                .put_direct(T::Meta as u8, FORMAT_KEY, &FORMAT_4.to_be_bytes())
+                .unwrap();
+            let none = store
+                .open_backlog_by_bucket(chrono::Utc::now(), 1, |_| 0)
+                .unwrap();
+            assert_eq!(none, [0]);
+            store.flush_blocking().unwrap();
+        }
+        let store = Store::open_when_free(dir.path());
+        let by_day = store
+            .open_backlog_by_bucket(chrono::Utc::now(), 2, |c| {
+                usize::from(c >= t0 + chrono::Duration::hours(12))
+            })
+            .unwrap();
+        assert_eq!(
+            by_day,
+            [1, 2],
+            "ticket 2 / tickets 1 and 3; the merged one not at all"
+        );
         let format = store.db.get(T::Meta as u8, FORMAT_KEY).unwrap().unwrap();
         assert_eq!(format.as_ref(), &FORMAT.to_be_bytes());
     }

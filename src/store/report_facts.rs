@@ -21,9 +21,12 @@
 //! - kind 1, *open*: `(created ms u64 BE, ticket u64 BE)` → [`OpenKeys`], every
 //!   ticket unfinished by its trail and not merged: the backlog at the end
 //!   of a period is this range read (plus the few tickets that changed after
-//!   it, read from the instants).
+//!   it, read from the instants) when a report groups or filters by keys.
+//! - kind 2, *open per day*: the open entries counted by creation day
+//!   (`open_days.rs`), so a report without groups or filters counts the
+//!   backlog from a few hundred counters.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
@@ -32,12 +35,13 @@ use serde::{Deserialize, Serialize};
 use super::db::{full_key, WriteSet};
 use super::error::{StoreError, TxResult};
 use super::layout::{decode, encode, seq_key, ticket_key, tx_decode, tx_encode, u64_of, T};
+use super::open_days;
 use super::records::{Effort, Event, EventKind, Pause, Priority, Status, Ticket, TicketId};
 use super::Store;
 use crate::mail::address::Party;
 
 const INSTANT: u8 = 0;
-const OPEN: u8 = 1;
+pub(super) const OPEN: u8 = 1;
 
 /// One ticket's part in the report (see the module doc).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -204,7 +208,7 @@ impl ReportFacts {
 }
 
 /// Milliseconds since 1970 (earlier times clamp to 0): the index's clock.
-fn millis(at: DateTime<Utc>) -> u64 {
+pub(super) fn millis(at: DateTime<Utc>) -> u64 {
     at.timestamp_millis().max(0) as u64
 }
 
@@ -221,13 +225,13 @@ fn exact(at: DateTime<Utc>) -> [u8; 12] {
     b
 }
 
-fn exact_of(b: &[u8]) -> Option<DateTime<Utc>> {
+pub(super) fn exact_of(b: &[u8]) -> Option<DateTime<Utc>> {
     let secs = i64::from_be_bytes(b.get(..8)?.try_into().ok()?);
     let nanos = u32::from_be_bytes(b.get(8..12)?.try_into().ok()?);
     DateTime::<Utc>::from_timestamp(secs, nanos)
 }
 
-fn index_key(kind: u8, at_ms: u64, id: TicketId) -> Vec<u8> {
+pub(super) fn index_key(kind: u8, at_ms: u64, id: TicketId) -> Vec<u8> {
     let mut k = Vec::with_capacity(17);
     k.push(kind);
     k.extend_from_slice(&at_ms.to_be_bytes());
@@ -292,8 +296,23 @@ pub(super) fn refile(ws: &WriteSet<'_>, t: &Ticket) -> TxResult<()> {
             ws.insert(index, &e.0, e.1.as_slice());
         }
     }
+    let (old_day, new_day) = (old.as_ref().and_then(open_day), open_day(&new));
+    if old_day != new_day {
+        if let Some(day) = old_day {
+            open_days::bump(ws, day, -1)?;
+        }
+        if let Some(day) = new_day {
+            open_days::bump(ws, day, 1)?;
+        }
+    }
     ws.insert(table, &ticket_key(t.id), tx_encode("report facts", &new)?);
     Ok(())
+}
+
+/// The creation day a ticket is counted on in the open counters
+/// (`open_days.rs`), if it is in the open index.
+fn open_day(f: &ReportFacts) -> Option<u64> {
+    f.is_open().then(|| open_days::day_of(millis(f.created_at)))
 }
 
 /// Builds the facts and their index for every stored ticket from its trail,
@@ -310,6 +329,7 @@ pub(super) fn build(data: &sled::Tree, batch: usize) -> Result<usize, StoreError
     }
     let mut b = sled::Batch::default();
     let (mut in_batch, mut tickets) = (0, 0);
+    let mut open_per_day: BTreeMap<u64, u64> = BTreeMap::new();
     for item in data.scan_prefix([T::Tickets as u8]) {
         let (k, v) = item?;
         let t: Ticket = match decode("ticket", &v) {
@@ -324,6 +344,9 @@ pub(super) fn build(data: &sled::Tree, batch: usize) -> Result<usize, StoreError
             .map(|r| decode::<Event>("event", &r?.1))
             .collect::<Result<Vec<_>, _>>()?;
         let f = ReportFacts::derive(None, &t, &events);
+        if let Some(day) = open_day(&f) {
+            *open_per_day.entry(day).or_default() += 1;
+        }
         for (k, v) in index_entries(&f)? {
             b.insert(full_key(T::ReportIndex as u8, &k), v);
             in_batch += 1;
@@ -338,6 +361,9 @@ pub(super) fn build(data: &sled::Tree, batch: usize) -> Result<usize, StoreError
             data.apply_batch(std::mem::take(&mut b))?;
             in_batch = 0;
         }
+    }
+    for (k, v) in open_days::counter_entries(open_per_day) {
+        b.insert(k, &v);
     }
     data.apply_batch(b)?;
     Ok(tickets)

@@ -425,6 +425,23 @@ impl<'p> Builder<'p> {
         }
     }
 
+    /// The backlog age bucket a ticket created at `created_at` is in at
+    /// the end of the period.
+    pub fn backlog_bucket(&self, created_at: DateTime<Utc>) -> usize {
+        age_bucket(self.spec.until - created_at)
+    }
+
+    /// Counts open tickets in the backlog by age bucket at once, for a
+    /// report without rows or filters (see [`Builder::add_open`] for which
+    /// tickets; `by_bucket[i]` of them are in [`Builder::backlog_bucket`] `i`).
+    pub fn add_open_counts(&mut self, by_bucket: &[u64]) {
+        let g = &mut self.total.0;
+        for (age, n) in g.backlog_age.iter_mut().zip(by_bucket) {
+            *age += n;
+            g.backlog += n;
+        }
+    }
+
     pub fn finish(self) -> Report {
         let (total, samples) = self.total;
         Report {
