@@ -146,12 +146,34 @@ pub fn recipients(policy: &Policy, d: &Digest) -> Vec<Party> {
     out
 }
 
-/// How the period before is called in a comparison.
-pub fn previous_word(every: &Every) -> &'static str {
-    match every.on {
-        EveryOn::Day => "the day before",
-        EveryOn::Week(_) => "last week",
-        EveryOn::Month(_) => "last month",
+/// How the period before is called in a comparison: by `every` when the
+/// period is the time between two sends, else by its length (a daily
+/// digest of the last 30 days compares with "the 30 days before", not
+/// "the day before").
+pub fn previous_word(d: &Digest) -> String {
+    let last = match &d.report {
+        DigestReport::Report { last, .. } => *last,
+        DigestReport::Recurring { last, .. } => Some(*last),
+    };
+    let between_sends = match d.every.on {
+        EveryOn::Day => Some(86_400),
+        EveryOn::Week(_) => Some(7 * 86_400),
+        EveryOn::Month(_) => None,
+    };
+    match last.map(|l| l.as_secs()) {
+        Some(secs) if Some(secs) != between_sends => match secs {
+            86_400 => "the day before".into(),
+            s if s % 86_400 == 0 => format!("the {} days before", s / 86_400),
+            s => format!(
+                "the {} before",
+                duration_secs(s.min(i64::MAX as u64) as i64)
+            ),
+        },
+        _ => match d.every.on {
+            EveryOn::Day => "the day before".into(),
+            EveryOn::Week(_) => "last week".into(),
+            EveryOn::Month(_) => "last month".into(),
+        },
     }
 }
 
@@ -613,5 +635,29 @@ mod tests {
             first.lines,
             ["vpn connect: 3 tickets, new (none the day before)"]
         );
+    }
+
+    #[test]
+    fn the_period_before_is_named_by_every_or_by_its_length() {
+        let week = every(EveryOn::Week(Weekday::Mon), 8, 0);
+        let days = |n: u64| Some(std::time::Duration::from_secs(n * 86_400));
+        assert_eq!(previous_word(&digest(week, None)), "last week");
+        assert_eq!(previous_word(&digest(week, days(7))), "last week");
+        assert_eq!(previous_word(&digest(week, days(3))), "the 3 days before");
+        let day = every(EveryOn::Day, 8, 0);
+        assert_eq!(previous_word(&digest(day, days(1))), "the day before");
+        assert_eq!(previous_word(&digest(day, days(30))), "the 30 days before");
+        let hours = Some(std::time::Duration::from_secs(36 * 3600));
+        assert_eq!(previous_word(&digest(day, hours)), "the 1d 12h before");
+        let month = every(EveryOn::Month(1), 8, 0);
+        assert_eq!(previous_word(&digest(month, None)), "last month");
+        let recurring = Digest {
+            report: DigestReport::Recurring {
+                last: std::time::Duration::from_secs(7 * 86_400),
+                min: 3,
+            },
+            ..digest(day, None)
+        };
+        assert_eq!(previous_word(&recurring), "the 7 days before");
     }
 }

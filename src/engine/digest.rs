@@ -105,7 +105,7 @@ impl Engine {
                 let prev = crate::engine::views::report(self, &prev)?;
                 let mut c = self.report_content(&cur, tz, periods.current);
                 c.previous = Some(periods.previous);
-                c.headline = digest::comparisons(&cur, &prev, digest::previous_word(&d.every));
+                c.headline = digest::comparisons(&cur, &prev, &digest::previous_word(d));
                 Ok(c)
             }
             DigestReport::Recurring { min, .. } => {
@@ -117,8 +117,8 @@ impl Engine {
                 };
                 let r = read(p)?;
                 let prev = read(before)?;
-                let word = digest::previous_word(&d.every);
-                let compared = digest::compare_recurring(r.clusters, &prev.clusters, *min, word);
+                let word = digest::previous_word(d);
+                let compared = digest::compare_recurring(r.clusters, &prev.clusters, *min, &word);
                 let table = report_text::recurring(
                     &compared.clusters,
                     p.since,
