@@ -333,8 +333,9 @@ impl Engine {
     /// Inside a steering transaction: each ticket it wrote with its event
     /// count before (as committed) and now, and the mails queued since `mark`.
     fn written_by(&self, tx: &Tx<'_>, mark: u64) -> TxResult<Written> {
-        /// A change queues a mail per team member at most; the bound only
-        /// keeps a surprise in id allocation from becoming a long scan.
+        /// A change queues a few mails (one per team member or watcher at
+        /// most); the bound only keeps a surprise in id allocation from
+        /// becoming a long scan.
         const MAX_IDS: u64 = 10_000;
         let mut tickets = Vec::new();
         for id in tx.touched_tickets() {
