@@ -189,9 +189,10 @@ async fn tickets_are_steered_from_the_command_line_and_by_mail() {
     assert_eq!(parsed.attachments[0].bytes, file, "byte for byte");
     assert!(subject(relayed).contains("[#1000]"));
 
-    // tickets comment: the team hears of it, Carol does not.
+    // tickets comment: the team hears of it, Carol does not; --json says
+    // what changed.
     std::fs::write(dir.join("c.txt"), "Her laptop has the old client.\n").unwrap();
-    ok(
+    let said = ok(
         &desk,
         &[
             "tickets",
@@ -199,8 +200,39 @@ async fn tickets_are_steered_from_the_command_line_and_by_mail() {
             "1000",
             "--file",
             dir.join("c.txt").to_str().unwrap(),
+            "--json",
         ],
     );
+    let change: serde_json::Value = serde_json::from_str(&said).expect("one JSON object");
+    assert_eq!(change["ticket"], 1000, "{change:#}");
+    assert_eq!(change["actor"], "cli:ops");
+    assert_eq!(change["after"]["id"], 1000);
+    // As `tickets show --json` has it (not compared whole: delivering the
+    // mails adds events to the ticket meanwhile).
+    let shown = desk.ticket(1000);
+    for field in [
+        "subject",
+        "status",
+        "assignee",
+        "created_at",
+        "message_count",
+    ] {
+        assert_eq!(change["after"][field], shown["ticket"][field], "{field}");
+    }
+    let events = change["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{change:#}");
+    assert_eq!(events[0]["event"], "comment_added");
+    assert_eq!(events[0]["actor"], "cli:ops");
+    let mut told: Vec<&str> = (change["mails"].as_array().unwrap().iter())
+        .inspect(|m| assert_eq!(m["kind"], "comment"))
+        .map(|m| m["recipients"][0].as_str().unwrap())
+        .collect();
+    told.sort();
+    assert_eq!(told, [ALICE, BOB]);
+    assert!(change["mails"][0]["subject"]
+        .as_str()
+        .unwrap()
+        .contains("VPN down"));
     let bob = imap.wait_for(BOB, "INBOX", 2, T).await;
     assert!(bob
         .iter()
@@ -299,7 +331,7 @@ async fn tickets_are_steered_from_the_command_line_and_by_mail() {
     assert!(desk.stop());
 
     // With the daemon stopped the CLI opens the store itself.
-    ok(
+    let said = ok(
         &desk,
         &[
             "tickets",
@@ -309,8 +341,12 @@ async fn tickets_are_steered_from_the_command_line_and_by_mail() {
             "high",
             "--tag",
             "printer",
+            "--json",
         ],
     );
+    let change: serde_json::Value = serde_json::from_str(&said).expect("one JSON object");
+    assert_eq!(change["after"]["priority"], "high", "{change:#}");
+    assert_eq!(change["events"].as_array().unwrap().len(), 2, "{change:#}");
     let v = desk.ticket(1002);
     assert_eq!(v["ticket"]["priority"], "high");
     assert_eq!(v["ticket"]["tags"][0], "printer");

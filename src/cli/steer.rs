@@ -11,7 +11,7 @@ use clap::Args;
 
 use super::{ask, terminal, unexpected};
 use crate::desk::steer::{Action, Request, MAX_ATTACHMENTS};
-use crate::engine::queries::{Answer, Query};
+use crate::engine::queries::{Answer, Query, Steered};
 use crate::mail::outgoing::OutgoingAttachment;
 use crate::store::records::Status;
 
@@ -23,6 +23,10 @@ pub struct AsAgent {
     /// user>`, an admin who may change any ticket.
     #[arg(long = "as", value_name = "AGENT")]
     pub as_agent: Option<String>,
+    /// Print what changed as one JSON object: the ticket after the change,
+    /// the audit events it added and the mails it queued.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tickets set N …`: the fields to change.
@@ -155,11 +159,23 @@ pub fn run(
     let req = Request {
         ticket,
         user: unix_user(),
-        as_agent: who.as_agent,
+        as_agent: who.as_agent.clone(),
         action,
     };
     match rt.block_on(ask(config, any_user, Query::Steer(req)))? {
-        Answer::Steered { done } => {
+        Answer::Steered {
+            done,
+            change: Some(change),
+        } if who.json => super::print_json(&Steered {
+            done,
+            change: *change,
+        }),
+        Answer::Steered { done, .. } if who.json => bail!(
+            "ticket {} was changed, but the running daemon is older than this deskgate and \
+             does not say how: restart it for --json",
+            done.ticket
+        ),
+        Answer::Steered { done, .. } => {
             println!(
                 "ticket {}: done as {}; {} mail(s) queued",
                 done.ticket,

@@ -431,6 +431,51 @@ pub fn trend(first_half: usize, second_half: usize) -> Trend {
     }
 }
 
+/// For each cluster of `now`, the cluster of `before` (a period earlier)
+/// that is the same issue, if any; each is matched once.
+///
+/// The rule: two clusters are the same issue when they share a ticket, or
+/// at least two of their label words (every word, when the shorter label
+/// has fewer than two). One word is not enough: "outlook crash start" and
+/// "outlook calendar sync" are two issues. Clusters of two periods share
+/// tickets only when the periods overlap; the label words carry the match
+/// otherwise. Pairs are taken best first: more shared tickets, then more
+/// shared words, then the larger clusters (the lists come largest first).
+pub fn matches(now: &[Cluster], before: &[Cluster]) -> Vec<Option<usize>> {
+    let words = |c: &Cluster| -> Vec<String> {
+        let mut w: Vec<String> = c.label.split_whitespace().map(str::to_string).collect();
+        w.sort();
+        w.dedup();
+        w
+    };
+    let (now_words, before_words): (Vec<_>, Vec<_>) = (
+        now.iter().map(words).collect(),
+        before.iter().map(words).collect(),
+    );
+    let mut pairs = Vec::new();
+    for (i, a) in now.iter().enumerate() {
+        for (j, b) in before.iter().enumerate() {
+            let tickets = a.tickets.iter().filter(|t| b.tickets.contains(t)).count();
+            let (wa, wb) = (&now_words[i], &before_words[j]);
+            let shared = wa.iter().filter(|w| wb.contains(w)).count();
+            let needed = wa.len().min(wb.len()).clamp(1, 2);
+            if tickets > 0 || shared >= needed {
+                pairs.push((std::cmp::Reverse((tickets, shared)), i + j, i, j));
+            }
+        }
+    }
+    pairs.sort_unstable();
+    let mut out = vec![None; now.len()];
+    let mut taken = vec![false; before.len()];
+    for (_, _, i, j) in pairs {
+        if out[i].is_none() && !taken[j] {
+            out[i] = Some(j);
+            taken[j] = true;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,5 +582,56 @@ mod tests {
             .iter()
             .all(|c| c.tickets.len() >= 3));
         assert!(clusters(&[], 3, period).is_empty());
+    }
+
+    fn issue(label: &str, tickets: &[u64]) -> Cluster {
+        let at = DateTime::parse_from_rfc3339("2026-11-01T08:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        Cluster {
+            label: label.into(),
+            tickets: tickets.to_vec(),
+            first_seen: at,
+            last_seen: at,
+            teams: Vec::new(),
+            trend: Trend::Steady,
+        }
+    }
+
+    #[test]
+    fn issues_match_across_periods_by_shared_tickets_or_two_label_words() {
+        let now = [
+            issue("printer toner jam", &[20, 21, 22]),
+            issue("outlook crash start", &[23, 24]),
+            issue("vpn connect anyconnect", &[25, 26]),
+            issue("badge", &[27, 28]),
+            issue("laptop battery", &[9, 29]),
+        ];
+        let before = [
+            issue("outlook calendar sync", &[1, 2, 3]),
+            issue("toner printer cartridge", &[4, 5]),
+            issue("vpn tunnel drop", &[6, 7]),
+            issue("badge office door", &[8, 10]),
+            issue("screen flicker dock", &[9, 11]),
+        ];
+        assert_eq!(
+            matches(&now, &before),
+            [
+                Some(1), // two label words, in any order
+                None,    // one word is not the same issue
+                None,
+                Some(3), // a one-word label: its word
+                Some(4), // a shared ticket, whatever the words
+            ]
+        );
+        // Each cluster of the period before is matched once, the closest first.
+        let twice = [
+            issue("printer toner", &[30, 31]),
+            issue("printer toner jam", &[32, 33]),
+        ];
+        let jam = [issue("printer toner jam", &[1, 2])];
+        assert_eq!(matches(&twice, &jam), [None, Some(0)]);
+        assert!(matches(&[], &jam).is_empty());
+        assert_eq!(matches(&twice, &[]), [None, None]);
     }
 }

@@ -321,8 +321,9 @@ pub fn recurring(
     out
 }
 
-/// The recurring issues as CSV, one line per issue (a digest's attachment).
-pub fn recurring_csv(clusters: &[Cluster]) -> Result<String, RenderError> {
+/// The recurring issues as CSV, one line per issue (a digest's attachment);
+/// `previous` holds each issue's tickets in the period before (0: new).
+pub fn recurring_csv(clusters: &[Cluster], previous: &[usize]) -> Result<String, RenderError> {
     let err = |e: &dyn std::fmt::Display| RenderError::Csv(e.to_string());
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
@@ -335,14 +336,16 @@ pub fn recurring_csv(clusters: &[Cluster]) -> Result<String, RenderError> {
         "last_seen",
         "teams",
         "ticket_ids",
+        "previous_tickets",
     ])
     .map_err(|e| err(&e))?;
-    for c in clusters {
+    for (i, c) in clusters.iter().enumerate() {
         let trend = match c.trend {
             Trend::Rising => "rising",
             Trend::Steady => "steady",
             Trend::Falling => "falling",
         };
+        let before = previous.get(i).map(usize::to_string).unwrap_or_default();
         let ids: Vec<String> = c.tickets.iter().map(u64::to_string).collect();
         w.write_record([
             c.label.clone(),
@@ -352,6 +355,7 @@ pub fn recurring_csv(clusters: &[Cluster]) -> Result<String, RenderError> {
             c.last_seen.to_rfc3339(),
             c.teams.join(" "),
             ids.join(" "),
+            before,
         ])
         .map_err(|e| err(&e))?;
     }

@@ -105,28 +105,36 @@ impl Engine {
                 let prev = crate::engine::views::report(self, &prev)?;
                 let mut c = self.report_content(&cur, tz, periods.current);
                 c.previous = Some(periods.previous);
-                c.headline = digest::comparisons(&cur, &prev, digest::previous_word(&d.every));
+                c.headline = digest::comparisons(&cur, &prev, &digest::previous_word(d));
                 Ok(c)
             }
             DigestReport::Recurring { min, .. } => {
-                let p = periods.current;
-                let r = crate::engine::recurring::recurring(self.store(), p.since, p.until, *min)?;
+                let (p, before) = (periods.current, periods.previous);
+                // Grouped at the smallest size in both periods, so issues
+                // too small to report still count as seen (`compare_recurring`).
+                let read = |p: Period| {
+                    crate::engine::recurring::recurring(self.store(), p.since, p.until, 2)
+                };
+                let r = read(p)?;
+                let prev = read(before)?;
+                let word = digest::previous_word(d);
+                let compared = digest::compare_recurring(r.clusters, &prev.clusters, *min, &word);
                 let table = report_text::recurring(
-                    &r.clusters,
+                    &compared.clusters,
                     p.since,
                     p.until,
                     r.tickets_read,
                     r.truncated,
                     tz,
                 );
-                let csv = report_text::recurring_csv(&r.clusters)
+                let csv = report_text::recurring_csv(&compared.clusters, &compared.previous)
                     .ok()
                     .map(|text| (digest::csv_name("recurring", tz, p), text));
                 Ok(Content {
                     report: "recurring",
                     period: p,
-                    previous: None,
-                    headline: Vec::new(),
+                    previous: Some(before),
+                    headline: compared.lines,
                     table,
                     csv,
                 })

@@ -61,6 +61,13 @@ pub struct PreparedBatch<'a> {
     mails: Vec<Prepared<'a>>,
 }
 
+/// What a steering transaction wrote: each ticket with its event count
+/// before, and the mails it queued.
+struct Written {
+    tickets: Vec<(crate::store::records::Ticket, u32)>,
+    mails: Vec<protocol::OutboxSummary>,
+}
+
 pub struct Engine {
     store: Store,
     clock: Arc<dyn Clock>,
@@ -290,17 +297,26 @@ impl Engine {
 
     /// A change asked at the command line (`desk::steer`): committed in one
     /// transaction with every mail it queues. A refused request changes
-    /// nothing and comes back as its problems, one line each.
+    /// nothing and comes back as its problems, one line each. What it did
+    /// in detail (tickets after, events, mails) is read in the same
+    /// transaction, so the sender cannot take a mail away first.
     pub fn steer(
         &self,
         req: &crate::desk::steer::Request,
-    ) -> Result<Result<crate::desk::steer::Done, Vec<String>>, EngineError> {
+    ) -> Result<Result<protocol::Steered, Vec<String>>, EngineError> {
         let policy = self.policy();
         let now = self.clock.now();
         let mut refused = None;
         let result = self.transact(&policy, |tx| {
+            // Transactions run one at a time and every mail gets its id
+            // from `generate_id` as it is queued: the ids past this mark
+            // are the mails of this change.
+            let mark = tx.generate_id()?;
             match crate::desk::steer::apply(tx, &policy, req, now)? {
-                Ok(done) => Ok(done),
+                Ok(done) => {
+                    let written = self.written_by(tx, mark)?;
+                    Ok((done, written))
+                }
                 Err(problems) => {
                     refused = Some(problems);
                     Err(StoreError::Aborted("refused".into()))
@@ -309,9 +325,73 @@ impl Engine {
         });
         match (result, refused) {
             (_, Some(problems)) => Ok(Err(problems)),
-            (Ok(done), None) => Ok(Ok(done)),
+            (Ok((done, written)), None) => Ok(Ok(self.steered(done, written)?)),
             (Err(e), None) => Err(e.into()),
         }
+    }
+
+    /// Inside a steering transaction: each ticket it wrote with its event
+    /// count before (as committed) and now, and the mails queued since `mark`.
+    fn written_by(&self, tx: &Tx<'_>, mark: u64) -> TxResult<Written> {
+        /// A change queues a few mails (one per team member or watcher at
+        /// most); the bound only keeps a surprise in id allocation from
+        /// becoming a long scan.
+        const MAX_IDS: u64 = 10_000;
+        let mut tickets = Vec::new();
+        for id in tx.touched_tickets() {
+            let before = self.store.ticket(id)?.map_or(0, |t| t.event_count);
+            let after = tx.ticket_required(id)?;
+            tickets.push((after, before));
+        }
+        let end = tx.generate_id()?;
+        let mut mails = Vec::new();
+        for id in (mark + 1..end).take(MAX_IDS as usize) {
+            mails.extend(tx.outbox_entry(id)?.map(protocol::OutboxSummary::from));
+        }
+        Ok(Written { tickets, mails })
+    }
+
+    /// The steered ticket first, with the events each ticket gained (read
+    /// after the commit: events are only ever appended).
+    fn steered(
+        &self,
+        done: crate::desk::steer::Done,
+        written: Written,
+    ) -> Result<protocol::Steered, StoreError> {
+        let mut after = None;
+        let mut also_changed = Vec::new();
+        for (ticket, before) in written.tickets {
+            let events: Vec<_> = (self.store.events(ticket.id)?.into_iter())
+                .skip(before as usize)
+                .take(ticket.event_count.saturating_sub(before) as usize)
+                .collect();
+            if ticket.id == done.ticket {
+                after = Some((ticket, events));
+            } else {
+                also_changed.push(protocol::ChangedTicket { ticket, events });
+            }
+        }
+        let (after, events) = match after {
+            Some(a) => a,
+            None => match self.store.ticket(done.ticket)? {
+                Some(t) => (t, Vec::new()),
+                None => {
+                    return Err(StoreError::Aborted(format!(
+                        "ticket {} vanished",
+                        done.ticket
+                    )))
+                }
+            },
+        };
+        Ok(protocol::Steered {
+            done,
+            change: protocol::SteerChange {
+                after,
+                events,
+                also_changed,
+                mails: written.mails,
+            },
+        })
     }
 
     /// Processes a quarantined mail again. On success the quarantine entry goes

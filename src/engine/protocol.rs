@@ -266,9 +266,12 @@ pub enum Answer {
         hits: Vec<SearchHit>,
         more: bool,
     },
-    /// A `Steer` request was applied.
+    /// A `Steer` request was applied. `change` is what it did in detail
+    /// (`--json`); a daemon from before it was added sends none.
     Steered {
         done: crate::desk::steer::Done,
+        #[serde(default)]
+        change: Option<Box<SteerChange>>,
     },
     /// A `Steer` request was refused: nothing changed.
     Refused {
@@ -304,6 +307,40 @@ pub struct TicketView {
     pub events: Vec<Event>,
 }
 
+/// What a `tickets set|comment|reply|merge|link` did, beyond its
+/// [`Done`](crate::desk::steer::Done): the shapes are those of `tickets show
+/// --json` (ticket, events) and `outbox --json` (mails), so a script reads
+/// one format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SteerChange {
+    /// The steered ticket as the change left it.
+    pub after: Ticket,
+    /// The audit events the change added to it, oldest first.
+    pub events: Vec<Event>,
+    /// Other tickets it wrote: a merge's target, a link's other side.
+    #[serde(default)]
+    pub also_changed: Vec<ChangedTicket>,
+    /// The mails it queued (notices, the reply), in the order queued.
+    pub mails: Vec<OutboxSummary>,
+}
+
+/// Another ticket a steering change wrote, and the events it added there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangedTicket {
+    pub ticket: Ticket,
+    pub events: Vec<Event>,
+}
+
+/// What `tickets set|comment|… --json` prints: the ticket number, actor and
+/// count of [`Done`](crate::desk::steer::Done) with the [`SteerChange`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Steered {
+    #[serde(flatten)]
+    pub done: crate::desk::steer::Done,
+    #[serde(flatten)]
+    pub change: SteerChange,
+}
+
 /// An outbox entry without its bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxSummary {
@@ -312,6 +349,9 @@ pub struct OutboxSummary {
     pub kind: String,
     pub message_id: String,
     pub recipients: Vec<String>,
+    /// As composed (unknown for an entry queued already formatted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     pub attempts: u32,
     pub next_attempt_at: chrono::DateTime<chrono::Utc>,
     pub last_error: Option<String>,
@@ -326,6 +366,7 @@ impl From<OutboxEntry> for OutboxSummary {
             kind: e.kind,
             message_id: e.message_id,
             recipients: e.recipients.iter().map(|r| r.to_string()).collect(),
+            subject: e.composed.map(|c| c.subject),
             attempts: e.attempts,
             next_attempt_at: e.next_attempt_at,
             last_error: e.last_error,

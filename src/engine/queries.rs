@@ -35,9 +35,12 @@ fn retry(engine: &Engine, id: u64) -> Result<Answer, EngineError> {
 
 fn steer(engine: &Engine, req: &crate::desk::steer::Request) -> Result<Answer, EngineError> {
     Ok(match engine.steer(req)? {
-        Ok(done) => {
+        Ok(Steered { done, change }) => {
             engine.store().flush_blocking()?;
-            Answer::Steered { done }
+            Answer::Steered {
+                done,
+                change: Some(Box::new(change)),
+            }
         }
         Err(problems) => Answer::Refused { problems },
     })

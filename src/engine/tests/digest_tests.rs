@@ -179,6 +179,91 @@ min = 2
     assert_eq!(m.attachments[0].name, "recurring-2026-11-29.csv");
 }
 
+#[test]
+fn a_recurring_digest_compares_each_issue_with_the_period_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(utc("2026-11-16T09:00:00Z")));
+    let extra = r#"
+[[digest]]
+name = "product"
+to = ["product@desk.test"]
+report = "recurring"
+every = "day 08:00"
+last = "7d"
+min = 2
+"#;
+    let e = digest_engine(dir.path(), clock.clone(), extra);
+    let mut n = 0;
+    let mut file = |subject: &str, count: usize| {
+        for _ in 0..count {
+            n += 1;
+            let (from, id) = (format!("u{n}@c.test"), format!("r{n}@c"));
+            e.ingest(&mail(&from, subject, &id, ""), "it").unwrap();
+        }
+    };
+    // The period before: 16–22 November. This period: 22–29 November.
+    file("Printer toner empty", 2);
+    file("Outlook crashes on start", 3);
+    clock.set(utc("2026-11-24T09:00:00Z"));
+    file("Printer toner empty", 4);
+    file("VPN AnyConnect will not connect", 3);
+    clock.set(utc("2026-11-29T07:30:00Z"));
+    assert_eq!(e.run_digests().unwrap(), 1);
+    let o = digests(&e);
+    let m = inbound::parse(o[0].formatted().unwrap().as_bytes()).unwrap();
+    let line = |words: &str| {
+        m.text
+            .lines()
+            .find(|l| l.trim_start().starts_with("- ") && l.contains(words))
+            .unwrap_or_else(|| panic!("no line with {words}: {}", m.text))
+            .trim_start_matches([' ', '-'])
+            .to_string()
+    };
+    assert!(
+        m.text.contains("Compared with the period before"),
+        "{}",
+        m.text
+    );
+    let printer = line("printer");
+    assert!(
+        printer.ends_with(": 4 tickets, the 7 days before 2, growing"),
+        "{printer}"
+    );
+    let vpn = line("vpn");
+    assert!(
+        vpn.ends_with(": 3 tickets, new (none the 7 days before)"),
+        "{vpn}"
+    );
+    let outlook = line("outlook");
+    assert!(
+        outlook.ends_with(": went away (the 7 days before 3 tickets)"),
+        "{outlook}"
+    );
+    let csv = String::from_utf8(m.attachments[0].bytes.clone()).unwrap();
+    let mut rows = csv.lines();
+    assert!(
+        rows.next()
+            .unwrap()
+            .ends_with(",ticket_ids,previous_tickets"),
+        "{csv}"
+    );
+    let previous: Vec<(String, String)> = rows
+        .map(|r| {
+            let cells: Vec<&str> = r.split(',').collect();
+            (cells[0].to_string(), cells[cells.len() - 1].to_string())
+        })
+        .collect();
+    assert_eq!(previous.len(), 2, "the issues of this period: {csv}");
+    assert!(
+        previous[0].0.contains("printer") && previous[0].1 == "2",
+        "{csv}"
+    );
+    assert!(
+        previous[1].0.contains("vpn") && previous[1].1 == "0",
+        "{csv}"
+    );
+}
+
 fn ask(from: &str, id: &str, extra: &str, body: &str) -> Vec<u8> {
     format!("{extra}From: {from}\r\nTo: help+report@desk.test\r\nSubject: numbers?\r\nMessage-ID: <{id}>\r\n\r\n{body}\r\n").into_bytes()
 }

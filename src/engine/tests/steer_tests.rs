@@ -3,7 +3,8 @@
 //! `#problem N` and of `#next` by mail (issue 15 §3, §5, §6).
 
 use super::*;
-use crate::desk::steer::{Action, Done, Request};
+use crate::desk::steer::{Action, Request};
+use crate::engine::protocol::Steered;
 use crate::mail::outgoing::OutgoingAttachment;
 
 fn set(
@@ -11,7 +12,7 @@ fn set(
     ticket: u64,
     as_agent: Option<&str>,
     lines: &[&str],
-) -> Result<Done, Vec<String>> {
+) -> Result<Steered, Vec<String>> {
     e.steer(&Request {
         ticket,
         user: "root".into(),
@@ -39,7 +40,7 @@ fn set_changes_the_ticket_as_the_cli_user_and_tells_the_new_assignee() {
         &["#status waiting", "#assign alice", "#priority high"],
     )
     .unwrap();
-    assert_eq!(done.actor, "cli:root");
+    assert_eq!(done.done.actor, "cli:root");
     let t = e.store().ticket(1000).unwrap().unwrap();
     assert_eq!(t.status, Status::Waiting);
     assert_eq!(t.assignee.as_deref(), Some("alice@desk.test"));
@@ -87,6 +88,56 @@ fn set_changes_the_ticket_as_the_cli_user_and_tells_the_new_assignee() {
     );
     // Nothing to the requester.
     assert!(outbox_of(&e, "reply").is_empty());
+}
+
+#[test]
+fn a_change_says_the_ticket_after_it_the_events_it_added_and_the_mails_it_queued() {
+    let (_d, e) = routed_engine("");
+    new_ticket_with_watcher(&e);
+    let events_before = events(&e, 1000).len();
+    let s = set(&e, 1000, None, &["#status waiting", "#assign alice"]).unwrap();
+    assert_eq!((s.done.ticket, s.done.actor.as_str()), (1000, "cli:root"));
+    assert_eq!(s.change.after, e.store().ticket(1000).unwrap().unwrap());
+    assert_eq!(
+        s.change.events,
+        events(&e, 1000)[events_before..],
+        "exactly the events it added"
+    );
+    assert_eq!(s.change.events.len(), 2, "{:?}", s.change.events);
+    assert!(s.change.also_changed.is_empty());
+    let notice = outbox_of(&e, "assignment notice");
+    assert_eq!(s.done.queued, 1);
+    assert_eq!(s.change.mails.len(), 1);
+    let mail = &s.change.mails[0];
+    assert_eq!(
+        (mail.id, mail.kind.as_str(), mail.ticket),
+        (notice[0].id, "assignment notice", Some(1000))
+    );
+    assert_eq!(mail.recipients, ["alice@desk.test"]);
+    let subject = mail.subject.as_deref().unwrap_or_default();
+    assert!(subject.contains("[#1000]"), "{subject}");
+
+    // A merge writes the target too: its events are said with it.
+    e.ingest(b"From: x@c.test\r\nTo: help@desk.test\r\nSubject: Again\r\nMessage-ID: <g1@c>\r\n\r\nx\r\n", "it")
+        .unwrap();
+    let s = set(&e, 1001, None, &["#merge 1000"]).unwrap();
+    assert_eq!(s.change.after.merged_into, Some(1000));
+    let [target] = &s.change.also_changed[..] else {
+        panic!("{:?}", s.change.also_changed)
+    };
+    assert_eq!(target.ticket.id, 1000);
+    assert_eq!(target.ticket.merged_from, [1001]);
+    assert!(!target.events.is_empty());
+    assert_eq!(s.change.mails.len(), s.done.queued);
+
+    // The JSON that `--json` prints: `tickets show --json`'s shapes.
+    let v = serde_json::to_value(&s).unwrap();
+    assert_eq!(v["ticket"], 1001);
+    assert_eq!(v["actor"], "cli:root");
+    assert_eq!(v["after"]["status"], "closed");
+    assert!(v["after"]["updated_at"].as_str().unwrap().ends_with('Z'));
+    assert!(v["events"][0]["event"].is_string(), "{v:#}");
+    assert_eq!(serde_json::from_value::<Steered>(v).unwrap(), s);
 }
 
 #[test]
@@ -170,7 +221,7 @@ fn acting_as_an_agent_records_the_agent_and_applies_their_rights() {
         "{refused:?}"
     );
     let done = set(&e, 1000, Some("Alice"), &["#time 15m", "#assign me"]).unwrap();
-    assert_eq!(done.actor, "alice@desk.test");
+    assert_eq!(done.done.actor, "alice@desk.test");
     let t = e.store().ticket(1000).unwrap().unwrap();
     assert_eq!(t.effort[0].agent, "alice@desk.test");
     assert_eq!(t.assignee.as_deref(), Some("alice@desk.test"));
