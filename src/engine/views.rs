@@ -2,20 +2,23 @@
 //! `tickets search`: each reads the store and hands the records to the pure
 //! code in `desk` (report, board, next).
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::desk::report::figures::AGE_BUCKET_NAMES;
+use crate::desk::report::figures::{age_bucket, AGE_BUCKET_NAMES};
+use crate::desk::report::BacklogCount;
 use crate::engine::Engine;
+use crate::store::open_days::{uncount_open, Bucketing};
 use crate::store::records::{Status, Ticket, TicketId};
 use crate::store::{ListFilter, StoreError};
 
 /// A report from the stored report facts (`store::report_facts`): the
 /// facts of the tickets the period touches (or that changed after it), and
-/// the rest of the backlog from the open index — entry by entry when rows
-/// or filters need each ticket's keys, else from the open tickets counted
-/// per creation day. Exact — the same figures as reading every ticket and
-/// its trail ([`report_full_scan`]) — at the cost of the period's tickets
-/// (and, with rows or filters, the open ones), not of the whole desk.
+/// the rest of the backlog from the open tickets counted per creation day
+/// (all, or by the one key the rows and filter use), or, when they use
+/// several, entry by entry from the open index. Exact — the same figures as
+/// reading every ticket and its trail ([`report_full_scan`]) — at the cost
+/// of the period's tickets, not of the whole desk.
 pub(crate) fn report(
     engine: &Engine,
     spec: &crate::desk::report::Spec,
@@ -24,32 +27,48 @@ pub(crate) fn report(
     let policy = engine.policy();
     let mut b = crate::desk::report::Builder::new(&policy, spec);
     let read = store.report_tickets(spec.since, spec.until)?;
-    // The read tickets still in the open index, by creation time: counted
-    // from their facts, so not again in the backlog.
+    // The read tickets still in the open index: counted from their facts,
+    // so not again in the backlog.
     let mut read_open = Vec::new();
     for &id in &read {
         if let Some(f) = store.report_facts(id)? {
             b.add_facts(&f);
             if f.is_open() && f.created_at < spec.until {
-                read_open.push(f.created_at);
+                read_open.push((f.created_at, f.open_keys()));
             }
         }
     }
-    if b.needs_keys() {
-        for entry in store.open_created_before(spec.until) {
-            let entry = entry?;
-            if !read.contains(&entry.id) {
-                b.add_open(entry.created_at, Some(&entry.keys()?));
+    let dim = match b.backlog_count() {
+        BacklogCount::Counted(dim) => dim,
+        BacklogCount::PerTicket => {
+            for entry in store.open_created_before(spec.until) {
+                let entry = entry?;
+                if !read.contains(&entry.id) {
+                    b.add_open(entry.created_at, &entry.keys()?);
+                }
+            }
+            return Ok(b.finish());
+        }
+    };
+    let until = spec.until;
+    let how = Bucketing {
+        until,
+        buckets: AGE_BUCKET_NAMES.len(),
+        bucket_of: move |created| age_bucket(until - created),
+    };
+    let mut counted = store.open_backlog_counts(dim, &how)?;
+    for (created, keys) in &read_open {
+        uncount_open(dim, &how, &mut counted, *created, keys);
+    }
+    for (value, by_bucket) in counted {
+        match dim {
+            None => b.add_open_counts(None, &by_bucket),
+            Some(d) => {
+                if let Some(keys) = d.keys_with(&value) {
+                    b.add_open_counts(Some(&keys), &by_bucket);
+                }
             }
         }
-    } else {
-        let mut by_age = store
-            .open_backlog_by_bucket(spec.until, AGE_BUCKET_NAMES.len(), |c| b.backlog_bucket(c))?;
-        for created in read_open {
-            let n = &mut by_age[b.backlog_bucket(created)];
-            *n = n.saturating_sub(1);
-        }
-        b.add_open_counts(&by_age);
     }
     Ok(b.finish())
 }
@@ -75,20 +94,21 @@ pub(crate) fn report_full_scan(
     Ok(b.finish())
 }
 
-/// The statuses a ticket is on the board or in `tickets next` with, read
-/// from the status index (`store::list_index`) instead of every ticket.
+/// The tickets in each of `statuses` (updated at its `since` or later) on
+/// the board or in `tickets next`, read from the status index
+/// (`store::list_index`) instead of every ticket.
 fn open_tickets<'a>(
     engine: &'a Engine,
-    statuses: &'a [Status],
+    statuses: &'a [(Status, Option<DateTime<Utc>>)],
     team: Option<&str>,
 ) -> impl Iterator<Item = Result<Ticket, StoreError>> + 'a {
     let team = team.map(str::to_string);
-    statuses.iter().flat_map(move |s| {
-        let mut filters = vec![ListFilter::Status(*s)];
+    statuses.iter().flat_map(move |&(s, since)| {
+        let mut filters = vec![ListFilter::Status(s)];
         filters.extend(team.clone().map(ListFilter::Team));
         engine
             .store()
-            .ticket_list(&filters, None, None)
+            .ticket_list(&filters, since, None)
             .map(|r| r.map(|(_, t)| t))
             .collect::<Vec<_>>()
     })
@@ -114,7 +134,14 @@ pub(crate) fn board(
     let policy = engine.policy();
     let now = engine.now();
     let mut placed = Vec::new();
-    let on_board = [Status::New, Status::Open, Status::Waiting, Status::Resolved];
+    // A resolved ticket is on the board only while recent, and resolving
+    // it updated it: older ones are not read (they are most of a desk).
+    let on_board = [
+        (Status::New, None),
+        (Status::Open, None),
+        (Status::Waiting, None),
+        (Status::Resolved, Some(now - board::RESOLVED_RECENT)),
+    ];
     for t in open_tickets(engine, &on_board, team) {
         let t = t?;
         if t.status == Status::Closed || t.merged_into.is_some() || !belongs(&t, team, agent) {
@@ -152,7 +179,7 @@ pub(crate) fn next(
     let policy = engine.policy();
     let now = engine.now();
     let mut cands = Vec::new();
-    for t in open_tickets(engine, &[Status::New, Status::Open], team) {
+    for t in open_tickets(engine, &[(Status::New, None), (Status::Open, None)], team) {
         let t = t?;
         if next::actionable(&t) && belongs(&t, team, agent) {
             cands.push(next::candidate(&t, policy.sla(t.sla.as_deref()), now));
@@ -451,6 +478,51 @@ mod tests {
     }
 
     #[test]
+    fn the_board_shows_only_the_recently_resolved() {
+        use crate::desk::board::{Lane, RESOLVED_RECENT};
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path());
+        let now = e.now();
+        // Resolved just inside and just outside the recent window, and one
+        // resolved long ago but updated since (a comment): its resolution
+        // time, not its update, decides.
+        let cases = [
+            (1, RESOLVED_RECENT - Duration::minutes(1), None),
+            (2, RESOLVED_RECENT + Duration::minutes(1), None),
+            (3, Duration::days(30), Some(Duration::hours(1))),
+        ];
+        e.store()
+            .transact(|tx| {
+                for (id, ago, updated_ago) in cases {
+                    let resolved = now - ago;
+                    let mut t = Ticket::new(
+                        id,
+                        format!("s{id}"),
+                        Party {
+                            name: None,
+                            address: EmailAddress::parse("u@d.test").unwrap(),
+                        },
+                        "it",
+                        resolved - Duration::days(1),
+                    );
+                    t.set_status(Status::Resolved, resolved);
+                    t.updated_at = updated_ago.map_or(resolved, |u| now - u);
+                    tx.put_ticket(&t)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let b = board(&e, None, None).unwrap();
+        let resolved: Vec<_> = b
+            .lanes
+            .iter()
+            .filter(|l| l.lane == Lane::Resolved)
+            .flat_map(|l| l.cards.iter().map(|c| c.id))
+            .collect();
+        assert_eq!(resolved, [1]);
+    }
+
+    #[test]
     fn the_backlog_from_the_per_day_counts_is_exact_at_every_boundary() {
         let dir = tempfile::tempdir().unwrap();
         let e = engine(dir.path());
@@ -459,12 +531,27 @@ mod tests {
             .with_timezone(&Utc);
         let mut rng = Rng(0x2545_f491_4f6c_dd1d);
         random_desk(&e, &mut rng, 300, t0);
-        let spec = |since, until| Spec {
-            since,
-            until,
-            by: None,
-            filter: Filter::default(),
+        let filter = |team: Option<&str>, agent: Option<&str>, tag: Option<&str>| Filter {
+            team: team.map(str::to_string),
+            agent: agent.map(str::to_string),
+            tag: tag.map(str::to_string),
         };
+        // Every way the backlog is read: all counted, counted by each key
+        // (rows, a filter, both on one key), and entry by entry.
+        let asks = [
+            (None, filter(None, None, None)),
+            (Some(GroupBy::Team), filter(None, None, None)),
+            (Some(GroupBy::Agent), filter(None, None, None)),
+            (Some(GroupBy::Tier), filter(None, None, None)),
+            (Some(GroupBy::Priority), filter(None, None, None)),
+            (Some(GroupBy::Queue), filter(None, None, None)),
+            (Some(GroupBy::Domain), filter(None, None, None)),
+            (None, filter(Some("it"), None, None)),
+            (None, filter(None, Some("bob@desk.test"), None)),
+            (None, filter(None, None, Some("vip"))),
+            (Some(GroupBy::Tier), filter(Some("it-l2"), None, None)),
+            (Some(GroupBy::Agent), filter(None, None, Some("net"))),
+        ];
         let mut untils = Vec::new();
         for id in [3, 50, 120, 299] {
             let created = e.store().ticket(id).unwrap().unwrap().created_at;
@@ -486,10 +573,18 @@ mod tests {
         let mut seen_backlog = 0;
         for (round, &until) in untils.iter().enumerate() {
             let since = until - Duration::microseconds(rng.below(10 * 86_400 * 1_000_000) as i64);
-            let fast = report(&e, &spec(since, until)).unwrap();
-            let full = report_full_scan(&e, &spec(since, until)).unwrap();
-            assert_eq!(fast, full, "round {round}: {since} to {until}");
-            seen_backlog += fast.total.backlog;
+            for (by, filter) in &asks {
+                let spec = Spec {
+                    since,
+                    until,
+                    by: *by,
+                    filter: filter.clone(),
+                };
+                let fast = report(&e, &spec).unwrap();
+                let full = report_full_scan(&e, &spec).unwrap();
+                assert_eq!(fast, full, "round {round}: {spec:?}");
+                seen_backlog += fast.total.backlog;
+            }
         }
         assert!(seen_backlog > 0, "the periods have a backlog to count");
     }

@@ -30,7 +30,7 @@
 //! | `TicketIndex` (21) | kind u8, [value len u16 BE, value], updated ms u64 BE, ticket u64 BE | empty | `tickets list` by update time, status, team, assignee, requester, tag: a page is a range read (see `list_index.rs`) |
 //! | `ReportFacts` (22) | ticket u64 BE | `ReportFacts` | what the ticket contributes to a report, rewritten with the ticket (see `report_facts.rs`) |
 //! | `Digests` (23) | `d`+digest name, or `r`+request id u64 BE | period start (RFC 3339 JSON) / `ReportRequest` | a digest is sent once per period (the mark commits with its mails); a report asked by mail waits for the timer pass |
-//! | `ReportIndex` (24) | 0, moment ms u64 BE, ticket u64 BE / 1, created ms u64 BE, ticket u64 BE / 2, creation day u64 BE | created ms u64 BE / created (secs i64 BE, nanos u32 BE) + `OpenKeys` / open tickets created that day, u64 BE | a report reads the tickets its period touches and counts the backlog from the open tickets, or from their count per day (see `report_facts.rs`, `open_days.rs`) |
+//! | `ReportIndex` (24) | 0, moment ms u64 BE, ticket u64 BE / 1, created ms u64 BE, ticket u64 BE / 2, creation day u64 BE / 3, key kind u8, value len u16 BE, value, creation day u64 BE | created ms u64 BE / created (secs i64 BE, nanos u32 BE) + `OpenKeys` / open tickets created that day, u64 BE / the same with that team, assignee, priority, queue, domain or tag | a report reads the tickets its period touches and counts the backlog from the open tickets per day (see `report_facts.rs`, `open_days.rs`) |
 //!
 //! Counted tables ([`COUNTED`]) keep their number of keys in `Meta` under
 //! `count`+table, moved in the same batch as the keys, so `stats` reads

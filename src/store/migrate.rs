@@ -468,9 +468,15 @@ mod tests {
 
     #[test]
     fn a_format_4_store_gets_its_open_tickets_counted_per_day() {
+        use crate::store::open_days::{Bucketing, OpenDim};
         use crate::store::records::{Status, Ticket};
         let dir = tempfile::tempdir().unwrap();
         let t0 = chrono::Utc::now() - chrono::Duration::days(5);
+        let how = Bucketing {
+            until: chrono::Utc::now(),
+            buckets: 2,
+            bucket_of: |c| usize::from(c >= t0 + chrono::Duration::hours(12)),
+        };
         {
             let store = Store::open(dir.path()).unwrap();
             store
@@ -497,36 +503,38 @@ mod tests {
                 })
                 .unwrap();
             // What a format 4 store looks like: no counters, format 4.
-            let keys: Vec<_> = store
-                .db
-                .scan_prefix(T::ReportIndex as u8, &[super::super::open_days::OPEN_DAYS])
-                .map(|r| r.unwrap().0)
-                .collect();
-            assert_eq!(keys.len(), 2, "two creation days hold open tickets");
-            for k in keys {
-                store.db.remove_direct(T::ReportIndex as u8, &k).unwrap();
+            let counted = store.open_backlog_counts(None, &how).unwrap();
+            assert_eq!(counted[&Vec::new()], [1, 2]);
+            for kind in [2u8, 3] {
+                let keys: Vec<_> = store
+                    .db
+                    .scan_prefix(T::ReportIndex as u8, &[kind])
+                    .map(|r| r.unwrap().0)
+                    .collect();
+                assert!(!keys.is_empty());
+                for k in keys {
+                    store.db.remove_direct(T::ReportIndex as u8, &k).unwrap();
+                }
             }
             store
                 .db
                 .put_direct(T::Meta as u8, FORMAT_KEY, &FORMAT_4.to_be_bytes())
                 .unwrap();
-            let none = store
-                .open_backlog_by_bucket(chrono::Utc::now(), 1, |_| 0)
-                .unwrap();
-            assert_eq!(none, [0]);
+            assert!(store.open_backlog_counts(None, &how).unwrap().is_empty());
             store.flush_blocking().unwrap();
         }
         let store = Store::open_when_free(dir.path());
-        let by_day = store
-            .open_backlog_by_bucket(chrono::Utc::now(), 2, |c| {
-                usize::from(c >= t0 + chrono::Duration::hours(12))
-            })
-            .unwrap();
+        let all = store.open_backlog_counts(None, &how).unwrap();
         assert_eq!(
-            by_day,
+            all[&Vec::new()],
             [1, 2],
             "ticket 2 / tickets 1 and 3; the merged one not at all"
         );
+        let by_priority = store
+            .open_backlog_counts(Some(OpenDim::Priority), &how)
+            .unwrap();
+        assert_eq!(by_priority.len(), 1, "all of normal priority");
+        assert_eq!(by_priority.values().next().unwrap(), &[1, 2]);
         let format = store.db.get(T::Meta as u8, FORMAT_KEY).unwrap().unwrap();
         assert_eq!(format.as_ref(), &FORMAT.to_be_bytes());
     }

@@ -35,7 +35,7 @@ mod import;
 mod layout;
 pub mod list_index;
 mod migrate;
-mod open_days;
+pub mod open_days;
 pub mod records;
 mod reply_keys;
 pub mod report_facts;

@@ -22,9 +22,9 @@
 //!   ticket unfinished by its trail and not merged: the backlog at the end
 //!   of a period is this range read (plus the few tickets that changed after
 //!   it, read from the instants) when a report groups or filters by keys.
-//! - kind 2, *open per day*: the open entries counted by creation day
-//!   (`open_days.rs`), so a report without groups or filters counts the
-//!   backlog from a few hundred counters.
+//! - kinds 2 and 3, *open per day*: the open entries counted by creation
+//!   day, all and per team, assignee, priority, queue, domain and tag
+//!   (`open_days.rs`), so a report counts the backlog from counters.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -296,23 +296,20 @@ pub(super) fn refile(ws: &WriteSet<'_>, t: &Ticket) -> TxResult<()> {
             ws.insert(index, &e.0, e.1.as_slice());
         }
     }
-    let (old_day, new_day) = (old.as_ref().and_then(open_day), open_day(&new));
-    if old_day != new_day {
-        if let Some(day) = old_day {
-            open_days::bump(ws, day, -1)?;
-        }
-        if let Some(day) = new_day {
-            open_days::bump(ws, day, 1)?;
-        }
-    }
+    let old_counters = old.as_ref().map(open_counters).unwrap_or_default();
+    open_days::recount_change(ws, &old_counters, &open_counters(&new))?;
     ws.insert(table, &ticket_key(t.id), tx_encode("report facts", &new)?);
     Ok(())
 }
 
-/// The creation day a ticket is counted on in the open counters
-/// (`open_days.rs`), if it is in the open index.
-fn open_day(f: &ReportFacts) -> Option<u64> {
-    f.is_open().then(|| open_days::day_of(millis(f.created_at)))
+/// The open counters (`open_days.rs`) a ticket counts in: none unless it is
+/// in the open index.
+fn open_counters(f: &ReportFacts) -> BTreeSet<Vec<u8>> {
+    if f.is_open() {
+        open_days::counters_of(f.created_at, &f.open_keys())
+    } else {
+        BTreeSet::new()
+    }
 }
 
 /// Builds the facts and their index for every stored ticket from its trail,
@@ -329,7 +326,7 @@ pub(super) fn build(data: &sled::Tree, batch: usize) -> Result<usize, StoreError
     }
     let mut b = sled::Batch::default();
     let (mut in_batch, mut tickets) = (0, 0);
-    let mut open_per_day: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut open_counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
     for item in data.scan_prefix([T::Tickets as u8]) {
         let (k, v) = item?;
         let t: Ticket = match decode("ticket", &v) {
@@ -344,8 +341,8 @@ pub(super) fn build(data: &sled::Tree, batch: usize) -> Result<usize, StoreError
             .map(|r| decode::<Event>("event", &r?.1))
             .collect::<Result<Vec<_>, _>>()?;
         let f = ReportFacts::derive(None, &t, &events);
-        if let Some(day) = open_day(&f) {
-            *open_per_day.entry(day).or_default() += 1;
+        for k in open_counters(&f) {
+            *open_counts.entry(k).or_default() += 1;
         }
         for (k, v) in index_entries(&f)? {
             b.insert(full_key(T::ReportIndex as u8, &k), v);
@@ -362,7 +359,7 @@ pub(super) fn build(data: &sled::Tree, batch: usize) -> Result<usize, StoreError
             in_batch = 0;
         }
     }
-    for (k, v) in open_days::counter_entries(open_per_day) {
+    for (k, v) in open_days::counter_entries(open_counts) {
         b.insert(k, &v);
     }
     data.apply_batch(b)?;

@@ -13,10 +13,12 @@
 
 use std::borrow::Cow;
 
+mod backlog;
 pub mod facts;
 pub mod figures;
 mod output;
 
+pub use backlog::BacklogCount;
 pub use output::*;
 
 use std::collections::BTreeMap;
@@ -386,59 +388,6 @@ impl<'p> Builder<'p> {
     pub fn add_facts(&mut self, f: &ReportFacts) {
         if f.created_at < self.spec.until {
             self.add(&facts::record_of(f));
-        }
-    }
-
-    /// Whether [`Builder::add_open`] needs the ticket's keys (a filter or
-    /// rows): without them only its creation time counts.
-    pub fn needs_keys(&self) -> bool {
-        self.spec.by.is_some() || !self.spec.filter.is_empty()
-    }
-
-    /// Counts an open ticket in the backlog at the end of the period: one
-    /// created before the end, unfinished and unmerged by its trail, with
-    /// nothing in the period or after it (it has no other figure, and its
-    /// status then is its status now). `keys` may be None unless
-    /// [`Builder::needs_keys`].
-    pub fn add_open(&mut self, created_at: DateTime<Utc>, keys: Option<&OpenKeys>) {
-        let spec = &self.spec;
-        if created_at >= spec.until {
-            return;
-        }
-        let keys = keys.map(Keys::of_open);
-        if let Some(k) = &keys {
-            if !spec.filter.admits_keys(k) {
-                return;
-            }
-        } else if !spec.filter.is_empty() {
-            return;
-        }
-        let bucket = age_bucket(spec.until - created_at);
-        let count = |g: &mut Group| {
-            g.backlog += 1;
-            g.backlog_age[bucket] += 1;
-        };
-        count(&mut self.total.0);
-        if let (Some(by), Some(k)) = (spec.by, &keys) {
-            let key = key_of(self.policy, by, k);
-            count(&mut self.groups.entry(key).or_default().0);
-        }
-    }
-
-    /// The backlog age bucket a ticket created at `created_at` is in at
-    /// the end of the period.
-    pub fn backlog_bucket(&self, created_at: DateTime<Utc>) -> usize {
-        age_bucket(self.spec.until - created_at)
-    }
-
-    /// Counts open tickets in the backlog by age bucket at once, for a
-    /// report without rows or filters (see [`Builder::add_open`] for which
-    /// tickets; `by_bucket[i]` of them are in [`Builder::backlog_bucket`] `i`).
-    pub fn add_open_counts(&mut self, by_bucket: &[u64]) {
-        let g = &mut self.total.0;
-        for (age, n) in g.backlog_age.iter_mut().zip(by_bucket) {
-            *age += n;
-            g.backlog += n;
         }
     }
 
