@@ -12,7 +12,7 @@ use thiserror::Error;
 
 use crate::mail::address::{EmailAddress, Party};
 use crate::mail::inline::{unnamed_image_name, InlineNames};
-use crate::mail::text::{clean_header_text, html_to_text, sanitize_file_name};
+use crate::mail::text::{clean_header_text, crlf_to_lf, html_to_text, sanitize_file_name};
 
 /// Longest subject kept; longer ones are cut (a giant header must not become a giant outgoing header).
 const MAX_SUBJECT_CHARS: usize = 250;
@@ -331,7 +331,7 @@ fn body_text(msg: &Message<'_>, inline: &InlineNames) -> String {
         }
         out.push_str(&piece);
     }
-    out.replace("\r\n", "\n")
+    crlf_to_lf(&out)
 }
 
 /// `Some(delsp)` for a `format=flowed` text part (RFC 3676), else `None`.
