@@ -83,7 +83,11 @@ fn close(tx: &Tx<'_>, t: &mut Ticket, reason: &str, now: DateTime<Utc>) -> TxRes
 /// called for every ticket a transaction wrote, and after every timer pass
 /// over a ticket, so the index never points at a ticket with nothing due.
 pub fn reindex(tx: &Tx<'_>, policy: &Policy, id: TicketId) -> TxResult<()> {
-    let due = match tx.ticket(id)? {
+    let ticket = match tx.written_ticket(id) {
+        Some(t) => Some(t),
+        None => tx.ticket(id)?,
+    };
+    let due = match ticket {
         Some(t) => sla::next_due(&t, policy.sla(t.sla.as_deref()), &policy.timers),
         None => None,
     };

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::mail::text::clean_header_text;
+use crate::mail::text::{clean_header_text, crlf_to_lf};
 
 /// Template files deskgate needs; all are checked at load.
 /// Templates that are a body only, added to other mails (no Subject line).
@@ -215,7 +215,7 @@ impl Templates {
 }
 
 fn split_subject(name: &str, text: &str) -> Result<Rendered, TemplateError> {
-    let text = text.replace("\r\n", "\n");
+    let text = crlf_to_lf(text);
     let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
     let subject = first
         .strip_prefix("Subject:")

@@ -12,7 +12,7 @@ use thiserror::Error;
 
 use crate::mail::address::{EmailAddress, Party};
 use crate::mail::inline::{unnamed_image_name, InlineNames};
-use crate::mail::text::{clean_header_text, html_to_text, sanitize_file_name};
+use crate::mail::text::{clean_header_text, crlf_to_lf, html_to_text, sanitize_file_name};
 
 /// Longest subject kept; longer ones are cut (a giant header must not become a giant outgoing header).
 const MAX_SUBJECT_CHARS: usize = 250;
@@ -142,6 +142,7 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseError> {
         return Err(ParseError::NoHeaders);
     }
     let (attachments, inline) = attachments(&msg);
+    let headers: Vec<(&str, &str)> = msg.headers_raw().collect();
     Ok(InboundMail {
         message_id: msg.message_id().and_then(clean_message_id),
         in_reply_to: id_list(msg.in_reply_to(), MAX_REFERENCES),
@@ -150,7 +151,7 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseError> {
         reply_to: first_party(msg.reply_to()),
         to: parties(msg.to()),
         cc: parties(msg.cc()),
-        delivered_to: delivered_to(&msg),
+        delivered_to: delivered_to(&headers),
         subject: msg
             .subject()
             .map(|s| clean_header_text(s, MAX_SUBJECT_CHARS))
@@ -160,14 +161,14 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseError> {
             .and_then(|d| Utc.timestamp_opt(d.to_timestamp(), 0).single()),
         text: body_text(&msg, &inline),
         attachments,
-        auto: auto_signals(&msg),
+        auto: auto_signals(&msg, &headers),
         size: raw.len(),
         raw_sha256: sha256_hex(raw),
-        ambiguous: ambiguity(&msg),
+        ambiguous: ambiguity(&headers),
         several_authors: parties(msg.from()).len() > 1 && first_party(msg.sender()).is_none(),
-        content_sha256: content_hash(raw, &msg),
-        headers: msg
-            .headers_raw()
+        content_sha256: content_hash(raw, &headers),
+        headers: headers
+            .iter()
             .take(500)
             .map(|(n, v)| (n.to_string(), clean_header_text(v, 2000)))
             .collect(),
@@ -186,10 +187,10 @@ fn sender_of(msg: &Message<'_>) -> Option<Party> {
 /// See [`InboundMail::content_sha256`]. Header values are compared with
 /// their whitespace collapsed (a relay may refold them) and the body with
 /// CR dropped (a store may turn CRLF into LF).
-fn content_hash(raw: &[u8], msg: &Message<'_>) -> String {
+fn content_hash(raw: &[u8], headers: &RawHeaders<'_>) -> String {
     let mut h = Sha256::new();
     for name in ["From", "Subject", "Date"] {
-        for v in header_texts(msg, name) {
+        for v in header_texts(headers, name) {
             h.update(name.as_bytes());
             h.update(b":");
             for word in v.split_whitespace() {
@@ -207,21 +208,26 @@ fn content_hash(raw: &[u8], msg: &Message<'_>) -> String {
     hex::encode(h.finalize())
 }
 
-/// Where the body starts: after the first empty line.
+/// Where the body starts: after the first empty line. Only the header is
+/// read (looking for LF LF and LF CR LF apart read the whole mail).
 fn body_start(raw: &[u8]) -> Option<usize> {
-    let lf = raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    let crlf = raw.windows(3).position(|w| w == b"\n\r\n").map(|i| i + 3);
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+    let mut from = 0;
+    while let Some(at) = raw[from..].iter().position(|&b| b == b'\n') {
+        let lf = from + at;
+        match (raw.get(lf + 1), raw.get(lf + 2)) {
+            (Some(b'\n'), _) => return Some(lf + 2),
+            (Some(b'\r'), Some(b'\n')) => return Some(lf + 3),
+            _ => from = lf + 1,
+        }
     }
+    None
 }
 
 /// Two different From headers (RFC 5322 §3.6 allows one): whom to trust and
 /// answer cannot be known. Duplicated Subject or Message-ID headers are only
 /// sloppy, and the parser's choice is kept.
-fn ambiguity(msg: &Message<'_>) -> Option<String> {
-    let mut senders: Vec<String> = header_texts(msg, "From")
+fn ambiguity(headers: &RawHeaders<'_>) -> Option<String> {
+    let mut senders: Vec<String> = header_texts(headers, "From")
         .map(|v| {
             v.split_whitespace()
                 .collect::<Vec<_>>()
@@ -299,14 +305,22 @@ fn first_party(a: Option<&Address<'_>>) -> Option<Party> {
     a.and_then(|a| a.iter().find_map(party))
 }
 
-fn header_texts<'a>(msg: &'a Message<'a>, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    msg.headers_raw()
+/// Every header as (name, value), read out of the parsed mail once: each
+/// lookup by name walks this list instead of decoding every header again.
+type RawHeaders<'a> = [(&'a str, &'a str)];
+
+fn header_texts<'a>(
+    headers: &'a RawHeaders<'a>,
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .iter()
         .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.trim())
 }
 
-fn delivered_to(msg: &Message<'_>) -> Vec<EmailAddress> {
-    header_texts(msg, "Delivered-To")
+fn delivered_to(headers: &RawHeaders<'_>) -> Vec<EmailAddress> {
+    header_texts(headers, "Delivered-To")
         .filter_map(|v| EmailAddress::parse(v.trim_start_matches('<').trim_end_matches('>')))
         .collect()
 }
@@ -331,7 +345,7 @@ fn body_text(msg: &Message<'_>, inline: &InlineNames) -> String {
         }
         out.push_str(&piece);
     }
-    out.replace("\r\n", "\n")
+    crlf_to_lf(&out)
 }
 
 /// `Some(delsp)` for a `format=flowed` text part (RFC 3676), else `None`.
@@ -384,9 +398,9 @@ fn attachments(msg: &Message<'_>) -> (Vec<Attachment>, InlineNames) {
     (files, inline)
 }
 
-fn auto_signals(msg: &Message<'_>) -> AutoSignals {
+fn auto_signals(msg: &Message<'_>, headers: &RawHeaders<'_>) -> AutoSignals {
     let first = |name: &str| {
-        header_texts(msg, name)
+        header_texts(headers, name)
             .next()
             .map(|v| v.to_ascii_lowercase())
     };
@@ -402,12 +416,12 @@ fn auto_signals(msg: &Message<'_>) -> AutoSignals {
         precedence: first("Precedence"),
         x_autoreply: ["X-Autoreply", "X-Autorespond", "X-Autoresponse"]
             .iter()
-            .any(|h| header_texts(msg, h).next().is_some()),
-        suppress_auto_response: header_texts(msg, "X-Auto-Response-Suppress").any(|v| {
+            .any(|h| header_texts(headers, h).next().is_some()),
+        suppress_auto_response: header_texts(headers, "X-Auto-Response-Suppress").any(|v| {
             let v = v.to_ascii_lowercase();
             v.contains("all") || v.contains("autoreply") || v.contains("oof")
         }),
-        failed_recipients: header_texts(msg, "X-Failed-Recipients")
+        failed_recipients: header_texts(headers, "X-Failed-Recipients")
             .flat_map(|v| v.split(','))
             .filter_map(|a| {
                 EmailAddress::parse(a.trim().trim_start_matches('<').trim_end_matches('>'))
@@ -416,10 +430,10 @@ fn auto_signals(msg: &Message<'_>) -> AutoSignals {
             .take(100)
             .collect(),
         list: first("List-Id").is_some() || first("List-Unsubscribe").is_some(),
-        null_return_path: header_texts(msg, "Return-Path")
+        null_return_path: header_texts(headers, "Return-Path")
             .any(|v| v.trim_matches(|c: char| c.is_whitespace()) == "<>"),
-        received_count: header_texts(msg, "Received").count(),
-        x_loop: header_texts(msg, "X-Loop")
+        received_count: header_texts(headers, "Received").count(),
+        x_loop: header_texts(headers, "X-Loop")
             .map(|v| v.to_ascii_lowercase())
             .collect(),
         content_type,
@@ -452,6 +466,34 @@ It is really on fire.\r\n";
         assert_eq!(m.text.trim(), "It is really on fire.");
         assert_eq!(m.date.unwrap().to_rfc3339(), "2025-03-03T09:00:00+00:00");
         assert!(m.dedupe_key().starts_with("mid:abc@customer.test#"));
+    }
+
+    #[test]
+    fn the_body_starts_where_it_did_before_the_header_only_search() {
+        fn as_before(raw: &[u8]) -> Option<usize> {
+            let lf = raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+            let crlf = raw.windows(3).position(|w| w == b"\n\r\n").map(|i| i + 3);
+            match (lf, crlf) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        }
+        for raw in [
+            &b""[..],
+            b"\n",
+            b"\n\n",
+            b"\n\r",
+            b"\n\r\n",
+            b"\r\n\r\n",
+            b"a: b\r\nc: d\r\n\r\nbody\n\nmore",
+            b"a: b\nc: d\n\nbody\r\n\r\n",
+            b"a\n\r\n\n",
+            b"a\n\rx\n\n",
+            b"no empty line\r\nat all\r\n",
+        ] {
+            assert_eq!(body_start(raw), as_before(raw), "{raw:?}");
+        }
+        assert_eq!(body_start(SIMPLE), as_before(SIMPLE));
     }
 
     #[test]

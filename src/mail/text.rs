@@ -193,6 +193,9 @@ fn entity(name: &str) -> Option<char> {
 pub fn clean_header_text(s: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max_chars));
     let mut last_space = true;
+    // Counted as they are pushed: counting `out` again after every push
+    // made a long header cost the square of its length.
+    let mut chars = 0;
     for c in s.chars() {
         let c = if c.is_control() || c.is_whitespace() {
             ' '
@@ -208,11 +211,29 @@ pub fn clean_header_text(s: &str, max_chars: usize) -> String {
             last_space = false;
         }
         out.push(c);
-        if out.chars().count() >= max_chars {
+        chars += 1;
+        if chars >= max_chars {
             break;
         }
     }
-    out.trim_end().to_string()
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// `s` with every CRLF turned into LF (a lone CR stays): what
+/// `s.replace("\r\n", "\n")` gives, found with a byte search for CR
+/// instead of a substring search over every mail's whole text.
+pub fn crlf_to_lf(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut from = 0;
+    for (i, _) in s.match_indices('\r') {
+        if s.as_bytes().get(i + 1) == Some(&b'\n') {
+            out.push_str(&s[from..i]);
+            from = i + 1;
+        }
+    }
+    out.push_str(&s[from..]);
+    out
 }
 
 /// Removes the quoted history a mail client appends below (or above) a reply,
@@ -269,10 +290,15 @@ fn is_attribution(line: &str, next: Option<&str>) -> bool {
         "schreef",
         "skrev",
     ];
-    let lower = line.to_lowercase();
-    if !STARTS.iter().any(|s| lower.starts_with(s)) {
+    // The openings are ASCII, so an ASCII comparison finds the same lines
+    // without lowercasing every line of every mail.
+    if !STARTS
+        .iter()
+        .any(|s| starts_with_ignore_ascii_case(line, s))
+    {
         return false;
     }
+    let lower = line.to_lowercase();
     if lower.ends_with(':') && VERBS.iter().any(|v| lower.contains(v)) {
         return true;
     }
@@ -284,10 +310,18 @@ fn is_attribution(line: &str, next: Option<&str>) -> bool {
 }
 
 fn is_outlook_separator(line: &str) -> bool {
-    let l = line.trim_matches('-').trim().to_lowercase();
-    line.starts_with("-----")
-        && (l == "original message" || l == "ursprüngliche nachricht" || l == "message d'origine")
-        || line.starts_with("________________________________")
+    let dashed = || {
+        let l = line.trim_matches('-').trim().to_lowercase();
+        l == "original message" || l == "ursprüngliche nachricht" || l == "message d'origine"
+    };
+    line.starts_with("-----") && dashed() || line.starts_with("________________________________")
+}
+
+/// Whether `line` starts with `prefix` (ASCII) in any case.
+fn starts_with_ignore_ascii_case(line: &str, prefix: &str) -> bool {
+    line.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
 /// Outlook without a separator: a block of "From:", "Sent:"/"Date:", "To:" and "Subject:" lines.
@@ -345,6 +379,61 @@ mod tests {
         );
         assert_eq!(clean_header_text("  a  ", 200), "a");
         assert_eq!(clean_header_text(&"x".repeat(1000), 10).len(), 10);
+    }
+
+    #[test]
+    fn a_long_header_is_cleaned_in_linear_time() {
+        let long = "word ".repeat(80_000);
+        let started = std::time::Instant::now();
+        let cleaned = clean_header_text(&long, long.len());
+        // Unoptimised test build: counting the output again after every
+        // character took seconds here.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(cleaned, long.trim_end());
+        assert_eq!(clean_header_text("é ü  ß x", 3), "é ü");
+        assert_eq!(clean_header_text("ab  ", 3), "ab");
+    }
+
+    #[test]
+    fn crlf_to_lf_is_replace() {
+        for s in [
+            "",
+            "\r",
+            "\n",
+            "\r\n",
+            "\r\r\n",
+            "\r\n\r\n",
+            "\n\r",
+            "a\r\nb\rc\nd\r",
+            "é\r\nü\r\r\n\r",
+            "no breaks at all",
+        ] {
+            assert_eq!(crlf_to_lf(s), s.replace("\r\n", "\n"), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn attribution_openings_are_found_in_any_case_but_only_in_ascii() {
+        assert_eq!(trim_quoted("Hi\nON Monday, Bob WROTE:\n> x"), "Hi");
+        assert_eq!(trim_quoted("Hi\nDen 3 mars skrev Bo:\n> x"), "Hi");
+        // Non-ASCII capitals that lowercase to ASCII (dotted I, the Kelvin
+        // sign) begin no opening: such lines are kept, as before.
+        for line in [
+            "\u{130}l 3 marzo, Bo ha scritto:",
+            "\u{212A}on Monday, Bob wrote:",
+        ] {
+            let text = format!("Hi\n{line}\n> x");
+            assert_eq!(trim_quoted(&text), format!("Hi\n{line}"), "{line}");
+        }
+        assert_eq!(trim_quoted("Hi\n----- Original Message -----\nold"), "Hi");
+        assert_eq!(
+            trim_quoted("Hi\n----- Notes -----\nmore"),
+            "Hi\n----- Notes -----\nmore"
+        );
     }
 
     #[test]

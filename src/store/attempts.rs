@@ -51,12 +51,21 @@ impl Store {
     ) -> Result<Vec<u32>, StoreError> {
         let table = T::Attempts as u8;
         let mut counts = Vec::with_capacity(uids.len());
+        let mut raised: std::collections::HashMap<Vec<u8>, u32> = Default::default();
         for &u in uids {
             let k = key(mailbox, uid_validity, u);
-            let n = count_of(self.db.get(table, &k)?).saturating_add(1);
-            self.db.put_direct(table, &k, &n.to_be_bytes())?;
+            let before = match raised.get(&k) {
+                Some(&n) => n,
+                None => count_of(self.db.get(table, &k)?),
+            };
+            let n = before.saturating_add(1);
+            raised.insert(k, n);
             counts.push(n);
         }
+        let writes = raised
+            .into_iter()
+            .map(|(k, n)| (k, Some(n.to_be_bytes().to_vec())));
+        self.db.write_direct(table, writes)?;
         self.db.sync()?;
         Ok(counts)
     }
@@ -69,10 +78,8 @@ impl Store {
         uid_validity: u32,
         uids: &[u32],
     ) -> Result<(), StoreError> {
-        for &u in uids {
-            self.db
-                .remove_direct(T::Attempts as u8, &key(mailbox, uid_validity, u))?;
-        }
+        let removes = uids.iter().map(|&u| (key(mailbox, uid_validity, u), None));
+        self.db.write_direct(T::Attempts as u8, removes)?;
         Ok(())
     }
 }
@@ -89,6 +96,9 @@ mod tests {
             assert_eq!(s.attempts("help", 7, &[1, 2]).unwrap(), [0, 0]);
             assert_eq!(s.raise_attempts("help", 7, &[1, 2]).unwrap(), [1, 1]);
             assert_eq!(s.raise_attempts("help", 7, &[2]).unwrap(), [2]);
+            // A UID twice in one call counts twice, as one at a time did.
+            assert_eq!(s.raise_attempts("help", 9, &[4, 4]).unwrap(), [1, 2]);
+            assert_eq!(s.attempts("help", 9, &[4]).unwrap(), [2]);
             assert_eq!(s.attempts("other", 7, &[2]).unwrap(), [0]);
             assert_eq!(s.attempts("help", 8, &[2]).unwrap(), [0]);
         }

@@ -74,16 +74,23 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
-fn compress(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
+/// Compresses `bytes` into `out` after what it already holds (the marker
+/// byte), so the stored value is built in one buffer, without a copy.
+fn compress_after(bytes: &[u8], out: Vec<u8>) -> Result<Vec<u8>, CodecError> {
     COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
         if c.is_none() {
             *c = Some(zstd::bulk::Compressor::new(LEVEL).map_err(CodecError::Zstd)?);
         }
-        match c.as_mut() {
-            Some(c) => c.compress(bytes).map_err(CodecError::Zstd),
-            None => Err(CodecError::Size),
-        }
+        let Some(c) = c.as_mut() else {
+            return Err(CodecError::Size);
+        };
+        let at = out.len() as u64;
+        let mut cursor = std::io::Cursor::new(out);
+        cursor.set_position(at);
+        c.compress_to_buffer(bytes, &mut cursor)
+            .map_err(CodecError::Zstd)?;
+        Ok(cursor.into_inner())
     })
 }
 
@@ -110,25 +117,47 @@ fn decompress(frame: &[u8]) -> Result<Vec<u8>, CodecError> {
 }
 
 /// `body` behind `plain` or, compressed, behind `packed` when that pays.
-fn frame(body: Vec<u8>, plain: u8, packed: u8) -> Result<Vec<u8>, CodecError> {
+fn frame(body: &[u8], plain: u8, packed: u8) -> Result<Vec<u8>, CodecError> {
     if body.len() > COMPRESS_ABOVE {
-        let z = compress(&body)?;
-        if z.len() < body.len() - body.len() / 8 {
-            let mut out = Vec::with_capacity(z.len() + 1);
-            out.push(packed);
-            out.extend_from_slice(&z);
+        let mut out = Vec::with_capacity(1 + zstd::zstd_safe::compress_bound(body.len()));
+        out.push(packed);
+        let out = compress_after(body, out)?;
+        if out.len() - 1 < body.len() - body.len() / 8 {
             return Ok(out);
         }
     }
     let mut out = Vec::with_capacity(body.len() + 1);
     out.push(plain);
-    out.extend_from_slice(&body);
+    out.extend_from_slice(body);
     Ok(out)
 }
 
+/// The scratch buffer a record is packed into before it is framed, kept per
+/// thread: packing into a fresh vector grows it (and copies it) several
+/// times per record. A buffer grown past this is not kept.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 pub fn encode_record<V: Serialize>(v: &V) -> Result<Vec<u8>, CodecError> {
-    let body = rmp_serde::to_vec_named(v).map_err(CodecError::Pack)?;
-    frame(body, PACK, PACK_ZSTD)
+    let pack = |body: &mut Vec<u8>| {
+        body.clear();
+        rmp_serde::encode::write_named(body, v).map_err(CodecError::Pack)?;
+        frame(body, PACK, PACK_ZSTD)
+    };
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut body) => {
+            let framed = pack(&mut body);
+            if body.capacity() > SCRATCH_KEEP {
+                *body = Vec::new();
+            }
+            framed
+        }
+        // Only if a record's serialisation packed another record.
+        Err(_) => pack(&mut Vec::new()),
+    })
 }
 
 pub fn decode_record<V: DeserializeOwned>(stored: &[u8]) -> Result<V, CodecError> {
@@ -145,7 +174,7 @@ pub fn decode_record<V: DeserializeOwned>(stored: &[u8]) -> Result<V, CodecError
 
 /// Raw mail or an attachment, compressed when that pays.
 pub fn encode_bytes(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
-    frame(bytes.to_vec(), PLAIN, ZSTD)
+    frame(bytes, PLAIN, ZSTD)
 }
 
 /// A blob that is the attachment of the raw mail stored under `raw_key`.
@@ -223,6 +252,56 @@ mod tests {
         assert!(big.len() < 200, "{}", big.len());
         let back: Vec<String> = decode_record(&big).unwrap();
         assert_eq!(back, vec!["printer error 0x42 ".repeat(100)]);
+    }
+
+    /// The framing as it was before records were packed into a reused
+    /// buffer and compressed in place: the stored bytes must not change.
+    fn framed_as_before(body: Vec<u8>, plain: u8, packed: u8) -> Vec<u8> {
+        if body.len() > COMPRESS_ABOVE {
+            let z = zstd::bulk::compress(&body, LEVEL).unwrap();
+            if z.len() < body.len() - body.len() / 8 {
+                return [vec![packed], z].concat();
+            }
+        }
+        [vec![plain], body].concat()
+    }
+
+    #[test]
+    fn values_are_encoded_byte_for_byte_as_before() {
+        // Small, big and compressible, big and not worth compressing.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let noise: Vec<u8> = (0..3000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let records = [
+            vec!["a".to_string()],
+            vec!["printer error 0x42 ".repeat(100), "x".into()],
+            vec![hex::encode(&noise[..400])],
+        ];
+        // Twice, so the reused buffer and compressor are exercised too.
+        for _ in 0..2 {
+            for r in &records {
+                let before = framed_as_before(rmp_serde::to_vec_named(r).unwrap(), PACK, PACK_ZSTD);
+                assert_eq!(encode_record(r).unwrap(), before);
+            }
+            for bytes in [
+                &b"short"[..],
+                &b"Subject: x\r\n\r\nhello ".repeat(200),
+                &noise,
+            ] {
+                let before = framed_as_before(bytes.to_vec(), PLAIN, ZSTD);
+                assert_eq!(encode_bytes(bytes).unwrap(), before);
+            }
+        }
+        let big = vec!["y".repeat(2 * SCRATCH_KEEP)];
+        let before = framed_as_before(rmp_serde::to_vec_named(&big).unwrap(), PACK, PACK_ZSTD);
+        assert_eq!(encode_record(&big).unwrap(), before);
+        assert!(SCRATCH.with(|s| s.borrow().capacity()) <= SCRATCH_KEEP);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! instead of a scan.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -151,6 +151,30 @@ impl Db {
         Ok(())
     }
 
+    /// Writes (`Some`) and removes (`None`) keys of `table` outside any
+    /// transaction, as one atomic sled batch: for the per-mail keys of a
+    /// whole fetch (attempt counts), one batch costs less than a sled write
+    /// per key.
+    pub fn write_direct(
+        &self,
+        table: u8,
+        writes: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<(), DbError> {
+        let mut batch = sled::Batch::default();
+        let mut keys = 0;
+        for (k, v) in writes {
+            match v {
+                Some(v) => batch.insert(full_key(table, &k), v),
+                None => batch.remove(full_key(table, &k)),
+            }
+            keys += 1;
+        }
+        if keys > 0 {
+            self.inner.data.apply_batch(batch)?;
+        }
+        Ok(())
+    }
+
     /// Sets `key` only if it is absent; returns the value it holds afterwards.
     pub fn put_if_absent(&self, table: u8, key: &[u8], value: &[u8]) -> Result<IVec, DbError> {
         let k = full_key(table, key);
@@ -204,7 +228,7 @@ impl Db {
 
     /// The writes as one batch, with the counters of counted tables moved by
     /// how many keys the writes create or remove.
-    fn batch_of(&self, writes: BTreeMap<Vec<u8>, Option<IVec>>) -> Result<sled::Batch, DbError> {
+    fn batch_of(&self, writes: Writes) -> Result<sled::Batch, DbError> {
         let mut deltas: BTreeMap<u8, i64> = BTreeMap::new();
         let mut batch = sled::Batch::default();
         for (k, v) in writes {
@@ -282,10 +306,16 @@ impl Db {
     }
 }
 
+/// Whole keys (table byte first) and their new values, `None` to remove.
+/// Hashed, not sorted: sled applies a batch in its own hash order anyway,
+/// and a transaction of 500 mails holds some 16,000 keys, where finding
+/// each in a sorted map took most of the cost of writing it.
+type Writes = HashMap<Vec<u8>, Option<IVec>>;
+
 /// The writes of one transaction, not yet committed; reads see them first.
 pub struct WriteSet<'a> {
     db: &'a Db,
-    writes: RefCell<BTreeMap<Vec<u8>, Option<IVec>>>,
+    writes: RefCell<Writes>,
 }
 
 impl<'a> WriteSet<'a> {
@@ -385,6 +415,24 @@ mod tests {
         assert_eq!(scanned, vec![b"x2".to_vec()]);
         let newest = db.iter(1).next_back().unwrap().unwrap().0;
         assert_eq!(newest.as_ref(), b"x2");
+    }
+
+    #[test]
+    fn direct_writes_put_and_remove_in_one_batch() {
+        let db = open();
+        db.put_direct(1, b"gone", b"x").unwrap();
+        db.write_direct(
+            1,
+            [
+                (b"a".to_vec(), Some(b"1".to_vec())),
+                (b"gone".to_vec(), None),
+            ],
+        )
+        .unwrap();
+        db.write_direct(1, []).unwrap();
+        assert_eq!(db.get(1, b"a").unwrap().as_deref(), Some(&b"1"[..]));
+        assert!(db.get(1, b"gone").unwrap().is_none());
+        assert!(db.get(2, b"a").unwrap().is_none());
     }
 
     #[test]

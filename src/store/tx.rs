@@ -17,9 +17,10 @@ use crate::mail::address::EmailAddress;
 /// The view of the store inside one transaction.
 pub struct Tx<'a> {
     pub(super) ws: &'a WriteSet<'a>,
-    /// Tickets written in this transaction, in order: their timers are
-    /// re-indexed before it commits.
-    pub(super) touched: std::cell::RefCell<Vec<TicketId>>,
+    /// Tickets written in this transaction, in order, each as last written:
+    /// their timers are re-indexed before it commits, from these copies
+    /// rather than from the store (reading one back would decode it again).
+    pub(super) touched: std::cell::RefCell<Vec<Ticket>>,
 }
 
 impl Tx<'_> {
@@ -88,8 +89,9 @@ impl Tx<'_> {
         super::report_facts::refile(self.ws, t)?;
         self.insert(T::Tickets, &ticket_key(t.id), tx_encode("ticket", t)?);
         let mut touched = self.touched.borrow_mut();
-        if !touched.contains(&t.id) {
-            touched.push(t.id);
+        match touched.iter_mut().find(|w| w.id == t.id) {
+            Some(written) => written.clone_from(t),
+            None => touched.push(t.clone()),
         }
         Ok(())
     }
@@ -315,7 +317,13 @@ impl Tx<'_> {
 
     /// Tickets written so far in this transaction.
     pub fn touched_tickets(&self) -> Vec<TicketId> {
-        self.touched.borrow().clone()
+        self.touched.borrow().iter().map(|t| t.id).collect()
+    }
+
+    /// A ticket as this transaction last wrote it (`None` if it wrote none):
+    /// what [`Tx::ticket`] would read back, without decoding it again.
+    pub fn written_ticket(&self, id: TicketId) -> Option<Ticket> {
+        self.touched.borrow().iter().find(|t| t.id == id).cloned()
     }
 
     /// Files the ticket's next timer under `due`, or nowhere.
@@ -336,5 +344,49 @@ impl Tx<'_> {
 
     pub fn set_timer_policy(&self, fingerprint: &str) {
         self.insert(T::Meta, TIMER_POLICY_KEY, fingerprint.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::mail::address::{EmailAddress, Party};
+    use crate::store::records::Ticket;
+    use crate::store::Store;
+
+    fn ticket(id: u64, subject: &str) -> Ticket {
+        let requester = Party {
+            name: None,
+            address: EmailAddress::parse("a@b.c").unwrap(),
+        };
+        Ticket::new(id, subject.into(), requester, "help", chrono::Utc::now())
+    }
+
+    #[test]
+    fn a_written_ticket_is_the_last_version_put() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .transact(|tx| {
+                tx.put_ticket(&ticket(7, "first"))?;
+                tx.put_ticket(&ticket(8, "other"))?;
+                tx.put_ticket(&ticket(7, "second"))?;
+                assert_eq!(tx.touched_tickets(), vec![7, 8]);
+                let written = tx.written_ticket(7).unwrap();
+                assert_eq!(written.subject, "second");
+                // What reading it back gives.
+                let read = tx.ticket(7)?.unwrap();
+                assert_eq!(read, written);
+                assert!(tx.written_ticket(9).is_none());
+                Ok(())
+            })
+            .unwrap();
+        store
+            .transact(|tx| {
+                // A new transaction has written nothing yet.
+                assert!(tx.written_ticket(7).is_none());
+                assert!(tx.touched_tickets().is_empty());
+                Ok(())
+            })
+            .unwrap();
     }
 }
