@@ -39,6 +39,7 @@ pub mod open_days;
 pub mod records;
 mod reply_keys;
 pub mod report_facts;
+mod report_keys;
 pub mod retention;
 mod send_window;
 mod sending;

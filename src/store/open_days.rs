@@ -28,7 +28,7 @@ use super::db::{full_key, WriteSet};
 use super::error::{StoreError, TxResult};
 use super::layout::{decode, u64_of, T};
 use super::records::Priority;
-use super::report_facts::{exact_of, index_key, millis, OpenKeys, OPEN};
+use super::report_keys::{exact_of, index_key, millis, OpenKeys, OPEN};
 use super::Store;
 
 const ALL: u8 = 2;

@@ -37,11 +37,10 @@ use super::error::{StoreError, TxResult};
 use super::layout::{decode, encode, seq_key, ticket_key, tx_decode, tx_encode, u64_of, T};
 use super::open_days;
 use super::records::{Effort, Event, EventKind, Pause, Priority, Status, Ticket, TicketId};
+pub use super::report_keys::OpenKeys;
+use super::report_keys::{exact, exact_of, index_key, millis, ms, INSTANT, OPEN};
 use super::Store;
 use crate::mail::address::Party;
-
-const INSTANT: u8 = 0;
-pub(super) const OPEN: u8 = 1;
 
 /// One ticket's part in the report (see the module doc).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,19 +83,6 @@ pub struct Escalation {
     pub from_team: Option<String>,
     pub to_team: String,
     pub reason: String,
-}
-
-/// What a report groups and filters an open ticket by, kept with its entry
-/// in the open index so the backlog is counted without reading facts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OpenKeys {
-    pub team: Option<String>,
-    pub assignee: Option<String>,
-    pub tags: Vec<String>,
-    pub priority: Priority,
-    pub mailbox: String,
-    /// The requester's domain, lower case.
-    pub domain: String,
 }
 
 /// A ticket in the open index: when it was created, and (read on demand)
@@ -205,38 +191,6 @@ impl ReportFacts {
         at.extend(self.first_response_at);
         at
     }
-}
-
-/// Milliseconds since 1970 (earlier times clamp to 0): the index's clock.
-pub(super) fn millis(at: DateTime<Utc>) -> u64 {
-    at.timestamp_millis().max(0) as u64
-}
-
-fn ms(at: DateTime<Utc>) -> [u8; 8] {
-    millis(at).to_be_bytes()
-}
-
-/// A time to the nanosecond (seconds i64 BE, nanoseconds u32 BE): the
-/// backlog's age buckets are exact.
-fn exact(at: DateTime<Utc>) -> [u8; 12] {
-    let mut b = [0u8; 12];
-    b[..8].copy_from_slice(&at.timestamp().to_be_bytes());
-    b[8..].copy_from_slice(&at.timestamp_subsec_nanos().to_be_bytes());
-    b
-}
-
-pub(super) fn exact_of(b: &[u8]) -> Option<DateTime<Utc>> {
-    let secs = i64::from_be_bytes(b.get(..8)?.try_into().ok()?);
-    let nanos = u32::from_be_bytes(b.get(8..12)?.try_into().ok()?);
-    DateTime::<Utc>::from_timestamp(secs, nanos)
-}
-
-pub(super) fn index_key(kind: u8, at_ms: u64, id: TicketId) -> Vec<u8> {
-    let mut k = Vec::with_capacity(17);
-    k.push(kind);
-    k.extend_from_slice(&at_ms.to_be_bytes());
-    k.extend_from_slice(&id.to_be_bytes());
-    k
 }
 
 /// An index key (without the table byte) and its value.
