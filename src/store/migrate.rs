@@ -341,9 +341,25 @@ mod tests {
             .any(|n| n.as_ref() == b"journal" || n.as_ref() == b"tickets"));
     }
 
+    /// A ticket of the help mailbox from a@b.c, created at `created`.
+    fn plain_ticket(
+        id: u64,
+        created: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::records::Ticket {
+        crate::store::records::Ticket::new(
+            id,
+            "s".into(),
+            crate::mail::address::Party {
+                name: None,
+                address: crate::mail::address::EmailAddress::parse("a@b.c").unwrap(),
+            },
+            "help",
+            created,
+        )
+    }
+
     #[test]
     fn a_format_2_store_gets_its_list_index_built_once() {
-        use crate::store::records::Ticket;
         use crate::store::ListFilter;
         let dir = tempfile::tempdir().unwrap();
         {
@@ -351,17 +367,7 @@ mod tests {
             store
                 .transact(|tx| {
                     for id in 1..=3u64 {
-                        let mut t = Ticket::new(
-                            id,
-                            "s".into(),
-                            crate::mail::address::Party {
-                                name: None,
-                                address: crate::mail::address::EmailAddress::parse("a@b.c")
-                                    .unwrap(),
-                            },
-                            "help",
-                            chrono::Utc::now(),
-                        );
+                        let mut t = plain_ticket(id, chrono::Utc::now());
                         t.team = (id != 2).then(|| "net".to_string());
                         tx.put_ticket(&t)?;
                     }
@@ -391,7 +397,7 @@ mod tests {
 
     #[test]
     fn a_format_3_store_gets_its_report_facts_built_once() {
-        use crate::store::records::{Event, EventKind, Status, Ticket};
+        use crate::store::records::{Event, EventKind, Status};
         use crate::store::report_facts::ReportFacts;
         let dir = tempfile::tempdir().unwrap();
         let t0 = chrono::Utc::now() - chrono::Duration::days(2);
@@ -400,17 +406,7 @@ mod tests {
             store
                 .transact(|tx| {
                     for id in 1..=3u64 {
-                        let mut t = Ticket::new(
-                            id,
-                            "s".into(),
-                            crate::mail::address::Party {
-                                name: None,
-                                address: crate::mail::address::EmailAddress::parse("a@b.c")
-                                    .unwrap(),
-                            },
-                            "help",
-                            t0,
-                        );
+                        let mut t = plain_ticket(id, t0);
                         if id == 2 {
                             let to = Status::Resolved;
                             let kind = EventKind::StatusChanged {
@@ -469,7 +465,7 @@ mod tests {
     #[test]
     fn a_format_4_store_gets_its_open_tickets_counted_per_day() {
         use crate::store::open_days::{Bucketing, OpenDim};
-        use crate::store::records::{Status, Ticket};
+        use crate::store::records::Status;
         let dir = tempfile::tempdir().unwrap();
         let t0 = chrono::Utc::now() - chrono::Duration::days(5);
         let how = Bucketing {
@@ -482,17 +478,7 @@ mod tests {
             store
                 .transact(|tx| {
                     for id in 1..=4u64 {
-                        let mut t = Ticket::new(
-                            id,
-                            "s".into(),
-                            crate::mail::address::Party {
-                                name: None,
-                                address: crate::mail::address::EmailAddress::parse("a@b.c")
-                                    .unwrap(),
-                            },
-                            "help",
-                            t0 + chrono::Duration::days(id as i64 % 2),
-                        );
+                        let mut t = plain_ticket(id, t0 + chrono::Duration::days(id as i64 % 2));
                         if id == 4 {
                             t.merged_into = Some(1);
                             t.status = Status::Closed;

@@ -144,11 +144,8 @@ fn the_digest_shows_the_table_and_the_comparison_and_attaches_the_csv() {
     assert!(csv.lines().any(|l| l.starts_with("all,2,")), "{csv}");
 }
 
-#[test]
-fn a_recurring_digest_lists_the_issues() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(utc("2026-11-28T09:00:00Z")));
-    let extra = r#"
+/// A daily digest of the last 7 days' recurring issues for a product team.
+const RECURRING_DIGEST: &str = r#"
 [[digest]]
 name = "product"
 to = ["product@desk.test"]
@@ -157,6 +154,12 @@ every = "day 08:00"
 last = "7d"
 min = 2
 "#;
+
+#[test]
+fn a_recurring_digest_lists_the_issues() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(utc("2026-11-28T09:00:00Z")));
+    let extra = RECURRING_DIGEST;
     let e = digest_engine(dir.path(), clock.clone(), extra);
     for i in 0..3 {
         e.ingest(
@@ -183,15 +186,7 @@ min = 2
 fn a_recurring_digest_compares_each_issue_with_the_period_before() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(utc("2026-11-16T09:00:00Z")));
-    let extra = r#"
-[[digest]]
-name = "product"
-to = ["product@desk.test"]
-report = "recurring"
-every = "day 08:00"
-last = "7d"
-min = 2
-"#;
+    let extra = RECURRING_DIGEST;
     let e = digest_engine(dir.path(), clock.clone(), extra);
     let mut n = 0;
     let mut file = |subject: &str, count: usize| {
