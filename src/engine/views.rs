@@ -553,7 +553,7 @@ mod tests {
             (Some(GroupBy::Agent), filter(None, None, Some("net"))),
         ];
         let mut untils = Vec::new();
-        for id in [3, 50, 120, 299] {
+        for id in [3, 120] {
             let created = e.store().ticket(id).unwrap().unwrap().created_at;
             // On a ticket's creation, and exactly one bucket bound later
             // (the bound is exclusive: the ticket moves to the next bucket).
@@ -567,7 +567,7 @@ mod tests {
                 ]);
             }
         }
-        for _ in 0..40 {
+        for _ in 0..8 {
             untils.push(t0 + Duration::microseconds(rng.below(45 * 86_400 * 1_000_000) as i64));
         }
         let mut seen_backlog = 0;
