@@ -155,10 +155,12 @@ pub fn previous_word(d: &Digest) -> String {
         DigestReport::Report { last, .. } => *last,
         DigestReport::Recurring { last, .. } => Some(*last),
     };
-    let between_sends = match d.every.on {
-        EveryOn::Day => Some(86_400),
-        EveryOn::Week(_) => Some(7 * 86_400),
-        EveryOn::Month(_) => None,
+    // What `every` calls the period before, and the time between sends
+    // it stands for (a month has no fixed length).
+    let (by_every, between_sends) = match d.every.on {
+        EveryOn::Day => ("the day before", Some(86_400)),
+        EveryOn::Week(_) => ("last week", Some(7 * 86_400)),
+        EveryOn::Month(_) => ("last month", None),
     };
     match last.map(|l| l.as_secs()) {
         Some(secs) if Some(secs) != between_sends => match secs {
@@ -169,11 +171,7 @@ pub fn previous_word(d: &Digest) -> String {
                 duration_secs(s.min(i64::MAX as u64) as i64)
             ),
         },
-        _ => match d.every.on {
-            EveryOn::Day => "the day before".into(),
-            EveryOn::Week(_) => "last week".into(),
-            EveryOn::Month(_) => "last month".into(),
-        },
+        _ => by_every.into(),
     }
 }
 

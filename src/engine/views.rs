@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::desk::report::figures::{age_bucket, AGE_BUCKET_NAMES};
+use crate::desk::report::figures::AGE_BUCKET_NAMES;
 use crate::desk::report::BacklogCount;
 use crate::engine::Engine;
 use crate::store::open_days::{uncount_open, Bucketing};
@@ -50,11 +50,10 @@ pub(crate) fn report(
             return Ok(b.finish());
         }
     };
-    let until = spec.until;
     let how = Bucketing {
-        until,
+        until: spec.until,
         buckets: AGE_BUCKET_NAMES.len(),
-        bucket_of: move |created| age_bucket(until - created),
+        bucket_of: |created| spec.backlog_bucket(created),
     };
     let mut counted = store.open_backlog_counts(dim, &how)?;
     for (created, keys) in &read_open {

@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::figures::{age_bucket, AGE_BUCKET_NAMES};
+use super::figures::AGE_BUCKET_NAMES;
 use super::{key_of, Builder, Group, GroupBy, Keys};
 use crate::store::open_days::OpenDim;
 use crate::store::report_facts::OpenKeys;
@@ -53,12 +53,6 @@ impl Builder<'_> {
         }
     }
 
-    /// The backlog age bucket of a ticket created at `created_at`, at the
-    /// end of the period.
-    pub fn backlog_bucket(&self, created_at: DateTime<Utc>) -> usize {
-        age_bucket(self.spec.until - created_at)
-    }
-
     /// Counts an open ticket in the backlog at the end of the period: one
     /// created before the end, unfinished and unmerged by its trail, with
     /// nothing in the period or after it (it has no other figure, and its
@@ -68,12 +62,12 @@ impl Builder<'_> {
             return;
         }
         let mut by_bucket = [0u64; AGE_BUCKET_NAMES.len()];
-        by_bucket[self.backlog_bucket(created_at)] = 1;
+        by_bucket[self.spec.backlog_bucket(created_at)] = 1;
         self.add_open_counts(Some(keys), &by_bucket);
     }
 
     /// Counts open tickets (as [`Builder::add_open`] takes them) at once:
-    /// `by_bucket[i]` of them in [`Builder::backlog_bucket`] `i`, all with
+    /// `by_bucket[i]` of them in [`super::Spec::backlog_bucket`] `i`, all with
     /// `keys` — or, with None, every one (a report without rows or filter).
     /// From the counters, `keys` holds only the key [`Builder::backlog_count`]
     /// named, which is all the rows and filter look at.

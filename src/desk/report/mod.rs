@@ -126,6 +126,14 @@ pub struct Spec {
     pub filter: Filter,
 }
 
+impl Spec {
+    /// The backlog age bucket of a ticket created at `created_at`, at the
+    /// end of the period.
+    pub fn backlog_bucket(&self, created_at: DateTime<Utc>) -> usize {
+        age_bucket(self.until - created_at)
+    }
+}
+
 /// One ticket and its audit trail, as the store holds them.
 pub struct Record {
     pub ticket: Ticket,
@@ -202,7 +210,7 @@ fn count(policy: &Policy, spec: &Spec, r: &Record, g: &mut Group, samples: &mut 
     }
     if t.merged_into.is_none() && status_at(r, spec.until).is_some_and(|s| !s.is_finished()) {
         g.backlog += 1;
-        g.backlog_age[age_bucket(spec.until - t.created_at)] += 1;
+        g.backlog_age[spec.backlog_bucket(t.created_at)] += 1;
     }
     if in_period(spec, t.created_at) {
         if let Some(p) = policy.sla(t.sla.as_deref()) {
