@@ -74,7 +74,9 @@
 //! line and key); `daemon::reload` swaps in a new `desk::policy::Policy` on
 //! SIGHUP or a change on disk; `daemon::control` answers the CLI over a Unix
 //! socket with `engine::queries` (the list index `store::list_index`, the
-//! managers' views `engine::views` over `desk::report`, `desk::board`,
+//! managers' views `engine::views` over `desk::report` (read from the
+//! report facts and open tickets per day, `store::report_facts` and
+//! `store::open_days`, kept in each ticket's transaction), `desk::board`,
 //! `desk::next`, and `engine::recurring` over `desk::recurring`), which
 //! `cli::render` turns into text; the CLI's `tickets set|comment|reply|
 //! merge|link` are applied by `engine::Engine::steer` through `desk::steer`,

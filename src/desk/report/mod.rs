@@ -7,9 +7,9 @@
 //! Pure: the records, the policy (calendars, teams, tiers) and the period
 //! come in as values. The store keeps each ticket's report facts
 //! (`store::report_facts`) so a report reads only the tickets its period
-//! touches; [`facts`] turns those back into records, and
-//! [`Builder::add_open`] counts the rest of the backlog from the open
-//! index's keys.
+//! touches; [`facts`] turns those back into records, and `backlog.rs`
+//! counts the rest of the backlog from the store's open tickets per day
+//! (`store::open_days`) or, entry by entry, from the open index's keys.
 
 use std::borrow::Cow;
 
