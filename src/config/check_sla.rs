@@ -76,7 +76,7 @@ impl Validator {
             }
             calendars.push((
                 c.name,
-                Calendar::Business(BusinessHours { tz, week, holidays }),
+                Calendar::Business(Box::new(BusinessHours::new(tz, week, holidays))),
             ));
         }
         let mut slas = Vec::new();

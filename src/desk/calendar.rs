@@ -6,11 +6,17 @@
 
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
-use crate::config::calendar::{BusinessHours, Calendar};
+use std::borrow::Cow;
+
+use crate::config::calendar::{BusinessHours, Calendar, WorkedYear};
 
 /// Far enough to find the next working minute of any sane calendar; a bound
 /// so a calendar with (almost) no hours can never loop forever.
 const MAX_DAYS: i64 = 3 * 366;
+
+/// Spans shorter than this many local days are walked day by day; longer
+/// ones add up the whole days in between from the per-year totals.
+const WALK_DAYS: i64 = 4;
 
 impl BusinessHours {
     /// A local time to UTC; inside a DST gap the window starts when the clock resumes.
@@ -23,7 +29,19 @@ impl BusinessHours {
     }
 
     /// The working windows of one local date, as UTC intervals.
-    fn windows(&self, date: NaiveDate) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    fn windows(&self, date: NaiveDate) -> Cow<'_, [(DateTime<Utc>, DateTime<Utc>)]> {
+        match self.year(date.year()) {
+            Some(y) => {
+                let day = date.ordinal0() as usize;
+                let (from, to) = (y.starts[day] as usize, y.starts[day + 1] as usize);
+                Cow::Borrowed(&y.windows[from..to])
+            }
+            None => Cow::Owned(self.windows_of(date)),
+        }
+    }
+
+    /// [`Self::windows`] computed through the time zone.
+    fn windows_of(&self, date: NaiveDate) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
         if self.holidays.contains(&date) {
             return Vec::new();
         }
@@ -34,8 +52,133 @@ impl BusinessHours {
             .collect()
     }
 
+    /// The windows and totals of `year`, computed once; `None` outside the
+    /// years kept.
+    fn year(&self, year: i32) -> Option<&WorkedYear> {
+        let cell = self.worked.year(year)?;
+        Some(cell.get_or_init(|| {
+            let (mut starts, mut windows, mut before) = (vec![0u32], Vec::new(), vec![0i64]);
+            let mut date = NaiveDate::from_yo_opt(year, 1);
+            while let Some(d) = date.filter(|d| d.year() == year) {
+                let day = self.windows_of(d);
+                let secs: i64 = day.iter().map(|(s, e)| (*e - *s).num_seconds()).sum();
+                windows.extend(day);
+                starts.push(u32::try_from(windows.len()).unwrap_or(u32::MAX));
+                before.push(before.last().copied().unwrap_or(0) + secs);
+                date = d.succ_opt();
+            }
+            WorkedYear {
+                starts: starts.into(),
+                windows: windows.into(),
+                before: before.into(),
+            }
+        }))
+    }
+
     fn local_date(&self, t: DateTime<Utc>) -> NaiveDate {
         t.with_timezone(&self.tz).date_naive()
+    }
+
+    /// Working time of the dates `first..=last` that lies between `a` and `b`.
+    fn walked(
+        &self,
+        first: NaiveDate,
+        last: NaiveDate,
+        a: DateTime<Utc>,
+        b: DateTime<Utc>,
+    ) -> Duration {
+        let mut total = Duration::zero();
+        let mut date = first;
+        while date <= last {
+            for &(s, e) in self.windows(date).iter() {
+                let (s, e) = (s.max(a), e.min(b));
+                if e > s {
+                    total += e - s;
+                }
+            }
+            date += Duration::days(1);
+        }
+        total
+    }
+
+    /// Walks `days` dates from `date` on, spending `left` of working time
+    /// after `a`: the instant it runs out, or what is left after them.
+    fn spend(
+        &self,
+        mut date: NaiveDate,
+        days: i64,
+        a: DateTime<Utc>,
+        mut left: Duration,
+    ) -> Result<DateTime<Utc>, Duration> {
+        for _ in 0..days {
+            for &(s, e) in self.windows(date).iter() {
+                let s = s.max(a);
+                if e <= s {
+                    continue;
+                }
+                if e - s >= left {
+                    return Ok(s + left);
+                }
+                left -= e - s;
+            }
+            date += Duration::days(1);
+        }
+        Err(left)
+    }
+
+    /// Working seconds of the whole local dates `from..until`; `None` when
+    /// they reach outside the years kept.
+    fn whole_days(&self, from: NaiveDate, until: NaiveDate) -> Option<i64> {
+        if until <= from {
+            return Some(0);
+        }
+        let before = |d: NaiveDate| -> Option<i64> {
+            self.year(d.year())?
+                .before
+                .get(d.ordinal0() as usize)
+                .copied()
+        };
+        let year_total = |y: i32| -> Option<i64> { self.year(y)?.before.last().copied() };
+        if from.year() == until.year() {
+            return Some(before(until)? - before(from)?);
+        }
+        let mut total = year_total(from.year())? - before(from)?;
+        for y in from.year() + 1..until.year() {
+            total += year_total(y)?;
+        }
+        Some(total + before(until)?)
+    }
+
+    /// Like [`Self::spend`] over the whole dates from `from` on (every
+    /// window after `a`), jumping over whole days by their totals.
+    fn spend_whole_days(
+        &self,
+        from: NaiveDate,
+        days: i64,
+        a: DateTime<Utc>,
+        left: Duration,
+    ) -> Option<Option<DateTime<Utc>>> {
+        // The first date by which `left` has been worked (and some work
+        // done, for a zero `left`): whole days up to it are monotone.
+        let enough = |k: i64| -> Option<bool> {
+            let w = Duration::seconds(self.whole_days(from, from + Duration::days(k + 1))?);
+            Some(w >= left && w > Duration::zero())
+        };
+        if !enough(days - 1)? {
+            return Some(None);
+        }
+        let (mut lo, mut hi) = (0, days - 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if enough(mid)? {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let day = from + Duration::days(lo);
+        let left = left - Duration::seconds(self.whole_days(from, day)?);
+        self.spend(day, 1, a, left).ok().map(Some)
     }
 }
 
@@ -48,20 +191,19 @@ impl Calendar {
         match self {
             Calendar::Always => b - a,
             Calendar::Business(h) => {
-                let mut total = Duration::zero();
                 // One day before, for windows that start the previous local day.
-                let mut date = h.local_date(a) - Duration::days(1);
-                let last = h.local_date(b);
-                while date <= last {
-                    for (s, e) in h.windows(date) {
-                        let (s, e) = (s.max(a), e.min(b));
-                        if e > s {
-                            total += e - s;
-                        }
+                let (first, last) = (h.local_date(a) - Duration::days(1), h.local_date(b));
+                // The dates strictly inside lie wholly between a and b: their
+                // windows are counted whole, from the per-year totals.
+                let (inner, after) = (first + Duration::days(3), last - Duration::days(1));
+                if (last - first).num_days() > WALK_DAYS {
+                    if let Some(w) = h.whole_days(inner, after) {
+                        return h.walked(first, inner - Duration::days(1), a, b)
+                            + Duration::seconds(w)
+                            + h.walked(after, last, a, b);
                     }
-                    date += Duration::days(1);
                 }
-                total
+                h.walked(first, last, a, b)
             }
         }
     }
@@ -72,22 +214,18 @@ impl Calendar {
         match self {
             Calendar::Always => Some(a + d),
             Calendar::Business(h) => {
-                let mut left = d;
-                let mut date = h.local_date(a) - Duration::days(1);
-                for _ in 0..MAX_DAYS {
-                    for (s, e) in h.windows(date) {
-                        let s = s.max(a);
-                        if e <= s {
-                            continue;
-                        }
-                        if e - s >= left {
-                            return Some(s + left);
-                        }
-                        left -= e - s;
-                    }
-                    date += Duration::days(1);
+                let first = h.local_date(a) - Duration::days(1);
+                // The first dates may hold windows that began before `a`.
+                let walk = 3;
+                let left = match h.spend(first, walk, a, d) {
+                    Ok(t) => return Some(t),
+                    Err(left) => left,
+                };
+                let from = first + Duration::days(walk);
+                if let Some(found) = h.spend_whole_days(from, MAX_DAYS - walk, a, left) {
+                    return found;
                 }
-                None
+                h.spend(from, MAX_DAYS - walk, a, left).ok()
             }
         }
     }
@@ -106,11 +244,11 @@ mod tests {
         for d in week.iter_mut().take(5) {
             *d = day.clone();
         }
-        Calendar::Business(BusinessHours {
-            tz: tz.parse().unwrap(),
+        Calendar::Business(Box::new(BusinessHours::new(
+            tz.parse().unwrap(),
             week,
-            holidays: ["2026-12-25"].iter().map(|d| d.parse().unwrap()).collect(),
-        })
+            ["2026-12-25"].iter().map(|d| d.parse().unwrap()).collect(),
+        )))
     }
 
     fn utc(s: &str) -> DateTime<Utc> {
@@ -199,14 +337,89 @@ mod tests {
 
     #[test]
     fn a_calendar_without_hours_ends() {
-        let cal = Calendar::Business(BusinessHours {
-            tz: chrono_tz::UTC,
-            week: Default::default(),
-            holidays: BTreeSet::new(),
-        });
+        let cal = Calendar::Business(Box::new(BusinessHours::new(
+            chrono_tz::UTC,
+            Default::default(),
+            BTreeSet::new(),
+        )));
         assert_eq!(
             cal.add_business(utc("2026-03-07T10:00:00Z"), Duration::hours(1)),
             None
         );
+    }
+
+    /// Working time from `a` to `b`, every day's windows computed through
+    /// the time zone.
+    fn walked(h: &BusinessHours, a: DateTime<Utc>, b: DateTime<Utc>) -> Duration {
+        let mut total = Duration::zero();
+        let mut date = h.local_date(a) - Duration::days(1);
+        while date <= h.local_date(b) {
+            for (s, e) in h.windows_of(date) {
+                if e.min(b) > s.max(a) {
+                    total += e.min(b) - s.max(a);
+                }
+            }
+            date += Duration::days(1);
+        }
+        total
+    }
+
+    /// When `d` of working time after `a` has passed, day by day likewise.
+    fn spent(h: &BusinessHours, a: DateTime<Utc>, mut d: Duration) -> Option<DateTime<Utc>> {
+        let mut date = h.local_date(a) - Duration::days(1);
+        for _ in 0..MAX_DAYS {
+            for (s, e) in h.windows_of(date) {
+                let s = s.max(a);
+                if e > s && e - s >= d {
+                    return Some(s + d);
+                }
+                d -= (e - s).max(Duration::zero());
+            }
+            date += Duration::days(1);
+        }
+        None
+    }
+
+    /// The per-year totals give exactly what walking every day gives: over
+    /// spans of hours to years, across daylight-saving changes, holidays,
+    /// a split working day, year ends and both ends of the years kept.
+    #[test]
+    fn whole_days_from_the_year_totals_equal_the_day_by_day_walk() {
+        let mut week: [Vec<(NaiveTime, NaiveTime)>; 7] = Default::default();
+        for d in week.iter_mut().take(5) {
+            *d = parse_windows("08:00-12:00, 13:00-17:30").unwrap();
+        }
+        week[5] = parse_windows("02:00-03:30").unwrap(); // the night of a DST change
+        let holidays = ["2026-12-25", "2027-01-01", "2026-03-30"]
+            .iter()
+            .map(|d| d.parse().unwrap())
+            .collect();
+        let h = BusinessHours::new("Europe/Berlin".parse().unwrap(), week, holidays);
+        let cal = Calendar::Business(Box::new(h.clone()));
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: i64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as i64
+        };
+        let origins = [
+            utc("2026-03-25T10:00:00Z"),
+            utc("2026-12-20T06:59:59Z"),
+            utc("1970-01-01T00:00:00Z"),
+            utc("2169-11-01T00:00:00Z"),
+        ];
+        for _ in 0..3000 {
+            let a = origins[next(4) as usize] + Duration::seconds(next(40 * 86_400));
+            let span = match next(3) {
+                0 => next(86_400 * 3),
+                1 => next(86_400 * 60),
+                _ => next(86_400 * 800),
+            };
+            let b = a + Duration::seconds(span) + Duration::nanoseconds(next(1_000));
+            assert_eq!(cal.business_time(a, b), walked(&h, a, b), "{a} .. {b}");
+            let d = Duration::seconds(next(3) * next(86_400 * 30));
+            assert_eq!(cal.add_business(a, d), spent(&h, a, d), "{a} + {d}");
+        }
     }
 }

@@ -304,11 +304,11 @@ mod tests {
         for d in week.iter_mut().take(5) {
             *d = parse_windows("09:00-17:00").unwrap();
         }
-        Calendar::Business(BusinessHours {
-            tz: chrono_tz::UTC,
+        Calendar::Business(Box::new(BusinessHours::new(
+            chrono_tz::UTC,
             week,
-            holidays: Default::default(),
-        })
+            Default::default(),
+        )))
     }
 
     #[test]

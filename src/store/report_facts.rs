@@ -327,6 +327,45 @@ impl Store {
             .transpose()
     }
 
+    /// Whether every moment of every ticket lies in `[since, until]` (to
+    /// the index's millisecond): then [`Store::report_tickets`] would name
+    /// every ticket, and reading all facts in ticket order
+    /// ([`Store::all_report_facts`]) costs far less than gathering the
+    /// moments and looking each ticket up.
+    pub fn report_period_holds_all(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut moments = self.db.range(
+            T::ReportIndex as u8,
+            Bound::Included(vec![INSTANT]),
+            Bound::Excluded(vec![OPEN]),
+        );
+        let at = |item: Option<Result<_, _>>| -> Result<Option<u64>, StoreError> {
+            Ok(match item.transpose()? {
+                Some((k, _)) => {
+                    let k: sled::IVec = k;
+                    k.get(1..9).and_then(u64_of)
+                }
+                None => None,
+            })
+        };
+        let first = at(moments.next())?;
+        let last = at(moments.next_back())?;
+        Ok(match (first, last) {
+            (Some(first), Some(last)) => first >= millis(since) && last <= millis(until),
+            _ => false,
+        })
+    }
+
+    /// The facts of every ticket, in ticket order.
+    pub fn all_report_facts(&self) -> impl Iterator<Item = Result<ReportFacts, StoreError>> + '_ {
+        self.db
+            .iter(T::ReportFacts as u8)
+            .map(|item| decode("report facts", &item?.1))
+    }
+
     /// The tickets a report over `[since, until)` must read the facts of:
     /// those with a moment in the period, and those created before `until`
     /// with a moment after it (their status at `until` is not their status
