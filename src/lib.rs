@@ -77,7 +77,8 @@
 //! managers' views `engine::views` over `desk::report` (read from the
 //! report facts and open tickets per day, `store::report_facts` and
 //! `store::open_days`, kept in each ticket's transaction), `desk::board`,
-//! `desk::next`, and `engine::recurring` over `desk::recurring`), which
+//! `desk::next`, and `engine::recurring` over `desk::recurring` and
+//! `desk::recurring_compare`), which
 //! `cli::render` turns into text; the CLI's `tickets set|comment|reply|
 //! merge|link` are applied by `engine::Engine::steer` through `desk::steer`,
 //! the same commands as an agent's mail (`desk::ticket_commands`);

@@ -59,6 +59,7 @@ async fn recurring_groups_the_issues_that_came_in_by_mail() {
     for word in ["vpn", "printer", "password", "outlook", "laptop"] {
         assert!(text.contains(word), "{word} missing:\n{text}");
     }
+    assert!(text.contains("new (none the day before)"), "{text}");
 
     let json = desk.json(&["recurring", "--min", "8", "--json"]);
     let clusters = json["clusters"].as_array().unwrap();
@@ -66,5 +67,10 @@ async fn recurring_groups_the_issues_that_came_in_by_mail() {
     assert!(clusters
         .iter()
         .all(|c| c["tickets"].as_array().unwrap().len() >= 8));
+    // Nothing came in the 30 days before: every issue is new, none went away.
+    assert!(clusters
+        .iter()
+        .all(|c| c["previous_tickets"] == 0 && c["change"] == "new"));
+    assert_eq!(json["gone"], serde_json::json!([]), "{json}");
     assert!(desk.stop());
 }

@@ -33,6 +33,7 @@ mod trust;
 use crate::config::Config;
 use crate::daemon::control;
 use crate::desk::policy::Policy;
+use crate::desk::recurring_compare::RecurringComparison;
 use crate::engine::clock::SystemClock;
 use crate::engine::queries::{self, Answer, Query};
 use crate::engine::Engine;
@@ -412,14 +413,25 @@ fn real_main() -> Result<ExitCode> {
                 a @ Answer::Recurring { .. } if json => print_json(&a)?,
                 Answer::Recurring {
                     clusters,
+                    gone,
                     since,
                     until,
+                    previous_since: _,
                     tickets_read,
                     truncated,
-                } => print!(
-                    "{}",
-                    recurring::render(&clusters, since, until, tickets_read, truncated, &tm)
-                ),
+                } => {
+                    let compared = RecurringComparison {
+                        issues: clusters,
+                        gone,
+                    };
+                    let read = recurring::Read {
+                        since,
+                        until,
+                        tickets_read,
+                        truncated,
+                    };
+                    print!("{}", recurring::render(&compared, &read, &tm))
+                }
                 other => bail!(unexpected(other)),
             }
             Ok(ExitCode::SUCCESS)

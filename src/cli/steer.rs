@@ -19,8 +19,9 @@ use crate::store::records::Status;
 #[derive(Args, Debug, Clone, Default)]
 pub struct AsAgent {
     /// Act as this agent (address or configured name): the audit trail
-    /// names them and their team's rights apply. Default: `cli:<your Unix
-    /// user>`, an admin who may change any ticket.
+    /// names them and their team's rights apply. Default: the agent whose
+    /// `login` is your Unix user, else `cli:<your Unix user>`, an admin who
+    /// may change any ticket.
     #[arg(long = "as", value_name = "AGENT")]
     pub as_agent: Option<String>,
     /// Print what changed as one JSON object: the ticket after the change,

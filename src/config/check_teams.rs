@@ -27,11 +27,13 @@ impl Validator {
                 );
                 continue;
             }
+            let login = self.check_login(i, a.login, &agents);
             agents.push(Agent {
                 address,
                 name: a.name,
                 teams: a.teams,
                 commands_need_signed_reply: a.commands_need_signed_reply,
+                login,
             });
         }
         let names: Vec<String> = raw_teams.iter().map(|t| t.name.clone()).collect();
@@ -110,5 +112,106 @@ impl Validator {
             }
         }
         (teams, agents)
+    }
+
+    /// An agent's `login`: a Unix user name (as `deskgate tickets` reads it
+    /// from the environment), given to one agent only, or the command line
+    /// could not tell whom its user acts as.
+    fn check_login(
+        &mut self,
+        i: usize,
+        login: Option<String>,
+        earlier: &[Agent],
+    ) -> Option<String> {
+        let login = login?;
+        let key = format!("agent[{i}].login");
+        if login.is_empty()
+            || login.len() > MAX_LOGIN
+            || !login.chars().all(|c| c.is_ascii_graphic())
+        {
+            self.problem(
+                key,
+                format!("\"{login}\" is not a Unix user name (one word, at most {MAX_LOGIN} characters)"),
+            );
+            return None;
+        }
+        if let Some(other) = earlier.iter().find(|x| x.login.as_deref() == Some(&login)) {
+            self.problem(
+                key,
+                format!(
+                    "login \"{login}\" is already {}'s: a Unix user can act as one agent only",
+                    other.address
+                ),
+            );
+            return None;
+        }
+        Some(login)
+    }
+}
+
+/// The longest user name `deskgate tickets` reads from the environment.
+const MAX_LOGIN: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use crate::config::test_config::TestConfig;
+    use crate::config::Config;
+
+    /// The smallest good config, then `[[agent]]`s with these addresses and
+    /// logins.
+    fn with_agents(agents: &[(&str, &str)]) -> String {
+        let mut c = TestConfig::new()
+            .desk("templates", "\"templates\"")
+            .mailbox("port", "1143")
+            .mailbox("password_file", "\"pw\"")
+            .smtp("port", "2525");
+        for (address, login) in agents {
+            c = c.table(&format!(
+                "[[agent]]\naddress = \"{address}\"\nlogin = \"{login}\""
+            ));
+        }
+        c.render()
+    }
+
+    fn load(text: &str) -> Result<Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+        std::fs::write(dir.path().join("pw"), "secret\n").unwrap();
+        Config::from_str_at(text, &dir.path().join("d.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_agent_s_login_is_kept() {
+        let c = load(&with_agents(&[("alice@desk.test", "alice")])).unwrap();
+        assert_eq!(c.agents[0].login.as_deref(), Some("alice"));
+    }
+
+    #[test]
+    fn a_login_given_to_two_agents_is_refused_with_its_line() {
+        let text = with_agents(&[("alice@desk.test", "alice"), ("bob@desk.test", "alice")]);
+        let err = load(&text).unwrap_err();
+        // The line of the second agent's login.
+        let n = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with("login"))
+            .map(|(n, _)| n + 1)
+            .nth(1)
+            .unwrap();
+        assert!(
+            err.contains(&format!(
+                "d.toml:{n}: agent[1].login: login \"alice\" is already alice@desk.test's"
+            )),
+            "line {n}: {err}"
+        );
+    }
+
+    #[test]
+    fn a_login_is_one_word() {
+        let err = load(&with_agents(&[("alice@desk.test", "alice smith")])).unwrap_err();
+        assert!(
+            err.contains("agent[0].login: \"alice smith\" is not a Unix user name"),
+            "{err}"
+        );
     }
 }

@@ -144,6 +144,10 @@ pub struct Agent {
     pub teams: Vec<String>,
     /// Overrides `[trust] commands_need_signed_reply` for this agent.
     pub commands_need_signed_reply: Option<bool>,
+    /// The Unix user who acts as this agent at the command line when they
+    /// name nobody with `--as`, so the trail names the agent, not
+    /// `cli:<user>`; no two agents share one.
+    pub login: Option<String>,
 }
 
 /// Loop and abuse limits (issue: no loops, no lost mail).

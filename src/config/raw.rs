@@ -218,6 +218,8 @@ pub(super) struct RawAgent {
     #[serde(default)]
     pub(super) teams: Vec<String>,
     pub(super) commands_need_signed_reply: Option<bool>,
+    /// The agent's Unix user, for `deskgate tickets` without `--as`.
+    pub(super) login: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,7 +14,6 @@ use serde::Serialize;
 use crate::config::checked::{Digest, DigestRecipient, DigestReport, Every, EveryOn};
 use crate::desk::automail::{self, ReportMail};
 use crate::desk::policy::Policy;
-use crate::desk::recurring::{self, Cluster};
 use crate::desk::report::{Filter, GroupBy, Report, Spec};
 use crate::desk::report_text::{at, duration_secs};
 use crate::mail::address::Party;
@@ -163,15 +162,21 @@ pub fn previous_word(d: &Digest) -> String {
         EveryOn::Month(_) => ("last month", None),
     };
     match last.map(|l| l.as_secs()) {
-        Some(secs) if Some(secs) != between_sends => match secs {
-            86_400 => "the day before".into(),
-            s if s % 86_400 == 0 => format!("the {} days before", s / 86_400),
-            s => format!(
-                "the {} before",
-                duration_secs(s.min(i64::MAX as u64) as i64)
-            ),
-        },
+        Some(secs) if Some(secs) != between_sends => length_word(secs),
         _ => by_every.into(),
+    }
+}
+
+/// The period before called by its length, `secs`: "the day before", "the
+/// 30 days before", "the 1d 12h before" (also `deskgate recurring --last`).
+pub fn length_word(secs: u64) -> String {
+    match secs {
+        86_400 => "the day before".into(),
+        s if s % 86_400 == 0 => format!("the {} days before", s / 86_400),
+        s => format!(
+            "the {} before",
+            duration_secs(s.min(i64::MAX as u64) as i64)
+        ),
     }
 }
 
@@ -215,79 +220,6 @@ pub fn comparisons(cur: &Report, prev: &Report, word: &str) -> Vec<String> {
             share(met(prev))
         ),
     ]
-}
-
-/// A recurring digest's issues next to the period before's.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecurringComparison {
-    /// The issues reported (at least `min` tickets), largest first.
-    pub clusters: Vec<Cluster>,
-    /// For each of them, its tickets in the period before (0: new).
-    pub previous: Vec<usize>,
-    /// One line per issue, then one per issue that went away: "printer
-    /// toner: 7 tickets, last week 3, growing".
-    pub lines: Vec<String>,
-}
-
-/// Compares the issues of two periods, each grouped with a minimum of two
-/// tickets, so an issue too small to report still counts as seen (a
-/// reported issue that had two tickets before is not new). Issues are
-/// matched by `recurring::matches`. An issue of the period before with at
-/// least `min` tickets went away when its match now has fewer, or it has none.
-pub fn compare_recurring(
-    now: Vec<Cluster>,
-    before: &[Cluster],
-    min: usize,
-    word: &str,
-) -> RecurringComparison {
-    let matched = recurring::matches(&now, before);
-    let tickets = |n: usize| match n {
-        1 => "1 ticket".to_string(),
-        n => format!("{n} tickets"),
-    };
-    let mut lines = Vec::new();
-    let (mut clusters, mut previous) = (Vec::new(), Vec::new());
-    // Each issue of the period before: its match's tickets now.
-    let mut now_of = vec![0; before.len()];
-    for (c, m) in now.iter().zip(&matched) {
-        if let Some(j) = m {
-            now_of[*j] = c.tickets.len();
-        }
-    }
-    for (c, m) in now.into_iter().zip(&matched) {
-        if c.tickets.len() < min {
-            continue;
-        }
-        let (n, p) = (c.tickets.len(), m.map_or(0, |j| before[j].tickets.len()));
-        let change = match n.cmp(&p) {
-            _ if p == 0 => format!("new (none {word})"),
-            std::cmp::Ordering::Greater => format!("{word} {p}, growing"),
-            std::cmp::Ordering::Less => format!("{word} {p}, shrinking"),
-            std::cmp::Ordering::Equal => format!("{word} {p}, the same"),
-        };
-        lines.push(format!("{}: {}, {change}", c.label, tickets(n)));
-        clusters.push(c);
-        previous.push(p);
-    }
-    for (b, &n) in before.iter().zip(&now_of) {
-        if b.tickets.len() >= min && n < min {
-            let now = if n > 0 {
-                format!(", now {n}")
-            } else {
-                String::new()
-            };
-            lines.push(format!(
-                "{}: went away ({word} {}{now})",
-                b.label,
-                tickets(b.tickets.len())
-            ));
-        }
-    }
-    RecurringComparison {
-        clusters,
-        previous,
-        lines,
-    }
 }
 
 /// What a digest (or an answer to `help+report@`) says, before it is
@@ -569,70 +501,6 @@ mod tests {
         );
         assert!(lines.contains(&"tickets created 0, last week 4".to_string()));
         assert!(lines.contains(&"resolution median none, last week none".to_string()));
-    }
-
-    fn issue(label: &str, tickets: std::ops::Range<u64>) -> Cluster {
-        let at = utc("2026-11-23T07:00:00Z");
-        Cluster {
-            label: label.into(),
-            tickets: tickets.collect(),
-            first_seen: at,
-            last_seen: at,
-            teams: Vec::new(),
-            trend: crate::desk::recurring::Trend::Steady,
-        }
-    }
-
-    #[test]
-    fn recurring_issues_are_new_growing_shrinking_or_gone() {
-        let now = vec![
-            issue("printer toner jam", 100..107),
-            issue("vpn connect anyconnect", 107..111),
-            issue("password reset expire", 111..114),
-            issue("laptop battery dock", 114..117),
-            issue("monitor flicker hdmi", 117..120),
-            // Too small to report: the outlook issue went away, to 2.
-            issue("outlook crash start", 120..122),
-        ];
-        let before = vec![
-            issue("outlook crash start", 1..6),
-            issue("password expire locked", 6..11),
-            issue("badge door office", 11..15),
-            issue("laptop dock battery", 15..18),
-            issue("printer jam toner", 18..21),
-            // Too small to report then, but seen: vpn is growing, not new.
-            issue("vpn anyconnect", 21..23),
-        ];
-        let c = compare_recurring(now, &before, 3, "last week");
-        assert_eq!(
-            c.lines,
-            [
-                "printer toner jam: 7 tickets, last week 3, growing",
-                "vpn connect anyconnect: 4 tickets, last week 2, growing",
-                "password reset expire: 3 tickets, last week 5, shrinking",
-                "laptop battery dock: 3 tickets, last week 3, the same",
-                "monitor flicker hdmi: 3 tickets, new (none last week)",
-                "outlook crash start: went away (last week 5 tickets, now 2)",
-                "badge door office: went away (last week 4 tickets)",
-            ]
-        );
-        assert_eq!(c.previous, [3, 2, 5, 3, 0]);
-        let labels: Vec<&str> = c.clusters.iter().map(|c| c.label.as_str()).collect();
-        assert_eq!(
-            labels,
-            [
-                "printer toner jam",
-                "vpn connect anyconnect",
-                "password reset expire",
-                "laptop battery dock",
-                "monitor flicker hdmi"
-            ]
-        );
-        let first = compare_recurring(vec![issue("vpn connect", 1..4)], &[], 3, "the day before");
-        assert_eq!(
-            first.lines,
-            ["vpn connect: 3 tickets, new (none the day before)"]
-        );
     }
 
     #[test]

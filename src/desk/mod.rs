@@ -5,7 +5,8 @@
 //! calendars, escalation and the timed lifecycle; reports by mail (`digest`:
 //! schedules and `[[digest]]` mails; `report_mail`: `help+report@`;
 //! `report_period` and `report_text`: the period's words and the report's
-//! tables and CSV, shared with the command line).
+//! tables and CSV, shared with the command line; `recurring_compare`: the
+//! recurring issues against the period before, for both).
 //!
 //! Never opens a transaction, never touches the network or a clock (the time
 //! comes in as a value). May import `mail`, `store` and `config`; must not
@@ -36,6 +37,7 @@ pub mod quarantine;
 pub mod queue;
 pub mod queue_def;
 pub mod recurring;
+pub mod recurring_compare;
 pub mod report;
 pub mod report_mail;
 pub mod report_period;

@@ -10,6 +10,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use thiserror::Error;
 
 use crate::desk::recurring::{Cluster, Trend};
+use crate::desk::recurring_compare::{ComparedIssue, RecurringComparison};
 use crate::desk::report::figures::{Summary, AGE_BUCKET_NAMES};
 use crate::desk::report::{Group, Report};
 use crate::desk::sla::Target;
@@ -272,7 +273,7 @@ pub fn csv(r: &Report) -> Result<String, RenderError> {
     String::from_utf8(bytes).map_err(|e| RenderError::Csv(e.to_string()))
 }
 
-/// The recurring issues as text (`deskgate recurring`, and a digest).
+/// The recurring issues as text (a digest's table, under its comparison).
 pub fn recurring(
     clusters: &[Cluster],
     since: DateTime<Utc>,
@@ -281,49 +282,113 @@ pub fn recurring(
     truncated: bool,
     tz: chrono_tz::Tz,
 ) -> String {
-    let mut out = String::new();
-    // Days in the desk's time zone, as every other text view shows time.
-    let day = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d").to_string();
-    let _ = writeln!(
-        out,
-        "{} recurring issue(s) among {tickets_read} tickets created {} … {}{}",
-        clusters.len(),
-        day(since),
-        day(until),
+    let mut out = recurring_heading(clusters.len(), since, until, tickets_read, truncated, tz);
+    out.push('\n');
+    for c in clusters {
+        let _ = writeln!(
+            out,
+            "\n{}: {} tickets, {}",
+            c.label,
+            c.tickets.len(),
+            recurring_details(c, tz)
+        );
+        let _ = writeln!(out, "  {}", ticket_numbers(c));
+    }
+    out
+}
+
+/// The recurring issues as `deskgate recurring` prints them: each issue
+/// headed by its comparison with the period before (`word`, from `since`
+/// back), then the issues that went away.
+pub fn recurring_compared(
+    compared: &RecurringComparison,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    tickets_read: usize,
+    truncated: bool,
+    word: &str,
+    tz: chrono_tz::Tz,
+) -> String {
+    let mut out = recurring_heading(
+        compared.issues.len(),
+        since,
+        until,
+        tickets_read,
+        truncated,
+        tz,
+    );
+    let _ = writeln!(out, ", compared with {word}");
+    for i in &compared.issues {
+        let _ = writeln!(out, "\n{}", i.line(word));
+        let _ = writeln!(out, "  {}", recurring_details(&i.cluster, tz));
+        let _ = writeln!(out, "  {}", ticket_numbers(&i.cluster));
+    }
+    if !compared.gone.is_empty() {
+        out.push('\n');
+        for g in &compared.gone {
+            let _ = writeln!(out, "{}", g.line(word));
+        }
+    }
+    out
+}
+
+/// "3 recurring issue(s) among 52 tickets created 2026-10-07 … 2026-11-06",
+/// days in the desk's time zone, as every other text view shows time.
+fn recurring_heading(
+    issues: usize,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    tickets_read: usize,
+    truncated: bool,
+    tz: chrono_tz::Tz,
+) -> String {
+    format!(
+        "{issues} recurring issue(s) among {tickets_read} tickets created {} … {}{}",
+        day(tz, since),
+        day(tz, until),
         if truncated {
             " (only the newest were read)"
         } else {
             ""
         }
-    );
-    for c in clusters {
-        let trend = match c.trend {
-            Trend::Rising => "rising",
-            Trend::Steady => "steady",
-            Trend::Falling => "falling",
-        };
-        let _ = writeln!(
-            out,
-            "\n{}: {} tickets, {trend}, first {} last {}{}",
-            c.label,
-            c.tickets.len(),
-            day(c.first_seen),
-            day(c.last_seen),
-            if c.teams.is_empty() {
-                String::new()
-            } else {
-                format!(", team {}", c.teams.join(", "))
-            }
-        );
-        let numbers: Vec<String> = c.tickets.iter().map(|t| format!("#{t}")).collect();
-        let _ = writeln!(out, "  {}", numbers.join(" "));
-    }
-    out
+    )
 }
 
-/// The recurring issues as CSV, one line per issue (a digest's attachment);
-/// `previous` holds each issue's tickets in the period before (0: new).
-pub fn recurring_csv(clusters: &[Cluster], previous: &[usize]) -> Result<String, RenderError> {
+fn day(tz: chrono_tz::Tz, t: DateTime<Utc>) -> String {
+    t.with_timezone(&tz).format("%Y-%m-%d").to_string()
+}
+
+fn trend_word(t: Trend) -> &'static str {
+    match t {
+        Trend::Rising => "rising",
+        Trend::Steady => "steady",
+        Trend::Falling => "falling",
+    }
+}
+
+/// "rising, first 2026-11-03 last 2026-11-05, team it".
+fn recurring_details(c: &Cluster, tz: chrono_tz::Tz) -> String {
+    format!(
+        "{}, first {} last {}{}",
+        trend_word(c.trend),
+        day(tz, c.first_seen),
+        day(tz, c.last_seen),
+        if c.teams.is_empty() {
+            String::new()
+        } else {
+            format!(", team {}", c.teams.join(", "))
+        }
+    )
+}
+
+fn ticket_numbers(c: &Cluster) -> String {
+    let numbers: Vec<String> = c.tickets.iter().map(|t| format!("#{t}")).collect();
+    numbers.join(" ")
+}
+
+/// The recurring issues as CSV, one line per issue (a digest's attachment),
+/// with each issue's tickets in the period before (0: new).
+pub fn recurring_csv(issues: &[ComparedIssue]) -> Result<String, RenderError> {
     let err = |e: &dyn std::fmt::Display| RenderError::Csv(e.to_string());
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
@@ -339,23 +404,18 @@ pub fn recurring_csv(clusters: &[Cluster], previous: &[usize]) -> Result<String,
         "previous_tickets",
     ])
     .map_err(|e| err(&e))?;
-    for (i, c) in clusters.iter().enumerate() {
-        let trend = match c.trend {
-            Trend::Rising => "rising",
-            Trend::Steady => "steady",
-            Trend::Falling => "falling",
-        };
-        let before = previous.get(i).map(usize::to_string).unwrap_or_default();
+    for i in issues {
+        let c = &i.cluster;
         let ids: Vec<String> = c.tickets.iter().map(u64::to_string).collect();
         w.write_record([
             c.label.clone(),
             c.tickets.len().to_string(),
-            trend.to_string(),
+            trend_word(c.trend).to_string(),
             c.first_seen.to_rfc3339(),
             c.last_seen.to_rfc3339(),
             c.teams.join(" "),
             ids.join(" "),
-            before,
+            i.previous_tickets.to_string(),
         ])
         .map_err(|e| err(&e))?;
     }

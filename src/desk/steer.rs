@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::config::Agent;
 use crate::desk::agent::{relay_words, Words};
 use crate::desk::agent_tell::agent_name;
 use crate::desk::audit::event;
@@ -50,7 +51,8 @@ pub struct Request {
     /// The Unix user running the command.
     pub user: String,
     /// The agent they act as (`--as`: an address or name); `None` acts as
-    /// `cli:<user>`, an admin entitled to every ticket.
+    /// the agent whose `login` is `user`, or else as `cli:<user>`, an admin
+    /// entitled to every ticket.
     #[serde(default)]
     pub as_agent: Option<String>,
     pub action: Action,
@@ -64,6 +66,17 @@ pub struct Done {
     pub actor: String,
     /// Mails queued (notices, the reply).
     pub queued: usize,
+}
+
+/// Whom a command-line user acts as when they name nobody with `--as`: the
+/// agent whose `login` is their Unix user, so the trail names the agent and
+/// their team's rights apply; `None` leaves them `cli:<user>`, the admin.
+/// Not a lock: whoever reaches the control socket may be the admin anyway.
+pub fn agent_of_login<'a>(agents: &'a [Agent], user: &str) -> Option<&'a EmailAddress> {
+    agents
+        .iter()
+        .find(|a| a.login.as_deref() == Some(user))
+        .map(|a| &a.address)
 }
 
 /// Applies a request in the caller's transaction. `Ok(Err(problems))`
@@ -85,7 +98,7 @@ pub fn apply(
         ));
     }
     let agent: Option<EmailAddress> = match &req.as_agent {
-        None => None,
+        None => agent_of_login(&policy.agents, &req.user).cloned(),
         Some(who) => match find_agent(policy, who, None) {
             Some(a) => Some(a.clone()),
             None => return refuse(format!("--as {who}: no agent by that address or name")),
@@ -309,6 +322,30 @@ fn tell_comment(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_as_the_unix_user_acts_as_the_agent_of_that_login() {
+        let agent = |address: &str, login: Option<&str>| Agent {
+            address: EmailAddress::parse(address).unwrap(),
+            name: None,
+            teams: vec!["it".into()],
+            commands_need_signed_reply: None,
+            login: login.map(str::to_string),
+        };
+        let agents = [
+            agent("alice@desk.test", Some("alice")),
+            agent("bob@desk.test", None),
+            agent("carol@desk.test", Some("csmith")),
+        ];
+        let of = |user: &str| agent_of_login(&agents, user).map(|a| a.as_str().to_string());
+        assert_eq!(of("alice").as_deref(), Some("alice@desk.test"));
+        assert_eq!(of("csmith").as_deref(), Some("carol@desk.test"));
+        // No login of theirs: the admin `cli:<user>`; a login is exact.
+        assert_eq!(of("bob"), None);
+        assert_eq!(of("carol"), None);
+        assert_eq!(of("Alice"), None);
+        assert_eq!(agent_of_login(&[], "alice"), None);
+    }
 
     #[test]
     fn a_request_crosses_the_control_socket_whole() {

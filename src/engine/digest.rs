@@ -110,31 +110,24 @@ impl Engine {
             }
             DigestReport::Recurring { min, .. } => {
                 let (p, before) = (periods.current, periods.previous);
-                // Grouped at the smallest size in both periods, so issues
-                // too small to report still count as seen (`compare_recurring`).
-                let read = |p: Period| {
-                    crate::engine::recurring::recurring(self.store(), p.since, p.until, 2)
-                };
-                let r = read(p)?;
-                let prev = read(before)?;
+                let r = crate::engine::recurring::compared(self.store(), p, before, *min)?;
                 let word = digest::previous_word(d);
-                let compared = digest::compare_recurring(r.clusters, &prev.clusters, *min, &word);
                 let table = report_text::recurring(
-                    &compared.clusters,
+                    &r.compared.clusters(),
                     p.since,
                     p.until,
                     r.tickets_read,
                     r.truncated,
                     tz,
                 );
-                let csv = report_text::recurring_csv(&compared.clusters, &compared.previous)
+                let csv = report_text::recurring_csv(&r.compared.issues)
                     .ok()
                     .map(|text| (digest::csv_name("recurring", tz, p), text));
                 Ok(Content {
                     report: "recurring",
                     period: p,
                     previous: Some(before),
-                    headline: compared.lines,
+                    headline: r.compared.lines(&word),
                     table,
                     csv,
                 })

@@ -69,7 +69,7 @@ pub enum Query {
         which: String,
     },
     /// Groups of tickets created in the last `since_secs` about the same
-    /// issue, each of at least `min` tickets.
+    /// issue, each of at least `min` tickets, against the period before.
     Recurring {
         since_secs: u64,
         min: usize,
@@ -187,10 +187,14 @@ pub enum Answer {
         content_type: String,
         hex: String,
     },
+    /// The issues of `since..until`, each with its tickets in the period
+    /// before (as long, from `previous_since`), and the issues that went away.
     Recurring {
-        clusters: Vec<crate::desk::recurring::Cluster>,
+        clusters: Vec<crate::desk::recurring_compare::ComparedIssue>,
+        gone: Vec<crate::desk::recurring_compare::GoneIssue>,
         since: chrono::DateTime<chrono::Utc>,
         until: chrono::DateTime<chrono::Utc>,
+        previous_since: chrono::DateTime<chrono::Utc>,
         tickets_read: usize,
         /// The period held more tickets than one report reads.
         truncated: bool,

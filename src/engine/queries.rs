@@ -179,13 +179,21 @@ fn run(engine: &Engine, q: &Query) -> Result<Answer, StoreError> {
         }
         Query::Recurring { since_secs, min } => {
             let until = engine.now();
-            let since =
-                until - chrono::Duration::seconds((*since_secs).min(100 * 366 * 86_400) as i64);
-            let r = crate::engine::recurring::recurring(store, since, until, *min)?;
+            let length = chrono::Duration::seconds((*since_secs).min(100 * 366 * 86_400) as i64);
+            let (since, previous_since) = (until - length, until - length - length);
+            let period = |since, until| crate::desk::digest::Period { since, until };
+            let r = crate::engine::recurring::compared(
+                store,
+                period(since, until),
+                period(previous_since, since),
+                *min,
+            )?;
             Answer::Recurring {
-                clusters: r.clusters,
+                clusters: r.compared.issues,
+                gone: r.compared.gone,
                 since,
                 until,
+                previous_since,
                 tickets_read: r.tickets_read,
                 truncated: r.truncated,
             }

@@ -4,6 +4,7 @@
 //! period is sent once; `help+report@` answers proven agents only.
 
 use super::*;
+use crate::desk::recurring_compare::Change;
 
 const DIGESTS: &str = r#"
 [[digest]]
@@ -257,6 +258,59 @@ fn a_recurring_digest_compares_each_issue_with_the_period_before() {
         previous[1].0.contains("vpn") && previous[1].1 == "0",
         "{csv}"
     );
+}
+
+/// `deskgate recurring --last 7d` asks the same comparison as the digest:
+/// the 7 days before `--last`, each issue's count, the issues gone.
+#[test]
+fn the_recurring_query_compares_each_issue_with_the_period_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(utc("2026-11-16T09:00:00Z")));
+    let e = digest_engine(dir.path(), clock.clone(), "");
+    let mut n = 0;
+    let mut file = |subject: &str, count: usize| {
+        for _ in 0..count {
+            n += 1;
+            let (from, id) = (format!("u{n}@c.test"), format!("r{n}@c"));
+            e.ingest(&mail(&from, subject, &id, ""), "it").unwrap();
+        }
+    };
+    // The period before: 15–22 November. This period: 22–29 November.
+    file("Printer toner empty", 2);
+    file("Outlook crashes on start", 3);
+    clock.set(utc("2026-11-24T09:00:00Z"));
+    file("Printer toner empty", 4);
+    file("VPN AnyConnect will not connect", 3);
+    clock.set(utc("2026-11-29T07:30:00Z"));
+    let q = crate::engine::queries::Query::Recurring {
+        since_secs: 7 * 86_400,
+        min: 3,
+    };
+    let answer = crate::engine::queries::answer(&e, &q);
+    let crate::engine::queries::Answer::Recurring {
+        clusters,
+        gone,
+        since,
+        previous_since,
+        ..
+    } = answer
+    else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(since, utc("2026-11-22T07:30:00Z"));
+    assert_eq!(previous_since, utc("2026-11-15T07:30:00Z"));
+    let issues: Vec<(usize, usize, Change)> = clusters
+        .iter()
+        .map(|c| (c.cluster.tickets.len(), c.previous_tickets, c.change))
+        .collect();
+    assert_eq!(issues, [(4, 2, Change::Growing), (3, 0, Change::New)]);
+    assert!(
+        clusters[0].cluster.label.contains("printer"),
+        "{clusters:?}"
+    );
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert!(gone[0].label.contains("outlook"), "{gone:?}");
+    assert_eq!((gone[0].previous_tickets, gone[0].tickets), (3, 0));
 }
 
 fn ask(from: &str, id: &str, extra: &str, body: &str) -> Vec<u8> {

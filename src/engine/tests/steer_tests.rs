@@ -240,6 +240,49 @@ fn acting_as_an_agent_records_the_agent_and_applies_their_rights() {
 }
 
 #[test]
+fn without_as_a_unix_user_with_an_agent_s_login_acts_as_that_agent() {
+    // alice (team it) logs in as Unix user "alice".
+    let dir = tempfile::tempdir().unwrap();
+    let config = it_desk()
+        .table("[[agent]]\naddress = \"alice@desk.test\"\nteams = [\"it\"]\nlogin = \"alice\"")
+        .agent("bob@desk.test", None, &["it", "legal"])
+        .team("it", "")
+        .team("legal", "");
+    let cfg = load_config(dir.path(), &config);
+    let store = Store::open(&dir.path().join("state")).unwrap();
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let e = Engine::new(store, clock, Policy::from_config(&cfg).unwrap());
+    new_ticket_with_watcher(&e);
+    e.ingest(b"From: x@c.test\r\nTo: help@desk.test\r\nSubject: Contract\r\nMessage-ID: <l1@c>\r\n\r\nx\r\n", "it")
+        .unwrap();
+    set(&e, 1001, None, &["#team legal"]).unwrap();
+    let as_user = |user: &str, ticket: u64, line: &str| {
+        e.steer(&Request {
+            ticket,
+            user: user.into(),
+            as_agent: None,
+            action: Action::Commands {
+                lines: vec![line.into()],
+            },
+        })
+        .unwrap()
+    };
+    let done = as_user("alice", 1000, "#assign me").unwrap();
+    assert_eq!(done.done.actor, "alice@desk.test");
+    let t = e.store().ticket(1000).unwrap().unwrap();
+    assert_eq!(t.assignee.as_deref(), Some("alice@desk.test"));
+    // Her team's rights apply: legal's ticket is not hers to merge into.
+    let refused = as_user("alice", 1000, "#merge 1001").unwrap_err();
+    assert!(
+        refused[0].contains("you are not on team legal"),
+        "{refused:?}"
+    );
+    // A user with no agent's login stays the admin, who may.
+    let done = as_user("ops", 1000, "#merge 1001").unwrap();
+    assert_eq!(done.done.actor, "cli:ops");
+}
+
+#[test]
 fn a_reply_goes_to_the_requester_with_its_files_and_a_comment_stays_inside() {
     let (_d, e) = routed_engine("");
     new_ticket_with_watcher(&e);
