@@ -10,7 +10,7 @@
 //! | `Tickets` (1) | ticket number, u64 BE | `Ticket` | the ticket, one key, rewritten on every change; it also says where its timer is filed (`timer_due_ms`) |
 //! | `Messages` (2) | ticket u64 BE + seq u32 BE | `MessageRecord` | a ticket's history in order, read by prefix |
 //! | `Events` (3) | ticket u64 BE + seq u32 BE | `Event` | the audit trail in order |
-//! | `MessageIds` (4) | Message-ID | ticket u64 BE | threading by In-Reply-To/References |
+//! | `MessageIds` (4) | Message-ID | ticket u64 BE (`u64::MAX`: none), then for mail deskgate sent its recipients (a record) | threading by In-Reply-To/References; our own mail coming back; whom a bounce may count against (`message_ids.rs`) |
 //! | `Dedupe` (5) | `mid:<id>` or `sha256:<hex>` | `Disposition` | a mail already processed is a no-op when refetched |
 //! | `Outbox` (6) | outbox id u64 BE | `OutboxEntry` | mail to send, with the composed value |
 //! | `Deliveries` (7) | outbox id u64 BE | `Delivery` | what was handed to SMTP, and when |
@@ -22,7 +22,7 @@
 //! | `Addresses` (13) | address | `AddressState` | hard bounces per address |
 //! | `AutoSent` (14) | address (or a forgery-warning key) | `SendWindow` bytes (277, fixed) | rate limits of automatic mail, O(1) per mail |
 //! | `Ignored` (15) | id u64 BE | `IgnoredEntry` | mail kept but not filed |
-//! | `SentIds` (16) | Message-ID | recipients | our own mail coming back; whom a bounce may count against |
+//! | `SentIds` (16) | Message-ID | recipients | format 5 and older only: folded into `MessageIds` (format 6) |
 //! | `TimerDue` (17) | due ms u64 BE + ticket u64 BE | empty | the next SLA/lifecycle timer of each ticket, in due order: a timer pass costs what is due; the ticket record holds the due ms, to move the entry |
 //! | `TimerOf` (18) | ticket u64 BE | its `TimerDue` key | format 5 and older only: folded into the ticket record (format 6) |
 //! | `Attempts` (19) | mailbox, 0, UIDVALIDITY, UID | u32 | processing attempts of a mail not yet committed (poison mail) |
@@ -32,11 +32,10 @@
 //! | `Digests` (23) | `d`+digest name, or `r`+request id u64 BE | period start (RFC 3339 JSON) / `ReportRequest` | a digest is sent once per period (the mark commits with its mails); a report asked by mail waits for the timer pass |
 //! | `ReportIndex` (24) | 0, moment ms u64 BE, ticket u64 BE / 1, created ms u64 BE, ticket u64 BE / 2, creation day u64 BE / 3, key kind u8, value len u16 BE, value, creation day u64 BE | created ms u64 BE / created (secs i64 BE, nanos u32 BE) + `OpenKeys` / open tickets created that day, u64 BE / the same with that team, assignee, priority, queue, domain or tag | a report reads the tickets its period touches and counts the backlog from the open tickets per day (see `report_facts.rs`, `open_days.rs`) |
 //!
-//! A new ticket with its acknowledgement writes 18 keys (and an `AutoSent`
+//! A new ticket with its acknowledgement writes 17 keys (and an `AutoSent`
 //! window per new sender): the ticket, 2 messages, an event, the raw mail,
-//! 2 Message-IDs, dedupe, the outbox entry and its due key, the sent id,
-//! the timer due key, 3 list-index keys, the report facts and 2
-//! report-index keys.
+//! 2 Message-IDs, dedupe, the outbox entry and its due key, the timer due
+//! key, 3 list-index keys, the report facts and 2 report-index keys.
 //!
 //! Counted tables ([`COUNTED`]) keep their number of keys in `Meta` under
 //! `count`+table, moved in the same batch as the keys, so `stats` reads
@@ -73,8 +72,9 @@ pub(super) enum T {
     /// Per-recipient counts of automatic mail per slot of the window, for rate limits.
     AutoSent,
     Ignored,
-    /// Message-IDs of mail deskgate sent, with their recipients: recognises
-    /// our own mail coming back, and which addresses a bounce may count against.
+    /// Format 5 and older: Message-IDs of mail deskgate sent, with their
+    /// recipients. Format 6 keeps the recipients in the `MessageIds` value;
+    /// only the migration reads this table (its number stays taken).
     SentIds,
     /// (next timer due ms u64 BE, ticket u64 BE) → empty: the key order is
     /// the due order, so a timer pass reads only the tickets due.
@@ -140,8 +140,10 @@ pub(super) const COUNTED: &[u8] = &[
 /// a write-ahead journal; 2 is one tree with prefixed keys; 3 adds the
 /// ticket list index (`TicketIndex`); 4 adds the report facts
 /// (`ReportFacts`, `ReportIndex`); 5 adds the open tickets counted per
-/// creation day (`ReportIndex` kind 2, `open_days.rs`); 6 finds the timer
-/// entry in the ticket record (no `TimerOf`).
+/// creation day (`ReportIndex` kind 2, `open_days.rs`); 6 drops two keys
+/// per ticket: the timer entry is found in the ticket record (no
+/// `TimerOf`), sent mail's recipients in its `MessageIds` value (no
+/// `SentIds`).
 pub(super) const FORMAT: u32 = 6;
 pub(super) const FORMAT_KEY: &[u8] = b"format";
 /// A fingerprint of the SLA policies and timers the timer index was built

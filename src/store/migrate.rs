@@ -26,6 +26,7 @@ use sled::{IVec, Tree};
 use super::db::{counter_key, full_key};
 use super::error::StoreError;
 use super::layout::{decode, encode, u64_of, COUNTED, FORMAT, FORMAT_KEY, T, TREES};
+use super::message_ids;
 use super::records::{Ticket, TimerSlot};
 
 /// Keys per batch while copying: bounds the memory of the conversion.
@@ -37,7 +38,7 @@ const FORMAT_3: u32 = 3;
 /// The report facts, before the open tickets counted per day.
 const FORMAT_4: u32 = 4;
 /// The open tickets counted per day, before the timer entry moved into the
-/// ticket record.
+/// ticket record and sent mail's recipients into the Message-ID's value.
 const FORMAT_5: u32 = 5;
 
 fn format_of(data: &Tree) -> Result<Option<u32>, StoreError> {
@@ -145,17 +146,20 @@ fn step_open_days(db: &sled::Db, data: &Tree) -> Result<(), StoreError> {
 }
 
 /// Format 5 → 6, the step "fewer keys": each `TimerOf` key (ticket → its
-/// `TimerDue` key) goes into the ticket record (`timer_due_ms`); then the
-/// format. Each batch
+/// `TimerDue` key) goes into the ticket record (`timer_due_ms`), each
+/// `SentIds` key (Message-ID → recipients) into the Message-ID's
+/// `MessageIds` value (`message_ids.rs`); then the format. Each batch
 /// writes the folded values and removes the keys it folded, atomically,
 /// so a crash leaves only keys still to fold, and the next open folds them.
 fn step_fewer_keys(db: &sled::Db, data: &Tree) -> Result<(), StoreError> {
     let timers = fold_all(data, T::TimerOf, fold_timer_of)?;
+    let sent = fold_all(data, T::SentIds, fold_sent_id)?;
     data.insert(full_key(T::Meta as u8, FORMAT_KEY), &6u32.to_be_bytes())?;
     db.flush()?;
     tracing::info!(
         timers,
-        "folded the timer keys into the tickets (store format 6)"
+        sent,
+        "folded the timer and sent-mail keys into tickets and Message-IDs (store format 6)"
     );
     Ok(())
 }
@@ -205,6 +209,19 @@ fn fold_timer_of(
         // whose entry cannot be read): it goes.
         _ => batch.remove(full_key(T::TimerDue as u8, due_key)),
     }
+    Ok(())
+}
+
+/// `SentIds`: Message-ID → recipients (a record, kept as stored).
+fn fold_sent_id(
+    data: &Tree,
+    batch: &mut sled::Batch,
+    message_id: &[u8],
+    recipients: &[u8],
+) -> Result<(), StoreError> {
+    let key = full_key(T::MessageIds as u8, message_id);
+    let ticket = data.get(&key)?.and_then(|v| message_ids::ticket_of(&v));
+    batch.insert(key, message_ids::joined(ticket, recipients));
     Ok(())
 }
 
@@ -392,6 +409,15 @@ mod tests {
             .disposition("mid:f14@outside.example")
             .unwrap()
             .is_some());
+        // Through format 5 to 6: the acknowledgement's Message-ID threads
+        // and still names whom it went to.
+        let ack = store.messages(t).unwrap()[1].message_id.clone().unwrap();
+        let sent = store
+            .transact(|tx| Ok((tx.ticket_of_message(&ack)?, tx.sent_recipients(&ack)?)))
+            .unwrap();
+        assert_eq!(sent.0, Some(t));
+        assert_eq!(sent.1.map(|r| r.len()), Some(1));
+        assert_eq!(store.db.iter(T::SentIds as u8).count(), 0);
         let key = store.reply_keys().unwrap();
         drop(store);
         // Converted once: the old trees are gone, a second open changes nothing.
@@ -600,11 +626,13 @@ mod tests {
     }
 
     #[test]
-    fn a_format_5_store_gets_its_timer_keys_folded() {
-        use crate::store::layout::due_key;
+    fn a_format_5_store_gets_its_timer_and_sent_keys_folded() {
+        use crate::mail::address::EmailAddress;
+        use crate::store::layout::{due_key, tx_encode};
         let dir = tempfile::tempdir().unwrap();
         let now = chrono::Utc::now();
         let due = |h: i64| now + chrono::Duration::hours(h);
+        let to = vec![EmailAddress::parse("a@b.c").unwrap()];
         {
             let store = Store::open(dir.path()).unwrap();
             store
@@ -617,7 +645,9 @@ mod tests {
                 .unwrap();
             // What a format 5 store looks like: the timer entry of tickets
             // 1 and 2 (and of a ticket 9 that is not there) under `TimerOf`,
-            // tickets without one.
+            // tickets without one; recipients under `SentIds`, the
+            // Message-ID key holding the ticket alone (ours on ticket 1),
+            // or nothing (ours outside any ticket).
             let db = &store.db;
             for (id, h) in [(1u64, 1), (2, 2), (9, 3)] {
                 let key = due_key(due(h), id);
@@ -625,13 +655,22 @@ mod tests {
                 db.put_direct(T::TimerOf as u8, &id.to_be_bytes(), &key)
                     .unwrap();
             }
+            let sent = tx_encode("sent mail", &to).unwrap();
+            for mid in ["ack1@desk", "digest@desk"] {
+                db.put_direct(T::SentIds as u8, mid.as_bytes(), &sent)
+                    .unwrap();
+            }
+            db.put_direct(T::MessageIds as u8, b"ack1@desk", &1u64.to_be_bytes())
+                .unwrap();
+            db.put_direct(T::MessageIds as u8, b"theirs@out", &2u64.to_be_bytes())
+                .unwrap();
             db.put_direct(T::Meta as u8, FORMAT_KEY, &FORMAT_5.to_be_bytes())
                 .unwrap();
             store.flush_blocking().unwrap();
         }
         let store = Store::open_when_free(dir.path());
         let keys = |t: T| store.db.iter(t as u8).count();
-        assert_eq!(keys(T::TimerOf), 0);
+        assert_eq!((keys(T::TimerOf), keys(T::SentIds)), (0, 0));
         let ms = |h: i64| Some(due(h).timestamp_millis() as u64);
         let timer_of = |id| store.ticket(id).unwrap().unwrap().timer_due_ms.0;
         assert_eq!(
@@ -642,6 +681,12 @@ mod tests {
         assert_eq!(due_ids, [1, 2], "ticket 9's entry is gone with its key");
         store
             .transact(|tx| {
+                assert_eq!(tx.ticket_of_message("ack1@desk")?, Some(1));
+                assert_eq!(tx.sent_recipients("ack1@desk")?, Some(to.clone()));
+                assert_eq!(tx.ticket_of_message("digest@desk")?, None);
+                assert_eq!(tx.sent_recipients("digest@desk")?, Some(to.clone()));
+                assert_eq!(tx.ticket_of_message("theirs@out")?, Some(2));
+                assert_eq!(tx.sent_recipients("theirs@out")?, None);
                 // The folded entries move like new ones.
                 tx.set_timer_due(1, None)?;
                 tx.set_timer_due(2, Some(due(4)))

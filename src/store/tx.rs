@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use super::db::WriteSet;
 use super::error::{StoreError, TxResult};
 use super::layout::*;
+use super::message_ids;
 use super::records::{
     AddressState, Delivery, Disposition, Event, IgnoredEntry, MessageRecord, OutboxEntry,
     QuarantineEntry, Ticket, TicketId, TimerSlot,
@@ -129,14 +130,21 @@ impl Tx<'_> {
     pub fn ticket_of_message(&self, message_id: &str) -> TxResult<Option<TicketId>> {
         Ok(self
             .get(T::MessageIds, message_id.as_bytes())?
-            .and_then(|v| u64_of(&v)))
+            .and_then(|v| message_ids::ticket_of(&v)))
     }
 
     /// Remembers that a Message-ID (ours or theirs) belongs to a ticket, so
     /// replies referencing it thread. The first ticket to claim an id keeps it.
     pub fn index_message_id(&self, message_id: &str, ticket: TicketId) -> TxResult<()> {
-        if self.get(T::MessageIds, message_id.as_bytes())?.is_none() {
-            self.insert(T::MessageIds, message_id.as_bytes(), &ticket.to_be_bytes());
+        match self.get(T::MessageIds, message_id.as_bytes())? {
+            None => self.insert(T::MessageIds, message_id.as_bytes(), &ticket.to_be_bytes()),
+            // Ours, sent outside any ticket: it threads here now.
+            Some(v) if message_ids::ticket_of(&v).is_none() => self.insert(
+                T::MessageIds,
+                message_id.as_bytes(),
+                message_ids::with_ticket(&v, ticket),
+            ),
+            Some(_) => {}
         }
         Ok(())
     }
@@ -244,20 +252,29 @@ impl Tx<'_> {
         Ok(())
     }
 
-    pub fn put_sent(&self, message_id: &str, recipients: &[EmailAddress]) -> TxResult<()> {
+    /// Remembers mail deskgate sends under its fresh Message-ID (nobody
+    /// holds it): replies to it thread to `ticket`, and the mail coming
+    /// back, or a bounce of it, is recognised, with whom it went to.
+    pub fn put_sent(
+        &self,
+        message_id: &str,
+        ticket: Option<TicketId>,
+        recipients: &[EmailAddress],
+    ) -> TxResult<()> {
         self.insert(
-            T::SentIds,
+            T::MessageIds,
             message_id.as_bytes(),
-            tx_encode("sent mail", &recipients)?,
+            message_ids::sent_value(ticket, recipients)?,
         );
         Ok(())
     }
 
     /// Recipients of a mail deskgate sent, or None when the id is not ours.
     pub fn sent_recipients(&self, message_id: &str) -> TxResult<Option<Vec<EmailAddress>>> {
-        self.get(T::SentIds, message_id.as_bytes())?
-            .map(|v| tx_decode("sent mail", &v))
-            .transpose()
+        match self.get(T::MessageIds, message_id.as_bytes())? {
+            Some(v) => message_ids::recipients_of(&v),
+            None => Ok(None),
+        }
     }
 
     pub fn put_ignored(&self, e: &IgnoredEntry) -> TxResult<()> {
@@ -437,6 +454,45 @@ mod tests {
         // A ticket not stored has nothing to file.
         store.transact(|tx| tx.set_timer_due(8, Some(t1))).unwrap();
         assert!(timer_keys(&store).is_empty());
+    }
+
+    #[test]
+    fn a_sent_message_id_is_one_key_for_threading_and_bounces() {
+        use crate::store::layout::T;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let to = vec![EmailAddress::parse("a@b.c").unwrap()];
+        store
+            .transact(|tx| {
+                tx.put_sent("ack@desk", Some(7), &to)?;
+                tx.put_sent("digest@desk", None, &to)?;
+                tx.claim_message_id("theirs@out", 7)?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.db.iter(T::MessageIds as u8).count(), 3);
+        assert_eq!(store.db.iter(T::SentIds as u8).count(), 0);
+        assert_eq!(store.ticket_of_message("ack@desk").unwrap(), Some(7));
+        assert_eq!(store.ticket_of_message("digest@desk").unwrap(), None);
+        store
+            .transact(|tx| {
+                assert_eq!(tx.ticket_of_message("ack@desk")?, Some(7));
+                assert_eq!(tx.sent_recipients("ack@desk")?, Some(to.clone()));
+                assert_eq!(tx.ticket_of_message("digest@desk")?, None);
+                assert_eq!(tx.sent_recipients("digest@desk")?, Some(to.clone()));
+                assert_eq!(tx.ticket_of_message("theirs@out")?, Some(7));
+                assert_eq!(tx.sent_recipients("theirs@out")?, None);
+                assert_eq!(tx.sent_recipients("unknown@out")?, None);
+                // The first ticket to claim an id keeps it; ours outside a
+                // ticket is claimed and stays ours.
+                tx.index_message_id("ack@desk", 9)?;
+                tx.index_message_id("digest@desk", 9)?;
+                assert_eq!(tx.ticket_of_message("ack@desk")?, Some(7));
+                assert_eq!(tx.ticket_of_message("digest@desk")?, Some(9));
+                assert_eq!(tx.sent_recipients("digest@desk")?, Some(to.clone()));
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]
