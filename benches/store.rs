@@ -180,6 +180,9 @@ const TABLES: &[&str] = &[
     "Attempts",
     "OutboxInDoubt",
     "TicketIndex",
+    "ReportFacts",
+    "Digests",
+    "ReportIndex",
 ];
 
 /// About `len` bytes of lines of words drawn at random (seeded by `seed`).

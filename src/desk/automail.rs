@@ -355,7 +355,7 @@ pub fn queue_ticketless_from(
         &outgoing,
         now,
     ))?;
-    tx.put_sent(&outgoing.message_id, &recipients)?;
+    tx.put_sent(&outgoing.message_id, None, &recipients)?;
     Ok(Ok(()))
 }
 
@@ -421,7 +421,7 @@ pub fn queue_report(
         &outgoing,
         now,
     ))?;
-    tx.put_sent(&outgoing.message_id, &recipients)?;
+    tx.put_sent(&outgoing.message_id, None, &recipients)?;
     Ok(Ok(()))
 }
 
@@ -468,9 +468,9 @@ pub fn queue_mail(
         now,
     ))?;
     // Freshly generated and random: nobody holds it.
-    tx.claim_message_id(&outgoing.message_id, ticket.id)?;
     tx.put_sent(
         &outgoing.message_id,
+        Some(ticket.id),
         &outgoing
             .to
             .iter()

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::db::Db;
 use super::error::StoreError;
 use super::layout::{decode, T};
-use super::records::{Event, MessageRecord, Ticket, TicketId};
+use super::records::{Event, MessageRecord, Ticket, TicketId, TimerSlot};
 
 pub(super) const FORMAT_NAME: &str = "deskgate-export";
 pub(super) const VERSION: u32 = 1;
@@ -99,7 +99,10 @@ pub fn write(db: &Db, path: &Path, now: DateTime<Utc>) -> Result<TransferSummary
         }))?;
         let mut n = TransferSummary::default();
         for item in db.iter(T::Tickets as u8) {
-            let t: Ticket = decode("ticket", &item?.1)?;
+            let mut t: Ticket = decode("ticket", &item?.1)?;
+            // Where this store's timer index files it: nothing another
+            // system (or this one, importing) can use.
+            t.timer_due_ms = TimerSlot(None);
             put(&Line::Ticket(Box::new(t)))?;
             n.tickets += 1;
         }

@@ -7,10 +7,10 @@
 //! | table | key | value | why |
 //! |---|---|---|---|
 //! | `Meta` (0) | `next_ticket`, `reply_key`, `format`, `count`+table | u64 / bytes / u32 / u64 | ticket numbers, the signing key, the store format, key counts of counted tables |
-//! | `Tickets` (1) | ticket number, u64 BE | `Ticket` | the ticket, one key, rewritten on every change |
+//! | `Tickets` (1) | ticket number, u64 BE | `Ticket` | the ticket, one key, rewritten on every change; it also says where its timer is filed (`timer_due_ms`) |
 //! | `Messages` (2) | ticket u64 BE + seq u32 BE | `MessageRecord` | a ticket's history in order, read by prefix |
 //! | `Events` (3) | ticket u64 BE + seq u32 BE | `Event` | the audit trail in order |
-//! | `MessageIds` (4) | Message-ID | ticket u64 BE | threading by In-Reply-To/References |
+//! | `MessageIds` (4) | Message-ID | ticket u64 BE (`u64::MAX`: none), then for mail deskgate sent its recipients (a record) | threading by In-Reply-To/References; our own mail coming back; whom a bounce may count against (`message_ids.rs`) |
 //! | `Dedupe` (5) | `mid:<id>` or `sha256:<hex>` | `Disposition` | a mail already processed is a no-op when refetched |
 //! | `Outbox` (6) | outbox id u64 BE | `OutboxEntry` | mail to send, with the composed value |
 //! | `Deliveries` (7) | outbox id u64 BE | `Delivery` | what was handed to SMTP, and when |
@@ -22,15 +22,20 @@
 //! | `Addresses` (13) | address | `AddressState` | hard bounces per address |
 //! | `AutoSent` (14) | address (or a forgery-warning key) | `SendWindow` bytes (277, fixed) | rate limits of automatic mail, O(1) per mail |
 //! | `Ignored` (15) | id u64 BE | `IgnoredEntry` | mail kept but not filed |
-//! | `SentIds` (16) | Message-ID | recipients | our own mail coming back; whom a bounce may count against |
-//! | `TimerDue` (17) | due ms u64 BE + ticket u64 BE | empty | the next SLA/lifecycle timer of each ticket, in due order: a timer pass costs what is due |
-//! | `TimerOf` (18) | ticket u64 BE | its `TimerDue` key | moves the entry when the ticket changes |
+//! | `SentIds` (16) | Message-ID | recipients | format 5 and older only: folded into `MessageIds` (format 6) |
+//! | `TimerDue` (17) | due ms u64 BE + ticket u64 BE | empty | the next SLA/lifecycle timer of each ticket, in due order: a timer pass costs what is due; the ticket record holds the due ms, to move the entry |
+//! | `TimerOf` (18) | ticket u64 BE | its `TimerDue` key | format 5 and older only: folded into the ticket record (format 6) |
 //! | `Attempts` (19) | mailbox, 0, UIDVALIDITY, UID | u32 | processing attempts of a mail not yet committed (poison mail) |
 //! | `OutboxInDoubt` (20) | outbox id u64 BE | u32 | times the mail's body went to SMTP with no answer recorded (see `sending.rs`) |
 //! | `TicketIndex` (21) | kind u8, [value len u16 BE, value], updated ms u64 BE, ticket u64 BE | empty | `tickets list` by update time, status, team, assignee, requester, tag: a page is a range read (see `list_index.rs`) |
 //! | `ReportFacts` (22) | ticket u64 BE | `ReportFacts` | what the ticket contributes to a report, rewritten with the ticket (see `report_facts.rs`) |
 //! | `Digests` (23) | `d`+digest name, or `r`+request id u64 BE | period start (RFC 3339 JSON) / `ReportRequest` | a digest is sent once per period (the mark commits with its mails); a report asked by mail waits for the timer pass |
 //! | `ReportIndex` (24) | 0, moment ms u64 BE, ticket u64 BE / 1, created ms u64 BE, ticket u64 BE / 2, creation day u64 BE / 3, key kind u8, value len u16 BE, value, creation day u64 BE | created ms u64 BE / created (secs i64 BE, nanos u32 BE) + `OpenKeys` / open tickets created that day, u64 BE / the same with that team, assignee, priority, queue, domain or tag | a report reads the tickets its period touches and counts the backlog from the open tickets per day (see `report_facts.rs`, `open_days.rs`) |
+//!
+//! A new ticket with its acknowledgement writes 17 keys (and an `AutoSent`
+//! window per new sender): the ticket, 2 messages, an event, the raw mail,
+//! 2 Message-IDs, dedupe, the outbox entry and its due key, the timer due
+//! key, 3 list-index keys, the report facts and 2 report-index keys.
 //!
 //! Counted tables ([`COUNTED`]) keep their number of keys in `Meta` under
 //! `count`+table, moved in the same batch as the keys, so `stats` reads
@@ -67,13 +72,16 @@ pub(super) enum T {
     /// Per-recipient counts of automatic mail per slot of the window, for rate limits.
     AutoSent,
     Ignored,
-    /// Message-IDs of mail deskgate sent, with their recipients: recognises
-    /// our own mail coming back, and which addresses a bounce may count against.
+    /// Format 5 and older: Message-IDs of mail deskgate sent, with their
+    /// recipients. Format 6 keeps the recipients in the `MessageIds` value;
+    /// only the migration reads this table (its number stays taken).
     SentIds,
     /// (next timer due ms u64 BE, ticket u64 BE) → empty: the key order is
     /// the due order, so a timer pass reads only the tickets due.
     TimerDue,
-    /// ticket u64 BE → its key in `TimerDue`, to move it when the ticket changes.
+    /// Format 5 and older: ticket u64 BE → its key in `TimerDue`. Format 6
+    /// keeps the due time in the ticket record; only the migration reads
+    /// this table (its number stays taken).
     TimerOf,
     /// mailbox + 0 + UIDVALIDITY u32 BE + UID u32 BE → attempts u32 BE: a
     /// mail that keeps crashing the daemon is recognised (see `attempts.rs`).
@@ -132,8 +140,11 @@ pub(super) const COUNTED: &[u8] = &[
 /// a write-ahead journal; 2 is one tree with prefixed keys; 3 adds the
 /// ticket list index (`TicketIndex`); 4 adds the report facts
 /// (`ReportFacts`, `ReportIndex`); 5 adds the open tickets counted per
-/// creation day (`ReportIndex` kind 2, `open_days.rs`).
-pub(super) const FORMAT: u32 = 5;
+/// creation day (`ReportIndex` kind 2, `open_days.rs`); 6 drops two keys
+/// per ticket: the timer entry is found in the ticket record (no
+/// `TimerOf`), sent mail's recipients in its `MessageIds` value (no
+/// `SentIds`).
+pub(super) const FORMAT: u32 = 6;
 pub(super) const FORMAT_KEY: &[u8] = b"format";
 /// A fingerprint of the SLA policies and timers the timer index was built
 /// with: another configuration means other due times.
@@ -178,8 +189,17 @@ pub(super) fn tx_decode<V: DeserializeOwned>(what: &'static str, bytes: &[u8]) -
 
 /// Sorts by time, then id; times before 1970 clamp to 0.
 pub(super) fn due_key(at: DateTime<Utc>, id: u64) -> [u8; 16] {
+    due_key_ms(due_ms(at), id)
+}
+
+/// A due time as the index keys it: ms since 1970, earlier times clamped to 0.
+pub(super) fn due_ms(at: DateTime<Utc>) -> u64 {
+    at.timestamp_millis().max(0) as u64
+}
+
+pub(super) fn due_key_ms(ms: u64, id: u64) -> [u8; 16] {
     let mut k = [0u8; 16];
-    k[..8].copy_from_slice(&(at.timestamp_millis().max(0) as u64).to_be_bytes());
+    k[..8].copy_from_slice(&ms.to_be_bytes());
     k[8..].copy_from_slice(&id.to_be_bytes());
     k
 }

@@ -25,7 +25,9 @@ use sled::{IVec, Tree};
 
 use super::db::{counter_key, full_key};
 use super::error::StoreError;
-use super::layout::{COUNTED, FORMAT, FORMAT_KEY, T, TREES};
+use super::layout::{decode, encode, u64_of, COUNTED, FORMAT, FORMAT_KEY, T, TREES};
+use super::message_ids;
+use super::records::{Ticket, TimerSlot};
 
 /// Keys per batch while copying: bounds the memory of the conversion.
 const COPY_BATCH: usize = 10_000;
@@ -35,6 +37,9 @@ const FORMAT_2: u32 = 2;
 const FORMAT_3: u32 = 3;
 /// The report facts, before the open tickets counted per day.
 const FORMAT_4: u32 = 4;
+/// The open tickets counted per day, before the timer entry moved into the
+/// ticket record and sent mail's recipients into the Message-ID's value.
+const FORMAT_5: u32 = 5;
 
 fn format_of(data: &Tree) -> Result<Option<u32>, StoreError> {
     Ok(data
@@ -80,13 +85,19 @@ pub fn to_current(db: &sled::Db, path: &str) -> Result<(), StoreError> {
             }
             step_list_index(db, &data)?;
             step_report_facts(db, &data)?;
-            step_open_days(db, &data)
+            step_open_days(db, &data)?;
+            step_fewer_keys(db, &data)
         }
         Some(FORMAT_3) => {
             step_report_facts(db, &data)?;
-            step_open_days(db, &data)
+            step_open_days(db, &data)?;
+            step_fewer_keys(db, &data)
         }
-        Some(FORMAT_4) => step_open_days(db, &data),
+        Some(FORMAT_4) => {
+            step_open_days(db, &data)?;
+            step_fewer_keys(db, &data)
+        }
+        Some(FORMAT_5) => step_fewer_keys(db, &data),
         Some(f) => Err(StoreError::Migrate {
             from: f,
             why: "no such format was ever written".into(),
@@ -131,6 +142,86 @@ fn step_open_days(db: &sled::Db, data: &Tree) -> Result<(), StoreError> {
     data.insert(full_key(T::Meta as u8, FORMAT_KEY), &5u32.to_be_bytes())?;
     db.flush()?;
     tracing::info!(days, "counted the open tickets per day (store format 5)");
+    Ok(())
+}
+
+/// Format 5 → 6, the step "fewer keys": each `TimerOf` key (ticket → its
+/// `TimerDue` key) goes into the ticket record (`timer_due_ms`), each
+/// `SentIds` key (Message-ID → recipients) into the Message-ID's
+/// `MessageIds` value (`message_ids.rs`); then the format. Each batch
+/// writes the folded values and removes the keys it folded, atomically,
+/// so a crash leaves only keys still to fold, and the next open folds them.
+fn step_fewer_keys(db: &sled::Db, data: &Tree) -> Result<(), StoreError> {
+    let timers = fold_all(data, T::TimerOf, fold_timer_of)?;
+    let sent = fold_all(data, T::SentIds, fold_sent_id)?;
+    data.insert(full_key(T::Meta as u8, FORMAT_KEY), &6u32.to_be_bytes())?;
+    db.flush()?;
+    tracing::info!(
+        timers,
+        sent,
+        "folded the timer and sent-mail keys into tickets and Message-IDs (store format 6)"
+    );
+    Ok(())
+}
+
+/// Adds to the batch what replaces one key (the key without its table
+/// byte, its value) of a table being folded away.
+type Fold = fn(&Tree, &mut sled::Batch, &[u8], &[u8]) -> Result<(), StoreError>;
+
+/// Folds every key of `table` with `fold` (which adds what replaces it to
+/// the batch), removing them, in batches; returns how many.
+fn fold_all(data: &Tree, table: T, fold: Fold) -> Result<usize, StoreError> {
+    let mut folded = 0;
+    loop {
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        // Each round starts at the table's first key: the folded ones are gone.
+        for item in data.scan_prefix([table as u8]).take(COPY_BATCH) {
+            let (k, v) = item?;
+            fold(data, &mut batch, &k[1..], &v)?;
+            batch.remove(k);
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(folded);
+        }
+        data.apply_batch(batch)?;
+        folded += n;
+    }
+}
+
+/// `TimerOf`: ticket u64 BE → its `TimerDue` key (due ms u64 BE + ticket).
+fn fold_timer_of(
+    data: &Tree,
+    batch: &mut sled::Batch,
+    ticket: &[u8],
+    due_key: &[u8],
+) -> Result<(), StoreError> {
+    let ticket_key = full_key(T::Tickets as u8, ticket);
+    let due = due_key.get(..8).and_then(u64_of);
+    match (data.get(&ticket_key)?, due) {
+        (Some(v), Some(ms)) => {
+            let mut t: Ticket = decode("ticket", &v)?;
+            t.timer_due_ms = TimerSlot(Some(ms));
+            batch.insert(ticket_key, encode("ticket", &t)?);
+        }
+        // Nothing can move an entry of a ticket that is not there (or
+        // whose entry cannot be read): it goes.
+        _ => batch.remove(full_key(T::TimerDue as u8, due_key)),
+    }
+    Ok(())
+}
+
+/// `SentIds`: Message-ID → recipients (a record, kept as stored).
+fn fold_sent_id(
+    data: &Tree,
+    batch: &mut sled::Batch,
+    message_id: &[u8],
+    recipients: &[u8],
+) -> Result<(), StoreError> {
+    let key = full_key(T::MessageIds as u8, message_id);
+    let ticket = data.get(&key)?.and_then(|v| message_ids::ticket_of(&v));
+    batch.insert(key, message_ids::joined(ticket, recipients));
     Ok(())
 }
 
@@ -318,6 +409,15 @@ mod tests {
             .disposition("mid:f14@outside.example")
             .unwrap()
             .is_some());
+        // Through format 5 to 6: the acknowledgement's Message-ID threads
+        // and still names whom it went to.
+        let ack = store.messages(t).unwrap()[1].message_id.clone().unwrap();
+        let sent = store
+            .transact(|tx| Ok((tx.ticket_of_message(&ack)?, tx.sent_recipients(&ack)?)))
+            .unwrap();
+        assert_eq!(sent.0, Some(t));
+        assert_eq!(sent.1.map(|r| r.len()), Some(1));
+        assert_eq!(store.db.iter(T::SentIds as u8).count(), 0);
         let key = store.reply_keys().unwrap();
         drop(store);
         // Converted once: the old trees are gone, a second open changes nothing.
@@ -521,6 +621,83 @@ mod tests {
             .unwrap();
         assert_eq!(by_priority.len(), 1, "all of normal priority");
         assert_eq!(by_priority.values().next().unwrap(), &[1, 2]);
+        let format = store.db.get(T::Meta as u8, FORMAT_KEY).unwrap().unwrap();
+        assert_eq!(format.as_ref(), &FORMAT.to_be_bytes());
+    }
+
+    #[test]
+    fn a_format_5_store_gets_its_timer_and_sent_keys_folded() {
+        use crate::mail::address::EmailAddress;
+        use crate::store::layout::{due_key, tx_encode};
+        let dir = tempfile::tempdir().unwrap();
+        let now = chrono::Utc::now();
+        let due = |h: i64| now + chrono::Duration::hours(h);
+        let to = vec![EmailAddress::parse("a@b.c").unwrap()];
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .transact(|tx| {
+                    for id in 1..=3u64 {
+                        tx.put_ticket(&plain_ticket(id, now))?;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            // What a format 5 store looks like: the timer entry of tickets
+            // 1 and 2 (and of a ticket 9 that is not there) under `TimerOf`,
+            // tickets without one; recipients under `SentIds`, the
+            // Message-ID key holding the ticket alone (ours on ticket 1),
+            // or nothing (ours outside any ticket).
+            let db = &store.db;
+            for (id, h) in [(1u64, 1), (2, 2), (9, 3)] {
+                let key = due_key(due(h), id);
+                db.put_direct(T::TimerDue as u8, &key, &[]).unwrap();
+                db.put_direct(T::TimerOf as u8, &id.to_be_bytes(), &key)
+                    .unwrap();
+            }
+            let sent = tx_encode("sent mail", &to).unwrap();
+            for mid in ["ack1@desk", "digest@desk"] {
+                db.put_direct(T::SentIds as u8, mid.as_bytes(), &sent)
+                    .unwrap();
+            }
+            db.put_direct(T::MessageIds as u8, b"ack1@desk", &1u64.to_be_bytes())
+                .unwrap();
+            db.put_direct(T::MessageIds as u8, b"theirs@out", &2u64.to_be_bytes())
+                .unwrap();
+            db.put_direct(T::Meta as u8, FORMAT_KEY, &FORMAT_5.to_be_bytes())
+                .unwrap();
+            store.flush_blocking().unwrap();
+        }
+        let store = Store::open_when_free(dir.path());
+        let keys = |t: T| store.db.iter(t as u8).count();
+        assert_eq!((keys(T::TimerOf), keys(T::SentIds)), (0, 0));
+        let ms = |h: i64| Some(due(h).timestamp_millis() as u64);
+        let timer_of = |id| store.ticket(id).unwrap().unwrap().timer_due_ms.0;
+        assert_eq!(
+            (timer_of(1), timer_of(2), timer_of(3)),
+            (ms(1), ms(2), None)
+        );
+        let due_ids = store.timers_due(due(5), 10).unwrap();
+        assert_eq!(due_ids, [1, 2], "ticket 9's entry is gone with its key");
+        store
+            .transact(|tx| {
+                assert_eq!(tx.ticket_of_message("ack1@desk")?, Some(1));
+                assert_eq!(tx.sent_recipients("ack1@desk")?, Some(to.clone()));
+                assert_eq!(tx.ticket_of_message("digest@desk")?, None);
+                assert_eq!(tx.sent_recipients("digest@desk")?, Some(to.clone()));
+                assert_eq!(tx.ticket_of_message("theirs@out")?, Some(2));
+                assert_eq!(tx.sent_recipients("theirs@out")?, None);
+                // The folded entries move like new ones.
+                tx.set_timer_due(1, None)?;
+                tx.set_timer_due(2, Some(due(4)))
+            })
+            .unwrap();
+        let left: Vec<_> = store
+            .db
+            .iter(T::TimerDue as u8)
+            .map(|r| r.unwrap().0.to_vec())
+            .collect();
+        assert_eq!(left, [due_key(due(4), 2).to_vec()]);
         let format = store.db.get(T::Meta as u8, FORMAT_KEY).unwrap().unwrap();
         assert_eq!(format.as_ref(), &FORMAT.to_be_bytes());
     }

@@ -34,6 +34,7 @@ pub mod export;
 mod import;
 mod layout;
 pub mod list_index;
+mod message_ids;
 mod migrate;
 pub mod open_days;
 pub mod records;
@@ -360,7 +361,7 @@ impl Store {
     pub fn ticket_of_message(&self, message_id: &str) -> Result<Option<TicketId>, StoreError> {
         Ok(self
             .get(T::MessageIds, message_id.as_bytes())?
-            .and_then(|v| u64_of(&v)))
+            .and_then(|v| message_ids::ticket_of(&v)))
     }
 
     pub fn disposition(&self, dedupe_key: &str) -> Result<Option<Disposition>, StoreError> {

@@ -132,6 +132,33 @@ pub struct Ticket {
     /// from; None for the desk's own address (and tickets from before queues).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
+    /// Where the store filed the ticket's next timer (see [`TimerSlot`]).
+    #[serde(default, skip_serializing_if = "TimerSlot::is_empty")]
+    pub timer_due_ms: TimerSlot,
+}
+
+/// When the ticket's next timer is due (ms since 1970), as filed in the
+/// timer index: the ticket record is rewritten on every change anyway, so
+/// it is where the index entry to move is found, with no key of its own.
+/// Only the store sets it (`Tx::set_timer_due`; `Tx::put_ticket` keeps the
+/// stored value whatever the caller's copy says). It is the store's
+/// bookkeeping, not the ticket's state: two copies of a ticket are equal
+/// whatever it says, so a copy taken before the timer moved still equals
+/// the stored ticket.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TimerSlot(pub Option<u64>);
+
+impl TimerSlot {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl PartialEq for TimerSlot {
+    fn eq(&self, _: &TimerSlot) -> bool {
+        true
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +204,7 @@ impl Ticket {
             waiting_since: None,
             fired: Vec::new(),
             queue: None,
+            timer_due_ms: TimerSlot(None),
         }
     }
 

@@ -7,9 +7,10 @@ use chrono::{DateTime, Utc};
 use super::db::WriteSet;
 use super::error::{StoreError, TxResult};
 use super::layout::*;
+use super::message_ids;
 use super::records::{
     AddressState, Delivery, Disposition, Event, IgnoredEntry, MessageRecord, OutboxEntry,
-    QuarantineEntry, Ticket, TicketId,
+    QuarantineEntry, Ticket, TicketId, TimerSlot,
 };
 use super::send_window::SendWindow;
 use crate::mail::address::EmailAddress;
@@ -83,15 +84,20 @@ impl Tx<'_> {
     }
 
     pub fn put_ticket(&self, t: &Ticket) -> TxResult<()> {
+        let stored = self.ticket(t.id)?;
         // The list index moves in this same transaction (list_index.rs).
-        super::list_index::refile(self.ws, self.ticket(t.id)?.as_ref(), t);
+        super::list_index::refile(self.ws, stored.as_ref(), t);
         // So are the report facts (report_facts.rs).
         super::report_facts::refile(self.ws, t)?;
-        self.insert(T::Tickets, &ticket_key(t.id), tx_encode("ticket", t)?);
+        // The timer index entry is the store's: a caller's copy may predate
+        // the last move (see `set_timer_due`).
+        let mut t = t.clone();
+        t.timer_due_ms = stored.map(|s| s.timer_due_ms).unwrap_or_default();
+        self.insert(T::Tickets, &ticket_key(t.id), tx_encode("ticket", &t)?);
         let mut touched = self.touched.borrow_mut();
         match touched.iter_mut().find(|w| w.id == t.id) {
-            Some(written) => written.clone_from(t),
-            None => touched.push(t.clone()),
+            Some(written) => *written = t,
+            None => touched.push(t),
         }
         Ok(())
     }
@@ -124,14 +130,21 @@ impl Tx<'_> {
     pub fn ticket_of_message(&self, message_id: &str) -> TxResult<Option<TicketId>> {
         Ok(self
             .get(T::MessageIds, message_id.as_bytes())?
-            .and_then(|v| u64_of(&v)))
+            .and_then(|v| message_ids::ticket_of(&v)))
     }
 
     /// Remembers that a Message-ID (ours or theirs) belongs to a ticket, so
     /// replies referencing it thread. The first ticket to claim an id keeps it.
     pub fn index_message_id(&self, message_id: &str, ticket: TicketId) -> TxResult<()> {
-        if self.get(T::MessageIds, message_id.as_bytes())?.is_none() {
-            self.insert(T::MessageIds, message_id.as_bytes(), &ticket.to_be_bytes());
+        match self.get(T::MessageIds, message_id.as_bytes())? {
+            None => self.insert(T::MessageIds, message_id.as_bytes(), &ticket.to_be_bytes()),
+            // Ours, sent outside any ticket: it threads here now.
+            Some(v) if message_ids::ticket_of(&v).is_none() => self.insert(
+                T::MessageIds,
+                message_id.as_bytes(),
+                message_ids::with_ticket(&v, ticket),
+            ),
+            Some(_) => {}
         }
         Ok(())
     }
@@ -239,20 +252,29 @@ impl Tx<'_> {
         Ok(())
     }
 
-    pub fn put_sent(&self, message_id: &str, recipients: &[EmailAddress]) -> TxResult<()> {
+    /// Remembers mail deskgate sends under its fresh Message-ID (nobody
+    /// holds it): replies to it thread to `ticket`, and the mail coming
+    /// back, or a bounce of it, is recognised, with whom it went to.
+    pub fn put_sent(
+        &self,
+        message_id: &str,
+        ticket: Option<TicketId>,
+        recipients: &[EmailAddress],
+    ) -> TxResult<()> {
         self.insert(
-            T::SentIds,
+            T::MessageIds,
             message_id.as_bytes(),
-            tx_encode("sent mail", &recipients)?,
+            message_ids::sent_value(ticket, recipients)?,
         );
         Ok(())
     }
 
     /// Recipients of a mail deskgate sent, or None when the id is not ours.
     pub fn sent_recipients(&self, message_id: &str) -> TxResult<Option<Vec<EmailAddress>>> {
-        self.get(T::SentIds, message_id.as_bytes())?
-            .map(|v| tx_decode("sent mail", &v))
-            .transpose()
+        match self.get(T::MessageIds, message_id.as_bytes())? {
+            Some(v) => message_ids::recipients_of(&v),
+            None => Ok(None),
+        }
     }
 
     pub fn put_ignored(&self, e: &IgnoredEntry) -> TxResult<()> {
@@ -326,18 +348,34 @@ impl Tx<'_> {
         self.touched.borrow().iter().find(|t| t.id == id).cloned()
     }
 
-    /// Files the ticket's next timer under `due`, or nowhere.
+    /// Files the ticket's next timer under `due`, or nowhere. The entry
+    /// filed before is found in the ticket record (`timer_due_ms`), which is
+    /// rewritten when the entry moves; nothing is written when it stays.
+    /// A ticket that is not stored has no entry to move.
     pub fn set_timer_due(&self, id: TicketId, due: Option<DateTime<Utc>>) -> TxResult<()> {
-        if let Some(old) = self.get(T::TimerOf, &ticket_key(id))? {
-            self.remove(T::TimerDue, &old);
+        let ticket = match self.written_ticket(id) {
+            Some(t) => Some(t),
+            None => self.ticket(id)?,
+        };
+        let Some(mut ticket) = ticket else {
+            return Ok(());
+        };
+        let due = due.map(due_ms);
+        if ticket.timer_due_ms.0 == due {
+            return Ok(());
         }
-        match due {
-            Some(at) => {
-                let key = due_key(at, id);
-                self.insert(T::TimerDue, &key, &[]);
-                self.insert(T::TimerOf, &ticket_key(id), &key);
-            }
-            None => self.remove(T::TimerOf, &ticket_key(id)),
+        if let Some(old) = ticket.timer_due_ms.0 {
+            self.remove(T::TimerDue, &due_key_ms(old, id));
+        }
+        if let Some(ms) = due {
+            self.insert(T::TimerDue, &due_key_ms(ms, id), &[]);
+        }
+        ticket.timer_due_ms = TimerSlot(due);
+        self.insert(T::Tickets, &ticket_key(id), tx_encode("ticket", &ticket)?);
+        // Only a ticket written in this transaction is in `touched`; a
+        // timer that moved is no change of the ticket's.
+        if let Some(written) = self.touched.borrow_mut().iter_mut().find(|w| w.id == id) {
+            *written = ticket;
         }
         Ok(())
     }
@@ -359,6 +397,102 @@ mod tests {
             address: EmailAddress::parse("a@b.c").unwrap(),
         };
         Ticket::new(id, subject.into(), requester, "help", chrono::Utc::now())
+    }
+
+    fn timer_keys(store: &Store) -> Vec<Vec<u8>> {
+        use crate::store::layout::T;
+        let keys = |t: T| store.db.iter(t as u8).map(|r| r.unwrap().0.to_vec());
+        assert_eq!(keys(T::TimerOf).count(), 0, "no key besides the due one");
+        keys(T::TimerDue).collect()
+    }
+
+    #[test]
+    fn a_timer_entry_moves_by_the_ticket_record_alone() {
+        use crate::store::layout::due_key;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = chrono::Utc::now();
+        let (t1, t2) = (
+            now + chrono::Duration::hours(1),
+            now + chrono::Duration::hours(2),
+        );
+        store
+            .transact(|tx| {
+                tx.put_ticket(&ticket(7, "s"))?;
+                tx.set_timer_due(7, Some(t1))?;
+                // What this transaction wrote says so.
+                assert_eq!(
+                    tx.written_ticket(7).unwrap().timer_due_ms.0,
+                    Some(t1.timestamp_millis() as u64)
+                );
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(timer_keys(&store), [due_key(t1, 7).to_vec()]);
+        store
+            .transact(|tx| {
+                let stale = tx.ticket(7)?.unwrap();
+                tx.set_timer_due(7, Some(t2))?;
+                // A copy read before the move does not put the entry back.
+                let mut changed = stale;
+                changed.subject = "changed".into();
+                tx.put_ticket(&changed)?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(timer_keys(&store), [due_key(t2, 7).to_vec()]);
+        let stored = store.ticket(7).unwrap().unwrap();
+        assert_eq!(stored.subject, "changed");
+        // Where the timer is filed is the store's, not the ticket's state.
+        let mut copy = stored.clone();
+        copy.timer_due_ms = crate::store::records::TimerSlot(None);
+        assert_eq!(copy, stored);
+        assert_eq!(stored.timer_due_ms.0, Some(t2.timestamp_millis() as u64));
+        store.transact(|tx| tx.set_timer_due(7, None)).unwrap();
+        assert!(timer_keys(&store).is_empty());
+        assert_eq!(store.ticket(7).unwrap().unwrap().timer_due_ms.0, None);
+        // A ticket not stored has nothing to file.
+        store.transact(|tx| tx.set_timer_due(8, Some(t1))).unwrap();
+        assert!(timer_keys(&store).is_empty());
+    }
+
+    #[test]
+    fn a_sent_message_id_is_one_key_for_threading_and_bounces() {
+        use crate::store::layout::T;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let to = vec![EmailAddress::parse("a@b.c").unwrap()];
+        store
+            .transact(|tx| {
+                tx.put_sent("ack@desk", Some(7), &to)?;
+                tx.put_sent("digest@desk", None, &to)?;
+                tx.claim_message_id("theirs@out", 7)?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.db.iter(T::MessageIds as u8).count(), 3);
+        assert_eq!(store.db.iter(T::SentIds as u8).count(), 0);
+        assert_eq!(store.ticket_of_message("ack@desk").unwrap(), Some(7));
+        assert_eq!(store.ticket_of_message("digest@desk").unwrap(), None);
+        store
+            .transact(|tx| {
+                assert_eq!(tx.ticket_of_message("ack@desk")?, Some(7));
+                assert_eq!(tx.sent_recipients("ack@desk")?, Some(to.clone()));
+                assert_eq!(tx.ticket_of_message("digest@desk")?, None);
+                assert_eq!(tx.sent_recipients("digest@desk")?, Some(to.clone()));
+                assert_eq!(tx.ticket_of_message("theirs@out")?, Some(7));
+                assert_eq!(tx.sent_recipients("theirs@out")?, None);
+                assert_eq!(tx.sent_recipients("unknown@out")?, None);
+                // The first ticket to claim an id keeps it; ours outside a
+                // ticket is claimed and stays ours.
+                tx.index_message_id("ack@desk", 9)?;
+                tx.index_message_id("digest@desk", 9)?;
+                assert_eq!(tx.ticket_of_message("ack@desk")?, Some(7));
+                assert_eq!(tx.ticket_of_message("digest@desk")?, Some(9));
+                assert_eq!(tx.sent_recipients("digest@desk")?, Some(to.clone()));
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]
