@@ -24,11 +24,16 @@
 //! batch and cache sizes: they set the daemon's peak memory
 //! (docs/performance.md).
 //!
+//! `DESKGATE_BENCH_MONITOR=1` runs `deskgate stats --json` every 250 ms
+//! during the ingest, as a monitoring script would.
+//!
 //! Prints a table and writes `target/bench-ingest.json`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -148,6 +153,44 @@ fn opened_at(log: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|t| t.with_timezone(&chrono::Utc))
 }
 
+/// A monitoring script's load: `deskgate stats --json` every 250 ms, as a
+/// separate process through the control socket, while the daemon ingests
+/// (`DESKGATE_BENCH_MONITOR=1`): `stats` must not slow ingest.
+struct Monitor {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(usize, usize)>,
+}
+
+impl Monitor {
+    fn start(config: &std::path::Path) -> Monitor {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, config) = (stop.clone(), config.to_path_buf());
+        let thread = std::thread::spawn(move || {
+            let (mut polls, mut failed) = (0, 0);
+            while !flag.load(Ordering::Relaxed) {
+                let out = std::process::Command::new(env!("CARGO_BIN_EXE_deskgate"))
+                    .arg("-c")
+                    .arg(&config)
+                    .args(["stats", "--json"])
+                    .output();
+                match out {
+                    Ok(o) if o.status.success() => polls += 1,
+                    _ => failed += 1,
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            (polls, failed)
+        });
+        Monitor { stop, thread }
+    }
+
+    /// Polls answered and failed.
+    fn stop(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or((0, 0))
+    }
+}
+
 fn peak_rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -211,6 +254,7 @@ async fn run(n: usize, m: usize) {
     let start_wall = chrono::Utc::now();
     desk.start();
     let pid = desk.pid().expect("running");
+    let monitor = std::env::var_os("DESKGATE_BENCH_MONITOR").map(|_| Monitor::start(&desk.config));
     // The end is read from the daemon's own log (the time of the "batch
     // committed" line that completes N mails: committed, flushed and marked
     // on the server), so polling does not take CPU from the daemon.
@@ -237,6 +281,10 @@ async fn run(n: usize, m: usize) {
         n,
         "every mail is a ticket"
     );
+    if let Some(m) = monitor {
+        let (polls, failed) = m.stop();
+        eprintln!("monitor: `deskgate stats` answered {polls} times every 250 ms during ingest ({failed} failed)");
+    }
     let ingest_rate = n as f64 / ingest.as_secs_f64();
     let open_rate = n as f64 / ingest_open.as_secs_f64();
     eprintln!(
