@@ -1,4 +1,4 @@
-//! What to work on first (`deskgate tickets next`, and later the mail
+//! What to work on first (`deskgate tickets next`, and the mail
 //! command #next): the ticket whose SLA falls due soonest, then the higher
 //! priority, then the older ticket. One pure ordering, so every caller
 //! agrees.
