@@ -4,8 +4,9 @@
 //! on an office-hours SLA calendar; then times what a manager and an agent
 //! ask of it: `report` over the last 7 and 30 days (all, and by team), over
 //! the last whole calendar month, over the whole history, `board`, `tickets
-//! next` and a `tickets search` that matches nothing (the worst case: every
-//! message read).
+//! next` (the whole desk, and one agent's: `--agent alice@desk.test`) and a
+//! `tickets search` that matches nothing (the worst case: every message
+//! read).
 //!
 //! `cargo bench --bench report` (N = 100,000), `DESKGATE_BENCH_TICKETS=N`
 //! for another size. Prints a table and writes `target/bench-report.json`.
@@ -16,7 +17,10 @@
 //! per-day open counts are kept exactly as in the daemon), without parsing
 //! or storing mail: a 1,000,000-ticket desk builds in minutes instead of
 //! most of an hour. Its tickets have no messages, so `tickets search` is
-//! not timed then.
+//! not timed then. Its open tickets are assigned in turn to ten agents
+//! (alice one of them), so `board --agent` and `tickets next --agent` read
+//! a tenth of what is open; the engine path assigns none, so they find
+//! nothing there.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -90,6 +94,18 @@ resolution = {{ normal = "5d" }}
 }
 
 const PER_DAY: usize = 1000;
+
+/// The agent whose board and `tickets next` are timed: one of the ten the
+/// direct build assigns the open tickets to.
+const AGENT: &str = "alice@desk.test";
+
+/// Who the direct build assigns the open ticket `i` to: ten agents in turn.
+fn assignee_of(i: usize) -> String {
+    match (i / 2) % 10 {
+        0 => AGENT.to_string(),
+        k => format!("agent{k}@desk.test"),
+    }
+}
 
 fn main() {
     let n = env_usize("DESKGATE_BENCH_TICKETS", 100_000);
@@ -201,6 +217,25 @@ fn main() {
             },
         )
     });
+    let (_, board_agent_t) = time(|| {
+        answer(
+            &engine,
+            &Query::Board {
+                team: None,
+                agent: Some(AGENT.into()),
+            },
+        )
+    });
+    let (_, next_agent_t) = time(|| {
+        answer(
+            &engine,
+            &Query::Next {
+                team: None,
+                agent: Some(AGENT.into()),
+                limit: 20,
+            },
+        )
+    });
     let (_, search_t) = time(|| {
         if direct {
             return None;
@@ -225,6 +260,8 @@ fn main() {
         "report_whole_history_by_tier_ms": ms(report_all),
         "board_ms": ms(board_t),
         "tickets_next_ms": ms(next_t),
+        "board_agent_ms": ms(board_agent_t),
+        "tickets_next_agent_ms": ms(next_agent_t),
         "tickets_search_no_match_ms": search_ms,
     });
     // The target for a report: under a second.
@@ -248,6 +285,11 @@ fn main() {
     }
     println!("| board | {:.0} ms | |", ms(board_t));
     println!("| tickets next | {:.0} ms | |", ms(next_t));
+    println!("| board --agent {AGENT} | {:.0} ms | |", ms(board_agent_t));
+    println!(
+        "| tickets next --agent {AGENT} | {:.0} ms | |",
+        ms(next_agent_t)
+    );
     match search_ms {
         Some(t) => println!("| tickets search (no match) | {t:.0} ms | |"),
         None => println!("| tickets search (no match) | not timed: no messages | |"),
@@ -289,6 +331,9 @@ fn build_direct(store: &Store, n: usize, t0: DateTime<Utc>) {
                     );
                     t.team = Some("it".into());
                     t.sla = Some("standard".into());
+                    if i % 2 == 1 {
+                        t.assignee = Some(assignee_of(i));
+                    }
                     let event = |at, kind| Event {
                         at,
                         actor: "alice@desk.test".into(),

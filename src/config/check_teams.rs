@@ -11,6 +11,14 @@ impl Validator {
         raw_teams: Vec<RawTeam>,
         raw_agents: Vec<RawAgent>,
     ) -> (Vec<Team>, Vec<Agent>) {
+        // Each agent's teams under its index in the file: an agent skipped
+        // below (bad or repeated address) still has its teams checked, and
+        // the ones after it keep their own index and line.
+        let agent_teams: Vec<(usize, Vec<String>)> = raw_agents
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (i, a.teams.clone()))
+            .collect();
         let mut agents: Vec<Agent> = Vec::new();
         for (i, a) in raw_agents.into_iter().enumerate() {
             let Some(address) = EmailAddress::parse(&a.address) else {
@@ -104,8 +112,8 @@ impl Validator {
                 lead,
             });
         }
-        for (i, a) in agents.iter().enumerate() {
-            for t in &a.teams {
+        for (i, agent_teams) in &agent_teams {
+            for t in agent_teams {
                 if !names.contains(t) {
                     self.problem(format!("agent[{i}].teams"), format!("unknown team \"{t}\""));
                 }
@@ -204,6 +212,42 @@ mod tests {
             )),
             "line {n}: {err}"
         );
+    }
+
+    #[test]
+    fn an_unknown_team_names_the_agent_after_a_skipped_one() {
+        // The first agent is skipped (not an address), the second listed
+        // twice: the third's error must still name the third, at its line.
+        let mut c = TestConfig::new()
+            .desk("templates", "\"templates\"")
+            .mailbox("port", "1143")
+            .mailbox("password_file", "\"pw\"")
+            .smtp("port", "2525");
+        for (address, team) in [
+            ("not an address", "ghost1"),
+            ("alice@desk.test", "ghost2"),
+            ("alice@desk.test", "ghost3"),
+            ("bob@desk.test", "ghost4"),
+        ] {
+            c = c.table(&format!(
+                "[[agent]]\naddress = \"{address}\"\nteams = [\"{team}\"]"
+            ));
+        }
+        let text = c.render();
+        let err = load(&text).unwrap_err();
+        let lines: Vec<usize> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with("teams"))
+            .map(|(n, _)| n + 1)
+            .collect();
+        for (i, n) in lines.iter().enumerate() {
+            let want = format!(
+                "d.toml:{n}: agent[{i}].teams: unknown team \"ghost{}\"",
+                i + 1
+            );
+            assert!(err.contains(&want), "{want}\n{err}");
+        }
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! What to work on first (`deskgate tickets next`, and later the mail
+//! What to work on first (`deskgate tickets next`, and the mail
 //! command #next): the ticket whose SLA falls due soonest, then the higher
 //! priority, then the older ticket. One pure ordering, so every caller
 //! agrees.
 
 use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -72,6 +73,73 @@ pub fn order(mut cands: Vec<Candidate>) -> Vec<Candidate> {
     cands
 }
 
+/// The first `limit` candidates in the order of work, kept while the
+/// tickets stream past: a desk with half a million open tickets holds
+/// `limit` + 1 of them, not all. One more than shown is kept so that
+/// whether there are more is known without counting the rest.
+pub struct FirstInOrder {
+    limit: usize,
+    /// The best `limit` + 1 so far; its top is the last of them in the
+    /// order of work, the first to leave for a better one.
+    kept: BinaryHeap<InOrder>,
+}
+
+/// A candidate ordered by [`compare`] (a total order: ticket numbers are
+/// unique), so a heap can keep the first ones.
+struct InOrder(Candidate);
+
+impl PartialEq for InOrder {
+    fn eq(&self, other: &Self) -> bool {
+        compare(&self.0, &other.0) == Ordering::Equal
+    }
+}
+
+impl Eq for InOrder {}
+
+impl PartialOrd for InOrder {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for InOrder {
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare(&self.0, &other.0)
+    }
+}
+
+impl FirstInOrder {
+    pub fn new(limit: usize) -> FirstInOrder {
+        FirstInOrder {
+            limit,
+            kept: BinaryHeap::new(),
+        }
+    }
+
+    pub fn push(&mut self, c: Candidate) {
+        if self.kept.len() <= self.limit {
+            self.kept.push(InOrder(c));
+        } else if let Some(mut last) = self.kept.peek_mut() {
+            if compare(&c, &last.0) == Ordering::Less {
+                *last = InOrder(c);
+            }
+        }
+    }
+
+    /// The first `limit` in the order of work, and whether there were more.
+    pub fn finish(self) -> (Vec<Candidate>, bool) {
+        let mut list: Vec<Candidate> = self
+            .kept
+            .into_sorted_vec()
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
+        let more = list.len() > self.limit;
+        list.truncate(self.limit);
+        (list, more)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +192,39 @@ mod tests {
         ]);
         let ids: Vec<u64> = got.iter().map(|x| x.id).collect();
         assert_eq!(ids, [3, 7, 4, 2, 5, 1, 6]);
+    }
+
+    #[test]
+    fn the_first_in_order_are_the_sorted_list_cut_at_the_limit() {
+        // Ties on due time, priority and age, so the ticket number decides
+        // too; pushed in a scrambled order.
+        let dues = [
+            None,
+            Some("2026-03-02T10:00:00Z"),
+            Some("2026-03-02T12:00:00Z"),
+        ];
+        let prios = [Priority::Low, Priority::High];
+        let ages = ["2026-03-01T00:00:00Z", "2026-02-01T00:00:00Z"];
+        let mut all = Vec::new();
+        for id in 0..40u64 {
+            let k = (id * 17) % 40;
+            all.push(c(
+                id,
+                dues[(k % 3) as usize],
+                prios[(k / 3 % 2) as usize],
+                ages[(k / 6 % 2) as usize],
+            ));
+        }
+        let sorted = order(all.clone());
+        for limit in [0, 1, 5, 39, 40, 41, 100] {
+            let mut first = FirstInOrder::new(limit);
+            for x in all.iter().rev() {
+                first.push(x.clone());
+            }
+            let (got, more) = first.finish();
+            assert_eq!(got, sorted[..limit.min(40)], "limit {limit}");
+            assert_eq!(more, limit < 40, "limit {limit}");
+        }
+        assert_eq!(FirstInOrder::new(usize::MAX).finish(), (vec![], false));
     }
 }

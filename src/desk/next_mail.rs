@@ -23,40 +23,38 @@ use crate::store::records::{EventKind, Status, Ticket};
 use crate::store::{ListFilter, Tx, TxResult};
 
 const TEMPLATE: &str = "next.txt";
-/// Tickets of one status read for one answer: the cost is the agent's
-/// tickets in hand (from the list index), never the desk's.
-const READ_PER_STATUS: usize = 500;
 /// Tickets listed in one mail.
 pub const SHOWN: usize = 20;
 
 /// The new and open tickets assigned to `agent`, in the order of work, at
-/// most [`SHOWN`]; and whether there are more.
+/// most [`SHOWN`]; and whether there are more: the list `tickets next
+/// --agent` gives. Every one of the agent's new and open tickets is read
+/// (from the list index: the cost is the agent's tickets in hand, never the
+/// desk's), since the one due first is often the one updated longest ago;
+/// only the first [`SHOWN`] + 1 are kept.
 pub fn for_agent(
     tx: &Tx<'_>,
     policy: &Policy,
     agent: &EmailAddress,
     now: DateTime<Utc>,
 ) -> TxResult<(Vec<Candidate>, bool)> {
-    let mut cands = Vec::new();
+    let mut first = next::FirstInOrder::new(SHOWN);
     for status in [Status::New, Status::Open] {
         let filters = [
             ListFilter::Assignee(agent.to_string()),
             ListFilter::Status(status),
         ];
-        for t in tx.ticket_list(&filters, READ_PER_STATUS)? {
+        for t in tx.ticket_list(&filters, usize::MAX)? {
             let mine = t
                 .assignee
                 .as_deref()
                 .is_some_and(|a| a.eq_ignore_ascii_case(agent.as_str()));
             if mine && next::actionable(&t) {
-                cands.push(next::candidate(&t, policy.sla(t.sla.as_deref()), now));
+                first.push(next::candidate(&t, policy.sla(t.sla.as_deref()), now));
             }
         }
     }
-    let mut list = next::order(cands);
-    let more = list.len() > SHOWN;
-    list.truncate(SHOWN);
-    Ok((list, more))
+    Ok(first.finish())
 }
 
 /// "2h 10m": minutes are as fine as a list to work from needs.

@@ -101,23 +101,49 @@ pub(crate) fn report_full_scan(
 }
 
 /// The tickets in each of `statuses` (updated at its `since` or later) on
-/// the board or in `tickets next`, read from the status index
-/// (`store::list_index`) instead of every ticket.
+/// the board or in `tickets next`, streamed from the list index
+/// (`store::list_index`) by status, and by team and assignee when asked:
+/// an agent's view reads that agent's tickets, one at a time, never the
+/// desk's all at once.
 fn open_tickets<'a>(
     engine: &'a Engine,
     statuses: &'a [(Status, Option<DateTime<Utc>>)],
     team: Option<&str>,
+    agent: Option<&str>,
 ) -> impl Iterator<Item = Result<Ticket, StoreError>> + 'a {
     let team = team.map(str::to_string);
+    let spellings = assignee_spellings(agent);
     statuses.iter().flat_map(move |&(s, since)| {
-        let mut filters = vec![ListFilter::Status(s)];
-        filters.extend(team.clone().map(ListFilter::Team));
-        engine
-            .store()
-            .ticket_list(&filters, since, None)
-            .map(|r| r.map(|(_, t)| t))
-            .collect::<Vec<_>>()
+        let team = team.clone();
+        spellings.clone().into_iter().flat_map(move |assignee| {
+            let mut filters = vec![ListFilter::Status(s)];
+            filters.extend(team.clone().map(ListFilter::Team));
+            filters.extend(assignee.map(ListFilter::Assignee));
+            engine
+                .store()
+                .ticket_list(&filters, since, None)
+                .map(|r| r.map(|(_, t)| t))
+        })
     })
+}
+
+/// The assignee values the list index is read under for `agent` (or every
+/// ticket for none). The index holds an assignee as stored, and the desk
+/// stores an agent as its address in lower case (`EmailAddress`), so an
+/// agent asked for as `Alice@Desk.test` is read under `alice@desk.test`;
+/// and under the spelling as asked too, which finds an assignee stored in
+/// that very spelling (a hand-made import). [`belongs`] then matches as
+/// before, ignoring case.
+fn assignee_spellings(agent: Option<&str>) -> Vec<Option<String>> {
+    let Some(agent) = agent else {
+        return vec![None];
+    };
+    let lower = agent.to_ascii_lowercase();
+    if lower == agent {
+        vec![Some(lower)]
+    } else {
+        vec![Some(lower), Some(agent.to_string())]
+    }
 }
 
 /// Whether a ticket belongs to the asked team and agent (either may be absent).
@@ -148,7 +174,7 @@ pub(crate) fn board(
         (Status::Waiting, None),
         (Status::Resolved, Some(now - board::RESOLVED_RECENT)),
     ];
-    for t in open_tickets(engine, &on_board, team) {
+    for t in open_tickets(engine, &on_board, team, agent) {
         let t = t?;
         if t.status == Status::Closed || t.merged_into.is_some() || !belongs(&t, team, agent) {
             continue;
@@ -184,17 +210,15 @@ pub(crate) fn next(
     use crate::desk::next;
     let policy = engine.policy();
     let now = engine.now();
-    let mut cands = Vec::new();
-    for t in open_tickets(engine, &[(Status::New, None), (Status::Open, None)], team) {
+    let mut first = next::FirstInOrder::new(limit);
+    let actionable = [(Status::New, None), (Status::Open, None)];
+    for t in open_tickets(engine, &actionable, team, agent) {
         let t = t?;
         if next::actionable(&t) && belongs(&t, team, agent) {
-            cands.push(next::candidate(&t, policy.sla(t.sla.as_deref()), now));
+            first.push(next::candidate(&t, policy.sla(t.sla.as_deref()), now));
         }
     }
-    let mut tickets = next::order(cands);
-    let more = tickets.len() > limit;
-    tickets.truncate(limit);
-    Ok((tickets, more))
+    Ok(first.finish())
 }
 
 /// Longest excerpt shown around a match, in characters either side.
@@ -670,5 +694,167 @@ mod tests {
                 report_full_scan(&e, &spec).unwrap()
             );
         }
+    }
+
+    /// `tickets next` as it was first written: every ticket of the desk
+    /// read, filtered, ordered and cut (what [`next`] must equal).
+    fn next_of_every_ticket(
+        e: &Engine,
+        team: Option<&str>,
+        agent: Option<&str>,
+        limit: usize,
+    ) -> (Vec<crate::desk::next::Candidate>, bool) {
+        use crate::desk::next;
+        let mut cands = Vec::new();
+        for t in e.store().tickets() {
+            let t = t.unwrap();
+            if next::actionable(&t) && belongs(&t, team, agent) {
+                cands.push(next::candidate(
+                    &t,
+                    e.policy().sla(t.sla.as_deref()),
+                    e.now(),
+                ));
+            }
+        }
+        let mut all = next::order(cands);
+        let more = all.len() > limit;
+        all.truncate(limit);
+        (all, more)
+    }
+
+    /// The asked agents: as stored, and in another case than stored (the
+    /// desk stores addresses in lower case; the fixture's `Bob@desk.test`
+    /// stands for an import that kept its spelling, asked as spelled).
+    const ASKED_AGENTS: [Option<&str>; 4] = [
+        None,
+        Some("alice@desk.test"),
+        Some("ALICE@Desk.test"),
+        Some("Bob@desk.test"),
+    ];
+
+    #[test]
+    fn next_with_a_limit_is_every_candidate_ordered_and_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path());
+        let t0 = e.now() - Duration::days(20);
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        random_desk(&e, &mut rng, 400, t0);
+        let mut listed = 0;
+        for team in TEAMS {
+            for agent in ASKED_AGENTS {
+                for limit in [0, 1, 3, 10, 50, 10_000] {
+                    let want = next_of_every_ticket(&e, team, agent, limit);
+                    let got = next(&e, team, agent, limit).unwrap();
+                    assert_eq!(got, want, "team {team:?}, agent {agent:?}, limit {limit}");
+                    if agent == Some("ALICE@Desk.test") {
+                        listed += got.0.len();
+                    }
+                }
+            }
+        }
+        assert!(
+            listed > 0,
+            "alice, asked in another case, has work to order"
+        );
+    }
+
+    #[test]
+    fn the_board_of_a_team_or_agent_is_the_whole_board_s_cards_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path());
+        let t0 = e.now() - Duration::days(20);
+        let mut rng = Rng(0x0bad_cafe_f00d_d00d);
+        random_desk(&e, &mut rng, 400, t0);
+        let whole = board(&e, None, None).unwrap();
+        for team in TEAMS {
+            for agent in ASKED_AGENTS {
+                let mut want = whole.clone();
+                for lane in &mut want.lanes {
+                    lane.cards.retain(|c| {
+                        team.is_none_or(|x| c.team.as_deref() == Some(x))
+                            && agent.is_none_or(|x| {
+                                c.assignee
+                                    .as_deref()
+                                    .is_some_and(|a| a.eq_ignore_ascii_case(x))
+                            })
+                    });
+                    lane.count = lane.cards.len() as u64;
+                }
+                let got = board(&e, team, agent).unwrap();
+                assert_eq!(got, want, "team {team:?}, agent {agent:?}");
+            }
+        }
+    }
+
+    /// Writes `n` new tickets assigned to `assignee`, created a minute
+    /// apart from `t0` on the standard SLA, each updated when created.
+    fn assigned_tickets(e: &Engine, first: TicketId, n: u64, assignee: &str, t0: DateTime<Utc>) {
+        e.store()
+            .transact(|tx| {
+                for id in first..first + n {
+                    let created = t0 + Duration::minutes((id - first) as i64);
+                    let mut t = Ticket::new(
+                        id,
+                        format!("s{id}"),
+                        Party {
+                            name: None,
+                            address: EmailAddress::parse("u@d.test").unwrap(),
+                        },
+                        "it",
+                        created,
+                    );
+                    t.assignee = Some(assignee.to_string());
+                    t.sla = Some("standard".into());
+                    tx.put_ticket(&t)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn an_agent_asked_in_another_case_finds_the_tickets_stored_in_lower_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path());
+        let t0 = e.now() - Duration::days(1);
+        assigned_tickets(&e, 1, 3, "alice@desk.test", t0);
+        assigned_tickets(&e, 4, 2, "bob@desk.test", t0);
+        let (list, more) = next(&e, None, Some("Alice@Desk.TEST"), 20).unwrap();
+        assert_eq!(list.iter().map(|c| c.id).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(!more);
+        let b = board(&e, None, Some("Alice@Desk.TEST")).unwrap();
+        let mut ids: Vec<_> = b
+            .lanes
+            .iter()
+            .flat_map(|l| l.cards.iter().map(|c| c.id))
+            .collect();
+        ids.sort();
+        assert_eq!(ids, [1, 2, 3]);
+    }
+
+    #[test]
+    fn next_by_mail_orders_all_of_an_agent_s_tickets_however_many() {
+        // More new tickets than the mail path once read (the 500 updated
+        // last): the ones due first are the oldest, updated longest ago.
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path());
+        let t0 = e.now() - Duration::days(2);
+        assigned_tickets(&e, 1, 620, "alice@desk.test", t0);
+        let alice = EmailAddress::parse("alice@desk.test").unwrap();
+        let policy = e.policy();
+        let by_mail = e
+            .store()
+            .transact(|tx| crate::desk::next_mail::for_agent(tx, &policy, &alice, e.now()))
+            .unwrap();
+        let shown = crate::desk::next_mail::SHOWN;
+        assert_eq!(
+            by_mail,
+            next(&e, None, Some("alice@desk.test"), shown).unwrap()
+        );
+        assert_eq!(
+            by_mail.0.iter().map(|c| c.id).collect::<Vec<_>>(),
+            (1..=shown as u64).collect::<Vec<_>>()
+        );
+        assert!(by_mail.1);
     }
 }
