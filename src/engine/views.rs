@@ -383,6 +383,15 @@ mod tests {
         Status::Closed,
     ];
 
+    /// A ticket `id` from `requester` at mailbox `queue`, created at `created`.
+    fn ticket(id: TicketId, requester: &str, queue: &str, created: DateTime<Utc>) -> Ticket {
+        let requester = Party {
+            name: None,
+            address: EmailAddress::parse(requester).unwrap(),
+        };
+        Ticket::new(id, format!("s{id}"), requester, queue, created)
+    }
+
     /// Writes `n` tickets with random histories over about 20 days, each
     /// in several transactions (and sometimes several writes in one), the
     /// way the desk writes them.
@@ -390,13 +399,9 @@ mod tests {
         for id in 1..=n {
             // Sub-millisecond times: the index keeps whole milliseconds.
             let created = t0 + Duration::microseconds(rng.below(20 * 86_400 * 1_000_000) as i64);
-            let mut t = Ticket::new(
+            let mut t = ticket(
                 id,
-                format!("s{id}"),
-                Party {
-                    name: None,
-                    address: EmailAddress::parse(&format!("u{}@D{}.test", id % 7, id % 3)).unwrap(),
-                },
+                &format!("u{}@D{}.test", id % 7, id % 3),
                 ["it", "billing"][rng.below(2) as usize],
                 created,
             );
@@ -525,16 +530,7 @@ mod tests {
             .transact(|tx| {
                 for (id, ago, updated_ago) in cases {
                     let resolved = now - ago;
-                    let mut t = Ticket::new(
-                        id,
-                        format!("s{id}"),
-                        Party {
-                            name: None,
-                            address: EmailAddress::parse("u@d.test").unwrap(),
-                        },
-                        "it",
-                        resolved - Duration::days(1),
-                    );
+                    let mut t = ticket(id, "u@d.test", "it", resolved - Duration::days(1));
                     t.set_status(Status::Resolved, resolved);
                     t.updated_at = updated_ago.map_or(resolved, |u| now - u);
                     tx.put_ticket(&t)?;
@@ -793,16 +789,7 @@ mod tests {
             .transact(|tx| {
                 for id in first..first + n {
                     let created = t0 + Duration::minutes((id - first) as i64);
-                    let mut t = Ticket::new(
-                        id,
-                        format!("s{id}"),
-                        Party {
-                            name: None,
-                            address: EmailAddress::parse("u@d.test").unwrap(),
-                        },
-                        "it",
-                        created,
-                    );
+                    let mut t = ticket(id, "u@d.test", "it", created);
                     t.assignee = Some(assignee.to_string());
                     t.sla = Some("standard".into());
                     tx.put_ticket(&t)?;
