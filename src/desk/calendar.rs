@@ -4,9 +4,9 @@
 //! times are read in the calendar's time zone, so daylight-saving changes and
 //! holidays fall where people expect them.
 
-use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
-
 use std::borrow::Cow;
+
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 use crate::config::calendar::{BusinessHours, Calendar, WorkedYear};
 
@@ -14,8 +14,13 @@ use crate::config::calendar::{BusinessHours, Calendar, WorkedYear};
 /// so a calendar with (almost) no hours can never loop forever.
 const MAX_DAYS: i64 = 3 * 366;
 
-/// Spans shorter than this many local days are walked day by day; longer
-/// ones add up the whole days in between from the per-year totals.
+/// The local dates at the start of a span that are walked window by window
+/// (the day before `a`'s, for windows that start the previous local day,
+/// `a`'s own and the next): after them every window lies wholly after `a`.
+const EDGE_DAYS: i64 = 3;
+
+/// Spans of more local dates than this add up the dates between their edges
+/// from the per-year totals; shorter ones are walked day by day.
 const WALK_DAYS: i64 = 4;
 
 impl BusinessHours {
@@ -150,7 +155,9 @@ impl BusinessHours {
     }
 
     /// Like [`Self::spend`] over the whole dates from `from` on (every
-    /// window after `a`), jumping over whole days by their totals.
+    /// window after `a`), jumping over whole days by their totals: `None`
+    /// when those days reach outside the years kept (walk them instead),
+    /// `Some(None)` when they hold less than `left` of working time.
     fn spend_whole_days(
         &self,
         from: NaiveDate,
@@ -191,11 +198,10 @@ impl Calendar {
         match self {
             Calendar::Always => b - a,
             Calendar::Business(h) => {
-                // One day before, for windows that start the previous local day.
                 let (first, last) = (h.local_date(a) - Duration::days(1), h.local_date(b));
-                // The dates strictly inside lie wholly between a and b: their
-                // windows are counted whole, from the per-year totals.
-                let (inner, after) = (first + Duration::days(3), last - Duration::days(1));
+                // The dates between the edges lie wholly between a and b:
+                // their windows are counted whole, from the per-year totals.
+                let (inner, after) = (first + Duration::days(EDGE_DAYS), last - Duration::days(1));
                 if (last - first).num_days() > WALK_DAYS {
                     if let Some(w) = h.whole_days(inner, after) {
                         return h.walked(first, inner - Duration::days(1), a, b)
@@ -215,17 +221,16 @@ impl Calendar {
             Calendar::Always => Some(a + d),
             Calendar::Business(h) => {
                 let first = h.local_date(a) - Duration::days(1);
-                // The first dates may hold windows that began before `a`.
-                let walk = 3;
-                let left = match h.spend(first, walk, a, d) {
+                let left = match h.spend(first, EDGE_DAYS, a, d) {
                     Ok(t) => return Some(t),
                     Err(left) => left,
                 };
-                let from = first + Duration::days(walk);
-                if let Some(found) = h.spend_whole_days(from, MAX_DAYS - walk, a, left) {
+                let from = first + Duration::days(EDGE_DAYS);
+                let days = MAX_DAYS - EDGE_DAYS;
+                if let Some(found) = h.spend_whole_days(from, days, a, left) {
                     return found;
                 }
-                h.spend(from, MAX_DAYS - walk, a, left).ok()
+                h.spend(from, days, a, left).ok()
             }
         }
     }
