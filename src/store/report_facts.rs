@@ -342,17 +342,13 @@ impl Store {
             Bound::Included(vec![INSTANT]),
             Bound::Excluded(vec![OPEN]),
         );
-        let at = |item: Option<Result<_, _>>| -> Result<Option<u64>, StoreError> {
-            Ok(match item.transpose()? {
-                Some((k, _)) => {
-                    let k: sled::IVec = k;
-                    k.get(1..9).and_then(u64_of)
-                }
-                None => None,
-            })
+        let moment = |k: &[u8]| k.get(1..9).and_then(u64_of);
+        let first = moments.next().transpose()?.and_then(|(k, _)| moment(&k));
+        // With one moment in all, the first is also the last.
+        let last = match moments.next_back().transpose()? {
+            Some((k, _)) => moment(&k),
+            None => first,
         };
-        let first = at(moments.next())?;
-        let last = at(moments.next_back())?;
         Ok(match (first, last) {
             (Some(first), Some(last)) => first >= millis(since) && last <= millis(until),
             _ => false,
