@@ -35,6 +35,14 @@ pub fn actionable(t: &Ticket) -> bool {
     matches!(t.status, Status::New | Status::Open) && t.merged_into.is_none()
 }
 
+/// Whether `agent` (an address, in any case) is the ticket's assignee: the
+/// one rule `tickets next --agent`, the board and `#next` by mail share.
+pub fn assigned_to(t: &Ticket, agent: &str) -> bool {
+    t.assignee
+        .as_deref()
+        .is_some_and(|a| a.eq_ignore_ascii_case(agent))
+}
+
 pub fn candidate(t: &Ticket, policy: Option<&SlaPolicy>, now: DateTime<Utc>) -> Candidate {
     let targets = policy.map(|p| sla::status(t, p, now)).unwrap_or_default();
     let open = targets

@@ -45,11 +45,7 @@ pub fn for_agent(
             ListFilter::Status(status),
         ];
         for t in tx.ticket_list(&filters, usize::MAX)? {
-            let mine = t
-                .assignee
-                .as_deref()
-                .is_some_and(|a| a.eq_ignore_ascii_case(agent.as_str()));
-            if mine && next::actionable(&t) {
+            if next::assigned_to(&t, agent.as_str()) && next::actionable(&t) {
                 first.push(next::candidate(&t, policy.sla(t.sla.as_deref()), now));
             }
         }

@@ -149,11 +149,7 @@ fn assignee_spellings(agent: Option<&str>) -> Vec<Option<String>> {
 /// Whether a ticket belongs to the asked team and agent (either may be absent).
 fn belongs(t: &Ticket, team: Option<&str>, agent: Option<&str>) -> bool {
     team.is_none_or(|x| t.team.as_deref() == Some(x))
-        && agent.is_none_or(|x| {
-            t.assignee
-                .as_deref()
-                .is_some_and(|a| a.eq_ignore_ascii_case(x))
-        })
+        && agent.is_none_or(|x| crate::desk::next::assigned_to(t, x))
 }
 
 pub(crate) fn board(
