@@ -183,12 +183,10 @@ fn a_recurring_digest_lists_the_issues() {
     assert_eq!(m.attachments[0].name, "recurring-2026-11-29.csv");
 }
 
-#[test]
-fn a_recurring_digest_compares_each_issue_with_the_period_before() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(utc("2026-11-16T09:00:00Z")));
-    let extra = RECURRING_DIGEST;
-    let e = digest_engine(dir.path(), clock.clone(), extra);
+/// Tickets in two weeks, the clock left at 29 November 07:30: in the week
+/// before (from 16 November) 2 printer and 3 Outlook tickets, in the week
+/// of 22–29 November 4 printer and 3 VPN tickets.
+fn two_weeks_of_issues(e: &Engine, clock: &ManualClock) {
     let mut n = 0;
     let mut file = |subject: &str, count: usize| {
         for _ in 0..count {
@@ -197,13 +195,22 @@ fn a_recurring_digest_compares_each_issue_with_the_period_before() {
             e.ingest(&mail(&from, subject, &id, ""), "it").unwrap();
         }
     };
-    // The period before: 16–22 November. This period: 22–29 November.
     file("Printer toner empty", 2);
     file("Outlook crashes on start", 3);
     clock.set(utc("2026-11-24T09:00:00Z"));
     file("Printer toner empty", 4);
     file("VPN AnyConnect will not connect", 3);
     clock.set(utc("2026-11-29T07:30:00Z"));
+}
+
+#[test]
+fn a_recurring_digest_compares_each_issue_with_the_period_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(utc("2026-11-16T09:00:00Z")));
+    let extra = RECURRING_DIGEST;
+    let e = digest_engine(dir.path(), clock.clone(), extra);
+    // The period before: 16–22 November. This period: 22–29 November.
+    two_weeks_of_issues(&e, &clock);
     assert_eq!(e.run_digests().unwrap(), 1);
     let o = digests(&e);
     let m = inbound::parse(o[0].formatted().unwrap().as_bytes()).unwrap();
@@ -267,21 +274,8 @@ fn the_recurring_query_compares_each_issue_with_the_period_before() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(utc("2026-11-16T09:00:00Z")));
     let e = digest_engine(dir.path(), clock.clone(), "");
-    let mut n = 0;
-    let mut file = |subject: &str, count: usize| {
-        for _ in 0..count {
-            n += 1;
-            let (from, id) = (format!("u{n}@c.test"), format!("r{n}@c"));
-            e.ingest(&mail(&from, subject, &id, ""), "it").unwrap();
-        }
-    };
     // The period before: 15–22 November. This period: 22–29 November.
-    file("Printer toner empty", 2);
-    file("Outlook crashes on start", 3);
-    clock.set(utc("2026-11-24T09:00:00Z"));
-    file("Printer toner empty", 4);
-    file("VPN AnyConnect will not connect", 3);
-    clock.set(utc("2026-11-29T07:30:00Z"));
+    two_weeks_of_issues(&e, &clock);
     let q = crate::engine::queries::Query::Recurring {
         since_secs: 7 * 86_400,
         min: 3,
